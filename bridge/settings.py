@@ -1,0 +1,194 @@
+"""Runtime settings: every option the code reads from the environment, in one table.
+
+Each setting names the environment variable it mirrors, its default, and which deployed
+services read it ("bridge", "steps", or a step name). Terraform's consistency test reads
+``SETTINGS`` so that every variable the code reads is set for the services that read it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    env: str
+    default: str
+    doc: str
+    services: tuple[str, ...] = ("bridge", "steps")
+    secret: bool = False
+    cloud: bool = True  # set by Terraform in the cloud deployment
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "COURSEGEN_DATA_DIR", ".coursegen", "local data folder (embedded default)", cloud=False
+    ),
+    Setting("COURSEGEN_STORE", "sqlite", "event store: memory | sqlite | firestore"),
+    Setting(
+        "COURSEGEN_SQLITE_SYNCHRONOUS",
+        "FULL",
+        "SQLite durability: FULL (fsync per commit) or NORMAL",
+        cloud=False,
+    ),
+    Setting(
+        "COURSEGEN_DISPATCHER",
+        "local",
+        "task transport: local | cloudtasks | firestore_trigger",
+        ("bridge",),
+    ),
+    Setting("COURSEGEN_ARTIFACTS", "", "artifact storage: a folder, or gs://bucket/prefix"),
+    Setting("GOOGLE_CLOUD_PROJECT", "", "Google Cloud project id"),
+    Setting("COURSEGEN_REGION", "europe-west1", "region of the Cloud Tasks queues", ("bridge",)),
+    Setting(
+        "COURSEGEN_STEP_URLS",
+        "{}",
+        "JSON map of step name to the HTTPS URL of its service",
+        ("bridge",),
+    ),
+    Setting(
+        "COURSEGEN_TASKS_INVOKER_SA",
+        "",
+        "service account whose OIDC token Cloud Tasks attaches",
+        ("bridge",),
+    ),
+    Setting(
+        "COURSEGEN_AUTH", "hmac", "how the task endpoint authenticates callers: hmac | oidc | none"
+    ),
+    Setting(
+        "COURSEGEN_OIDC_AUDIENCE",
+        "",
+        "audience the endpoints expect in OIDC tokens (default: request URL)",
+    ),
+    Setting(
+        "COURSEGEN_ALLOWED_INVOKERS", "", "comma-separated service-account emails allowed to call"
+    ),
+    Setting(
+        "COURSEGEN_TASK_SECRET", "", "HMAC secret for local task tokens", secret=True, cloud=False
+    ),
+    Setting("COURSEGEN_EVENTS_TOPIC", "course-events", "Pub/Sub topic for course notifications"),
+    Setting(
+        "COURSEGEN_DEAD_LETTER_TOPIC",
+        "course-requests-dead-letter",
+        "Pub/Sub topic for rejected messages",
+        ("bridge",),
+    ),
+    Setting(
+        "COURSEGEN_ROLLOUT_PERCENT",
+        "100",
+        "percent of new courses on the Cloud Tasks transport",
+        ("bridge",),
+    ),
+    Setting(
+        "COURSEGEN_LEGACY_TRIGGER_ENABLED",
+        "false",
+        "whether the legacy Firestore-trigger transport runs",
+        ("bridge",),
+    ),
+    Setting(
+        "COURSEGEN_RECONCILE_QUIET_SECONDS",
+        "300",
+        "a non-terminal course quiet this long is advanced",
+        ("bridge",),
+    ),
+    Setting("COURSEGEN_STEP", "", "the step a per-step service serves (empty: all)", ("steps",)),
+    Setting(
+        "COURSEGEN_PROVIDER",
+        "",
+        "AI provider for every AI step: offline | gemini | openai",
+        ("steps",),
+    ),
+    Setting(
+        "COURSEGEN_LOCAL_ROOTS",
+        "",
+        "os.pathsep-separated folders local video paths may come from",
+        ("steps",),
+        cloud=False,
+    ),
+    Setting(
+        "COURSEGEN_FETCH_ALLOWED_HOSTS",
+        "",
+        "comma-separated hosts exempt from the SSRF guard",
+        ("prepare_video",),
+    ),
+    Setting(
+        "COURSEGEN_MAX_VIDEO_BYTES", str(4 * 1024**3), "largest accepted video", ("prepare_video",)
+    ),
+    Setting(
+        "COURSEGEN_MAX_VIDEO_SECONDS", str(4 * 3600), "longest accepted video", ("prepare_video",)
+    ),
+    Setting(
+        "GEMINI_API_KEY",
+        "",
+        "Gemini API key (Secret Manager in the cloud)",
+        (
+            "transcribe",
+            "analyze_video",
+            "analyze_frames",
+            "generate_structure",
+            "add_interactivity",
+        ),
+        secret=True,
+    ),
+    Setting(
+        "OPENAI_API_KEY",
+        "",
+        "OpenAI API key (Secret Manager in the cloud)",
+        (
+            "transcribe",
+            "analyze_video",
+            "analyze_frames",
+            "generate_structure",
+            "add_interactivity",
+        ),
+        secret=True,
+    ),
+)
+
+_BY_ENV = {s.env: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """A snapshot of the settings, read once at start-up (tests pass ``env`` explicitly)."""
+
+    values: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: str) -> Settings:
+        source = os.environ if env is None else env
+        values = {s.env: source.get(s.env, s.default) for s in SETTINGS}
+        for key, value in overrides.items():
+            if key not in _BY_ENV:
+                raise KeyError(f"unknown setting {key!r}")
+            values[key] = value
+        return cls(values)
+
+    def get(self, env: str) -> str:
+        if env not in _BY_ENV:
+            raise KeyError(f"unknown setting {env!r}")
+        return self.values.get(env, _BY_ENV[env].default)
+
+    def get_int(self, env: str) -> int:
+        raw = self.get(env)
+        try:
+            return int(raw)
+        except ValueError:
+            raise ValueError(f"{env} must be an integer, got {raw!r}") from None
+
+    def get_bool(self, env: str) -> bool:
+        return self.get(env).strip().lower() in {"1", "true", "yes", "on"}
+
+    def get_list(self, env: str, sep: str = ",") -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.get(env).split(sep) if p.strip())
+
+    def get_json(self, env: str) -> Any:
+        raw = self.get(env)
+        try:
+            return json.loads(raw or "null")
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{env} must be JSON: {err}") from None

@@ -1,0 +1,1 @@
+"""Media handling with ffmpeg: probing, normalising, and key-frame extraction."""

@@ -1,0 +1,280 @@
+"""Probe and normalise lecture videos with the bundled static ffmpeg (there is no ffprobe)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import imageio_ffmpeg
+
+MEDIA_ERROR_KINDS = ("empty", "not_video", "truncated", "too_large", "too_long", "ffmpeg_failed")
+PROBE_TIMEOUT_S = 30.0
+TAIL_SECONDS = 3.0
+STDERR_TAIL_CHARS = 2000
+
+# Messages ffmpeg prints when a file ends before its own index says it should.
+_TRUNCATION_MARKERS = ("moov atom not found", "partial file", "corrupt input packet")
+_DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
+_INPUT = re.compile(r"^Input #0, ([\w,]+), from", re.MULTILINE)
+_STREAM = re.compile(r"^\s*Stream #0:\d+\S*: (Video|Audio): (\w+)(.*)$", re.MULTILINE)
+# Anchored on separators so codec tags such as "0x31637661" never parse as a frame size.
+_SIZE = re.compile(r"(?:^|[ ,])(\d{1,5})x(\d{1,5})(?=[ ,\[]|$)")
+_FPS = re.compile(r"([\d.]+)(k?) (?:fps|tbr)")
+_ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees")
+
+
+class MediaError(Exception):
+    """A video that cannot be used; `permanent` says whether a retry could possibly help."""
+
+    def __init__(self, kind: str, message: str, *, permanent: bool = True, stderr: str = "") -> None:
+        if kind not in MEDIA_ERROR_KINDS:
+            raise ValueError(f"unknown MediaError kind {kind!r}")
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.permanent = permanent
+        self.stderr = stderr
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class VideoInfo:
+    duration_s: float
+    width: int
+    height: int
+    fps: float
+    video_codec: str
+    has_audio: bool
+    audio_codec: str | None
+    size_bytes: int
+    # ffmpeg's demuxer list (e.g. "mov,mp4,m4a,3gp,3g2,mj2"); "" when unknown.
+    container: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PreparedMedia:
+    video: Path
+    audio: Path | None
+    info: VideoInfo
+
+
+@functools.cache
+def ffmpeg_exe() -> str:
+    return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def run_ffmpeg(
+    args: Sequence[str], *, timeout: float, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run ffmpeg with `args`; failures become MediaError("ffmpeg_failed") carrying stderr."""
+    command = [ffmpeg_exe(), "-hide_banner", "-nostdin", *args]
+    try:
+        result = subprocess.run(
+            command, capture_output=True, text=True, errors="replace", timeout=timeout
+        )
+    except subprocess.TimeoutExpired as err:
+        stderr = _text(err.stderr)
+        raise MediaError(
+            "ffmpeg_failed",
+            f"ffmpeg timed out after {timeout:.0f} s: {_tail(stderr)}",
+            permanent=False,
+            stderr=stderr,
+        ) from err
+    if check and result.returncode != 0:
+        # A negative code is a signal (the OOM killer, a shutdown): the input may be fine.
+        raise MediaError(
+            "ffmpeg_failed",
+            f"ffmpeg exited with {result.returncode}: {_tail(result.stderr)}",
+            permanent=result.returncode > 0,
+            stderr=result.stderr,
+        )
+    return result
+
+
+def probe(
+    path: str | os.PathLike[str], *, max_bytes: int | None = None, max_seconds: float | None = None
+) -> VideoInfo:
+    """Describe a video file, or raise MediaError saying why it cannot be used."""
+    path = Path(path)
+    size = _checked_size(path, max_bytes)
+    stderr = run_ffmpeg(["-i", str(path)], timeout=PROBE_TIMEOUT_S, check=False).stderr
+    info = _parse_probe(path, stderr, size)
+    if max_seconds is not None and info.duration_s > max_seconds:
+        raise MediaError(
+            "too_long",
+            f"{path.name} lasts {info.duration_s:.1f} s, over the limit of {max_seconds:.0f} s",
+        )
+    _check_tail(path, info)
+    return info
+
+
+def _checked_size(path: Path, max_bytes: int | None) -> int:
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise MediaError("empty", f"{path} does not exist") from None
+    if size == 0:
+        raise MediaError("empty", f"{path.name} is empty (0 bytes)")
+    if max_bytes is not None and size > max_bytes:
+        raise MediaError(
+            "too_large", f"{path.name} is {size} bytes, over the limit of {max_bytes} bytes"
+        )
+    return size
+
+
+def _parse_probe(path: Path, stderr: str, size: int) -> VideoInfo:
+    if "moov atom not found" in stderr:
+        raise MediaError(
+            "truncated", f"{path.name} is truncated: its MP4 index (moov) is missing", stderr=stderr
+        )
+    container = _INPUT.search(stderr)
+    if container is None:
+        raise MediaError(
+            "not_video", f"{path.name} is not a media file ffmpeg can read", stderr=stderr
+        )
+    streams = _STREAM.findall(stderr)
+    # Cover art in audio files shows up as a video stream; it is not a video.
+    videos = [s for s in streams if s[0] == "Video" and "(attached pic)" not in s[2]]
+    audios = [s for s in streams if s[0] == "Audio"]
+    if not videos:
+        found = "audio only" if audios else "no streams"
+        raise MediaError("not_video", f"{path.name} has no video stream ({found})", stderr=stderr)
+    _, video_codec, details = videos[0]
+    width, height = _frame_size(path, details, stderr)
+    return VideoInfo(
+        duration_s=_duration(path, stderr),
+        width=width,
+        height=height,
+        fps=_fps(details),
+        video_codec=video_codec,
+        has_audio=bool(audios),
+        audio_codec=audios[0][1] if audios else None,
+        size_bytes=size,
+        container=container.group(1),
+    )
+
+
+def _duration(path: Path, stderr: str) -> float:
+    match = _DURATION.search(stderr)
+    if match is None:
+        raise MediaError(
+            "not_video", f"{path.name} does not declare a duration (Duration: N/A)", stderr=stderr
+        )
+    hours, minutes, seconds = match.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def _frame_size(path: Path, details: str, stderr: str) -> tuple[int, int]:
+    match = _SIZE.search(details)
+    if match is None:
+        raise MediaError("not_video", f"{path.name}: video stream has no frame size", stderr=stderr)
+    width, height = int(match.group(1)), int(match.group(2))
+    rotation = _ROTATION.search(stderr)
+    # Phones store portrait video as landscape plus a rotation; report what viewers see.
+    if rotation and round(abs(float(rotation.group(1)))) % 180 == 90:
+        width, height = height, width
+    return width, height
+
+
+def _fps(details: str) -> float:
+    match = _FPS.search(details)
+    if match is None:
+        return 0.0
+    return float(match.group(1)) * (1000 if match.group(2) else 1)
+
+
+def _check_tail(path: Path, info: VideoInfo) -> None:
+    """Decode the last seconds: a file cut short has an index pointing past its end."""
+    seconds = min(TAIL_SECONDS, info.duration_s)
+    args = ["-v", "warning", "-sseof", f"-{seconds:.3f}", "-i", str(path)]
+    args += ["-map", "0:v:0", "-f", "framecrc", "-"]
+    result = run_ffmpeg(args, timeout=PROBE_TIMEOUT_S, check=False)
+    frames = sum(1 for line in result.stdout.splitlines() if line and not line.startswith("#"))
+    marker = next((m for m in _TRUNCATION_MARKERS if m in result.stderr), None)
+    if frames == 0 or marker is not None:
+        why = f"ffmpeg reports {marker!r} near its end" if marker else "no frame decodes near its end"
+        raise MediaError(
+            "truncated",
+            f"{path.name} is truncated: it declares {info.duration_s:.1f} s but {why}",
+            stderr=result.stderr,
+        )
+
+
+def prepare(
+    src: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    info: VideoInfo | None = None,
+    timeout_s: float | None = None,
+) -> PreparedMedia:
+    """Write out_dir/video.mp4 (H.264/AAC) and out_dir/audio.wav (16 kHz mono) in one pass."""
+    src, out_dir = Path(src), Path(out_dir)
+    info = info or probe(src)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    video, audio = out_dir / "video.mp4", out_dir / "audio.wav"
+    # Encoding runs slower than real time on a small machine; give it room, not forever.
+    timeout = timeout_s if timeout_s is not None else 120.0 + 4.0 * info.duration_s
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=".prepare-") as tmp_name:
+        tmp_video, tmp_audio = Path(tmp_name) / "video.mp4", Path(tmp_name) / "audio.wav"
+        args = ["-v", "error", "-y", "-i", str(src), *_video_output(info, tmp_video)]
+        if info.has_audio:
+            args += _audio_output(tmp_audio)
+        run_ffmpeg(args, timeout=timeout)
+        _publish(tmp_video, video)
+        if info.has_audio:
+            _publish(tmp_audio, audio)
+    if not info.has_audio:
+        # A stale track from an earlier, different source must not outlive this run.
+        audio.unlink(missing_ok=True)
+    return PreparedMedia(video=video, audio=audio if info.has_audio else None, info=info)
+
+
+def can_stream_copy(info: VideoInfo) -> bool:
+    in_mp4 = "mp4" in info.container.split(",")
+    return in_mp4 and info.video_codec == "h264" and info.audio_codec in (None, "aac")
+
+
+def _video_output(info: VideoInfo, target: Path) -> list[str]:
+    args = ["-map", "0:v:0"] + (["-map", "0:a:0"] if info.has_audio else [])
+    if can_stream_copy(info):
+        args += ["-c", "copy"]
+    else:
+        # Even dimensions: yuv420p cannot hold an odd width or height.
+        args += ["-vf", "scale=trunc(iw/2)*2:trunc(ih/2)*2", "-pix_fmt", "yuv420p"]
+        args += ["-c:v", "libx264", "-preset", "veryfast", "-crf", "23"]
+        args += ["-c:a", "aac", "-b:a", "128k"] if info.has_audio else []
+    # Bitexact and no copied metadata: a re-run writes the same bytes.
+    args += ["-map_metadata", "-1", "-fflags", "+bitexact", "-flags", "+bitexact"]
+    return args + ["-movflags", "+faststart", "-f", "mp4", str(target)]
+
+
+def _audio_output(target: Path) -> list[str]:
+    args = ["-map", "0:a:0", "-vn", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le"]
+    return args + ["-map_metadata", "-1", "-fflags", "+bitexact", "-f", "wav", str(target)]
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Make the finished file durable, then swap it in with one atomic rename."""
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, final)
+
+
+def _tail(stderr: str) -> str:
+    text = stderr.strip()
+    return text[-STDERR_TAIL_CHARS:] if text else "(no stderr)"
+
+
+def _text(data: bytes | str | None) -> str:
+    if isinstance(data, bytes):
+        return data.decode("utf-8", errors="replace")
+    return data or ""

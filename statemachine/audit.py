@@ -1,0 +1,78 @@
+"""Verification of a history: gapless versions, the hash chain, and fold == stored head."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from statemachine.envelope import GENESIS_HASH, Envelope, digest
+from statemachine.errors import IntegrityError, TransitionNotAllowed
+from statemachine.ports import Head
+from statemachine.reducer import apply_into
+from statemachine.state import CourseState, Snapshot, empty_snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class Verified:
+    course_id: str
+    events: int
+    last_hash: str
+    state: Snapshot
+
+
+def verify(course_id: str, events: Iterable[Envelope], head: Head | None = None) -> Verified:
+    """Check a history end to end; ``IntegrityError`` names the first bad version."""
+    acc = empty_snapshot(course_id)
+    prev = GENESIS_HASH
+    expected = 1
+    for env in events:
+        _check_link(course_id, env, expected, prev)
+        try:
+            apply_into(acc, env)
+        except TransitionNotAllowed as err:
+            raise IntegrityError(course_id, env.version, f"illegal event: {err}") from None
+        prev = env.hash
+        expected += 1
+    if head is not None:
+        _check_head(course_id, head, acc)
+    return Verified(course_id, expected - 1, prev, acc)
+
+
+def _check_link(course_id: str, env: Envelope, expected: int, prev: str) -> None:
+    if env.course_id != course_id:
+        raise IntegrityError(course_id, expected, f"event belongs to course {env.course_id!r}")
+    if env.version != expected:
+        problem = (
+            f"found version {env.version} where {expected} belongs: "
+            "an event is missing or out of order"
+        )
+        raise IntegrityError(course_id, expected, problem)
+    if digest(env.raw) != env.hash:
+        raise IntegrityError(course_id, expected, "stored bytes do not match their hash (edited)")
+    if env.prev_hash != prev:
+        raise IntegrityError(
+            course_id, expected, "prev_hash does not match the previous event's hash"
+        )
+
+
+def _check_head(course_id: str, head: Head, acc: Snapshot) -> None:
+    if head.version != acc["version"]:
+        raise IntegrityError(
+            course_id,
+            min(head.version, acc["version"]) + 1,
+            f"the head says version {head.version}, the history ends at {acc['version']}",
+        )
+    if head.last_hash != acc["last_hash"]:
+        raise IntegrityError(course_id, head.version, "the head's last hash differs")
+    if dict(head.snapshot) != acc or head.status != acc["status"]:
+        raise IntegrityError(course_id, head.version, "the stored state differs from the fold")
+
+
+def state_at(events: Iterable[Envelope], course_id: str, version: int) -> CourseState:
+    """The state right after ``version`` (0: before the first event)."""
+    acc = empty_snapshot(course_id)
+    for env in events:
+        if env.version > version:
+            break
+        apply_into(acc, env)
+    return CourseState.from_snapshot(acc)

@@ -1,0 +1,52 @@
+"""Errors of the core, each carrying the data an operator needs to act on it."""
+
+from __future__ import annotations
+
+
+class TransitionNotAllowed(Exception):
+    """An event is illegal in the state it was applied to."""
+
+    def __init__(self, state: str, event: str, detail: str = "") -> None:
+        self.state = state
+        self.event = event
+        self.detail = detail
+        suffix = f": {detail}" if detail else ""
+        super().__init__(f"{event} is not allowed in state {state}{suffix}")
+
+
+class ConcurrencyConflict(Exception):
+    """An append expected a version the course no longer has."""
+
+    def __init__(self, course_id: str, expected: int, actual: int) -> None:
+        self.course_id = course_id
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"course {course_id}: expected version {expected}, found {actual}")
+
+
+class IntegrityError(Exception):
+    """A stored history does not verify: ``version`` is the first bad one."""
+
+    def __init__(self, course_id: str, version: int, problem: str) -> None:
+        self.course_id = course_id
+        self.version = version
+        self.problem = problem
+        super().__init__(f"course {course_id}: version {version}: {problem}")
+
+
+class EventTooLarge(ValueError):
+    """An event's encoded size exceeds what the store accepts; store large outputs as artifacts."""
+
+    def __init__(self, course_id: str, event_type: str, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"course {course_id}: {event_type} encodes to {size} bytes, over the limit of "
+            f"{limit}; put large outputs in artifact storage and reference them"
+        )
+
+
+class UnknownCourse(KeyError):
+    def __init__(self, course_id: str) -> None:
+        self.course_id = course_id
+        super().__init__(f"no course {course_id!r}")

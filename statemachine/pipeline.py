@@ -1,0 +1,169 @@
+"""The step DAG, loaded from ``schemas/pipeline.json``: queues, dependencies, fan-out."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import schemas
+
+FINAL_STEP = "finalize"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryConfig:
+    max_attempts: int
+    min_backoff_s: float
+    max_backoff_s: float
+    max_doublings: int
+    max_retry_duration_s: float
+
+    def backoff(self, retry: int) -> float:
+        """Delay before retry number ``retry`` (1-based), as Cloud Tasks computes it."""
+        if retry < 1:
+            raise ValueError("retry numbers start at 1")
+        if retry <= self.max_doublings + 1:
+            return min(self.max_backoff_s, self.min_backoff_s * float(2 ** (retry - 1)))
+        linear = self.min_backoff_s * float(2**self.max_doublings)
+        top = min(self.max_backoff_s, linear)
+        return min(self.max_backoff_s, top + linear * (retry - self.max_doublings - 1))
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    name: str
+    retry: RetryConfig
+    max_dispatches_per_s: float
+    max_concurrent: int
+
+
+@dataclass(frozen=True, slots=True)
+class FanOut:
+    source: str
+    count_field: str
+    max_shards: int
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    name: str
+    queue: str
+    after: tuple[str, ...]
+    timeout_s: int
+    fan_out: FanOut | None
+    provider: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    queues: Mapping[str, Queue]
+    steps: Mapping[str, Step]
+    order: tuple[str, ...]  # topological, stable in definition order
+
+    def queue_of(self, step: str) -> Queue:
+        return self.queues[self.steps[step].queue]
+
+    def downstream(self, step: str) -> set[str]:
+        out: set[str] = set()
+        frontier = [step]
+        while frontier:
+            current = frontier.pop()
+            for other in self.steps.values():
+                if current in other.after and other.name not in out:
+                    out.add(other.name)
+                    frontier.append(other.name)
+        return out
+
+
+def parse(doc: Mapping[str, Any]) -> Pipeline:
+    """Build and check a pipeline from its JSON document (already schema-valid)."""
+    queues = {name: _queue(name, q) for name, q in doc["queues"].items()}
+    steps = {name: _step(name, s) for name, s in doc["steps"].items()}
+    for step in steps.values():
+        if step.queue not in queues:
+            raise ValueError(f"step {step.name}: unknown queue {step.queue!r}")
+        for dep in step.after:
+            if dep not in steps:
+                raise ValueError(f"step {step.name}: unknown dependency {dep!r}")
+        if step.fan_out and step.fan_out.source not in step.after:
+            raise ValueError(f"step {step.name}: fan-out source must be a dependency")
+    order = _topological(steps)
+    if FINAL_STEP not in steps:
+        raise ValueError(f"the pipeline has no {FINAL_STEP!r} step")
+    stranded = [s for s in steps if s != FINAL_STEP and FINAL_STEP not in _reach(s, steps)]
+    if stranded:
+        raise ValueError(f"steps that never reach {FINAL_STEP}: {stranded}")
+    return Pipeline(queues, steps, order)
+
+
+def _queue(name: str, q: Mapping[str, Any]) -> Queue:
+    r = q["retry"]
+    retry = RetryConfig(
+        r["maxAttempts"],
+        float(r["minBackoffSeconds"]),
+        float(r["maxBackoffSeconds"]),
+        r["maxDoublings"],
+        float(r["maxRetryDurationSeconds"]),
+    )
+    limits = q["rateLimits"]
+    return Queue(
+        name, retry, float(limits["maxDispatchesPerSecond"]), limits["maxConcurrentDispatches"]
+    )
+
+
+def _step(name: str, s: Mapping[str, Any]) -> Step:
+    fan = s.get("fanOut")
+    fan_out = FanOut(fan["from"], fan["countField"], fan["maxShards"]) if fan else None
+    return Step(
+        name,
+        s["queue"],
+        tuple(s["after"]),
+        s["resources"]["timeoutSeconds"],
+        fan_out,
+        s.get("provider"),
+    )
+
+
+def _topological(steps: Mapping[str, Step]) -> tuple[str, ...]:
+    order: list[str] = []
+    done: set[str] = set()
+    visiting: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in done:
+            return
+        if name in visiting:
+            raise ValueError(f"the pipeline has a cycle: {' -> '.join((*path, name))}")
+        visiting.add(name)
+        for dep in steps[name].after:
+            visit(dep, (*path, name))
+        visiting.discard(name)
+        done.add(name)
+        order.append(name)
+
+    for name in steps:
+        visit(name, ())
+    return tuple(order)
+
+
+def _reach(start: str, steps: Mapping[str, Step]) -> set[str]:
+    children: dict[str, list[str]] = {n: [] for n in steps}
+    for s in steps.values():
+        for dep in s.after:
+            children[dep].append(s.name)
+    seen: set[str] = set()
+    frontier = [start]
+    while frontier:
+        for nxt in children[frontier.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                frontier.append(nxt)
+    return seen
+
+
+@cache
+def default_pipeline() -> Pipeline:
+    """The pipeline of ``schemas/pipeline.json``."""
+    return parse(schemas.pipeline())

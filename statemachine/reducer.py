@@ -1,0 +1,230 @@
+"""``apply`` and ``fold``: the pure reducer from events to course state.
+
+The fold works on a private mutable accumulator (the snapshot dict) and hands out an
+immutable ``CourseState``; each event type has one small handler found by a dict lookup.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from statemachine.envelope import Envelope
+from statemachine.errors import IntegrityError, TransitionNotAllowed
+from statemachine.lifecycle import COURSE, TASK
+from statemachine.state import NEW, CourseState, Snapshot, empty_snapshot
+
+Handler = Callable[[Snapshot, Envelope], None]
+
+# Course states in which results of tasks already running are recorded; new work (TaskStarted)
+# is recorded only while the course runs or is paused.
+_RESULT_STATES = frozenset({"running", "paused", "failed"})
+_START_STATES = frozenset({"running", "paused"})
+
+
+def _course_requested(acc: Snapshot, env: Envelope) -> None:
+    if acc["status"] != NEW:
+        raise TransitionNotAllowed(acc["status"], env.type, "the course already exists")
+    d = env.data
+    acc["status"] = COURSE.initial
+    acc["created_at"] = env.occurred_at
+    acc["request"] = {
+        "video_uri": d["video_uri"],
+        "title": d["title"],
+        "language": d.get("language", "en"),
+        "options": dict(d.get("options") or {}),
+        "request_id": d.get("request_id"),
+    }
+    acc["variant"] = d.get("variant", "cloudtasks")
+
+
+def _task_scheduled(acc: Snapshot, env: Envelope) -> None:
+    status = acc["status"]
+    if status == "requested":
+        acc["status"] = COURSE.next(status, "start")
+    elif status != "running":
+        raise TransitionNotAllowed(status, env.type, "the course is not running")
+    d = env.data
+    name = d["task"]
+    task = acc["tasks"].get(name)
+    if task is None:
+        task = _new_task(d)
+        acc["tasks"][name] = task
+    elif d["generation"] <= task["generation"]:
+        raise TransitionNotAllowed(task["status"], env.type, f"{name} generation must grow")
+    task["status"] = TASK.next(task["status"], "schedule")
+    task.update(
+        generation=d["generation"],
+        key=d["idempotency_key"],
+        queue=d["queue"],
+        input=dict(d.get("input") or {}),
+        attempts=0,
+        last_attempt=0,
+        error=None,
+        scheduled_at=env.occurred_at,
+        started_at=None,
+        finished_at=None,
+    )
+
+
+def _new_task(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "step": d["step"],
+        "shard": d["shard"],
+        "status": TASK.initial,
+        "generation": 0,
+        "key": "",
+        "queue": d["queue"],
+        "attempts": 0,
+        "last_attempt": 0,
+        "input": {},
+        "outputs": {},
+        "summary": {},
+        "metering": {},
+        "error": None,
+        "scheduled_at": None,
+        "started_at": None,
+        "finished_at": None,
+        "duration_ms": None,
+    }
+
+
+def _task(acc: Snapshot, env: Envelope, allowed: frozenset[str]) -> dict[str, Any]:
+    if acc["status"] not in allowed:
+        raise TransitionNotAllowed(acc["status"], env.type, "not while the course is so")
+    name = env.data["task"]
+    task: dict[str, Any] | None = acc["tasks"].get(name)
+    if task is None:
+        raise TransitionNotAllowed(TASK.initial, env.type, f"{name} was never scheduled")
+    if env.data["idempotency_key"] != task["key"]:
+        raise TransitionNotAllowed(task["status"], env.type, f"stale key for {name}")
+    return task
+
+
+def _task_started(acc: Snapshot, env: Envelope) -> None:
+    task = _task(acc, env, _START_STATES)
+    task["status"] = TASK.next(task["status"], "start")
+    task["attempts"] += 1
+    task["last_attempt"] = env.data["attempt"]
+    if task["started_at"] is None:
+        task["started_at"] = env.occurred_at
+
+
+def _task_succeeded(acc: Snapshot, env: Envelope) -> None:
+    task = _task(acc, env, _RESULT_STATES)
+    task["status"] = TASK.next(task["status"], "succeed")
+    d = env.data
+    task["outputs"] = dict(d["outputs"])
+    task["summary"] = dict(d["summary"])
+    task["metering"] = dict(d.get("metering") or {})
+    task["duration_ms"] = d["duration_ms"]
+    task["finished_at"] = env.occurred_at
+    task["error"] = None
+
+
+def _task_failed(acc: Snapshot, env: Envelope) -> None:
+    task = _task(acc, env, _RESULT_STATES)
+    d = env.data
+    task["status"] = TASK.next(task["status"], "fail" if d["retryable"] else "fail_permanently")
+    task["error"] = {"type": d["error_type"], "message": d["message"], "retryable": d["retryable"]}
+    task["duration_ms"] = d.get("duration_ms", 0)
+    task["finished_at"] = env.occurred_at
+
+
+def _task_exhausted(acc: Snapshot, env: Envelope) -> None:
+    task = _task(acc, env, _RESULT_STATES)
+    task["status"] = TASK.next(task["status"], "exhaust")
+    task["error"] = {"type": "Exhausted", "message": env.data["error"], "retryable": False}
+    task["finished_at"] = env.occurred_at
+
+
+def _course_trigger(trigger: str) -> Handler:
+    def handler(acc: Snapshot, env: Envelope) -> None:
+        acc["status"] = COURSE.next(acc["status"], trigger)
+
+    return handler
+
+
+def _course_completed(acc: Snapshot, env: Envelope) -> None:
+    acc["status"] = COURSE.next(acc["status"], "complete")
+    acc["outputs"] = dict(env.data.get("outputs") or {})
+
+
+def _course_failed(acc: Snapshot, env: Envelope) -> None:
+    acc["status"] = COURSE.next(acc["status"], "fail")
+    acc["failure"] = {"reason": env.data["reason"], "task": env.data.get("task")}
+
+
+def _course_redriven(acc: Snapshot, env: Envelope) -> None:
+    status = acc["status"]
+    if status == "failed":
+        acc["status"] = COURSE.next(status, "redrive")
+    elif status not in _START_STATES:
+        raise TransitionNotAllowed(status, env.type, "only a failed or active course")
+    for name in env.data["tasks"]:
+        task = acc["tasks"].get(name)
+        if task is None:
+            raise TransitionNotAllowed(TASK.initial, env.type, f"{name} was never scheduled")
+        task["status"] = TASK.next(task["status"], "redrive")
+    acc["failure"] = None
+
+
+HANDLERS: Mapping[str, Handler] = {
+    "CourseRequested": _course_requested,
+    "TaskScheduled": _task_scheduled,
+    "TaskStarted": _task_started,
+    "TaskSucceeded": _task_succeeded,
+    "TaskFailed": _task_failed,
+    "TaskExhausted": _task_exhausted,
+    "CourseCompleted": _course_completed,
+    "CourseFailed": _course_failed,
+    "CourseCancelled": _course_trigger("cancel"),
+    "CoursePaused": _course_trigger("pause"),
+    "CourseResumed": _course_trigger("resume"),
+    "CourseRedriven": _course_redriven,
+}
+
+
+def apply_into(acc: Snapshot, env: Envelope) -> None:
+    """Apply one event to the mutable accumulator (the fold's private working copy).
+
+    On ``TransitionNotAllowed`` the accumulator may be partly changed: callers that keep
+    it work on a copy.
+    """
+    if env.version != acc["version"] + 1:
+        raise IntegrityError(
+            acc["course_id"], acc["version"] + 1, f"expected it next, found version {env.version}"
+        )
+    handler = HANDLERS.get(env.type)
+    if handler is None:
+        raise TransitionNotAllowed(acc["status"], env.type, "unknown event type")
+    try:
+        handler(acc, env)
+    except (KeyError, TypeError) as err:
+        raise TransitionNotAllowed(acc["status"], env.type, f"malformed data: {err!r}") from None
+    acc["version"] = env.version
+    acc["last_hash"] = env.hash
+    acc["updated_at"] = env.occurred_at
+
+
+def fold_snapshot(events: Iterable[Envelope], snapshot: Snapshot) -> Snapshot:
+    """Fold ``events`` into ``snapshot`` in place and return it."""
+    for env in events:
+        apply_into(snapshot, env)
+    return snapshot
+
+
+def fold(events: Iterable[Envelope], state: CourseState | None = None) -> CourseState:
+    """The state after ``events``, starting from ``state`` (or from nothing)."""
+    items = list(events)
+    if state is not None:
+        acc = state.to_snapshot()
+    elif items:
+        acc = empty_snapshot(items[0].course_id)
+    else:
+        raise ValueError("fold of no events needs a starting state")
+    return CourseState.from_snapshot(fold_snapshot(items, acc))
+
+
+def apply(state: CourseState, event: Envelope) -> CourseState:
+    return fold((event,), state)

@@ -1,0 +1,78 @@
+"""What every adapter does on append: check the version, seal, validate, fold into the head."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import schemas
+from statemachine.envelope import Envelope, NewEvent, seal
+from statemachine.errors import ConcurrencyConflict, EventTooLarge
+from statemachine.events import to_data
+from statemachine.lifecycle import ACTIVE_COURSE
+from statemachine.ports import Head
+from statemachine.reducer import apply_into
+from statemachine.state import Snapshot, empty_snapshot
+
+# Firestore refuses documents over 1 MiB (names and indexes count too); every adapter keeps
+# the same limit so a history that fits one store fits all.
+MAX_EVENT_BYTES = 900 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    envelopes: list[Envelope]
+    snapshot: Snapshot
+
+    @property
+    def version(self) -> int:
+        version: int = self.snapshot["version"]
+        return version
+
+    def head(self) -> Head:
+        s = self.snapshot
+        return Head(
+            s["course_id"],
+            s["status"],
+            s["version"],
+            s["last_hash"],
+            s["updated_at"],
+            s["variant"],
+            s,
+        )
+
+
+def prepare_append(
+    course_id: str,
+    current: Snapshot | None,
+    expected_version: int,
+    events: Sequence[NewEvent],
+    *,
+    max_event_bytes: int = MAX_EVENT_BYTES,
+) -> Prepared:
+    """Seal ``events`` after ``current`` (which this takes ownership of and changes).
+
+    Raises ``ConcurrencyConflict`` on a stale version, ``SchemaError`` on invalid data,
+    ``EventTooLarge``, or ``TransitionNotAllowed`` for an event illegal in its state; nothing
+    is written in any of those cases.
+    """
+    acc = current if current is not None else empty_snapshot(course_id)
+    if acc["version"] != expected_version:
+        raise ConcurrencyConflict(course_id, expected_version, acc["version"])
+    if not events:
+        raise ValueError("append needs at least one event")
+    envelopes: list[Envelope] = []
+    prev = acc["last_hash"]
+    for offset, new in enumerate(events, start=1):
+        schemas.validate(f"events/{new.type}", to_data(new.event))
+        env = seal(course_id, expected_version + offset, prev, new)
+        if len(env.raw) > max_event_bytes:
+            raise EventTooLarge(course_id, env.type, len(env.raw), max_event_bytes)
+        apply_into(acc, env)
+        envelopes.append(env)
+        prev = env.hash
+    return Prepared(envelopes, acc)
+
+
+def is_active(status: str) -> bool:
+    return status in ACTIVE_COURSE

@@ -1,0 +1,76 @@
+"""In-memory EventStore: the reference adapter for unit tests and simulations."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator, Sequence
+
+from statemachine.envelope import Envelope, NewEvent
+from statemachine.ports import Head
+from statemachine.store.base import is_active, prepare_append
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._events: dict[str, list[Envelope]] = {}
+        self._heads: dict[str, tuple[Head, str]] = {}  # head + its snapshot as JSON
+        self._lock = threading.Lock()
+
+    def load(
+        self, course_id: str, *, after: int = 0, until: int | None = None
+    ) -> Sequence[Envelope]:
+        with self._lock:
+            events = self._events.get(course_id, [])
+            stop = len(events) if until is None else min(until, len(events))
+            return list(events[after:stop])
+
+    def append(self, course_id: str, expected_version: int, events: Sequence[NewEvent]) -> int:
+        with self._lock:
+            stored = self._heads.get(course_id)
+            current = json.loads(stored[1]) if stored else None
+            prepared = prepare_append(course_id, current, expected_version, events)
+            self._events.setdefault(course_id, []).extend(prepared.envelopes)
+            head = prepared.head()
+            self._heads[course_id] = (head, json.dumps(prepared.snapshot))
+            return prepared.version
+
+    def head(self, course_id: str) -> Head | None:
+        with self._lock:
+            stored = self._heads.get(course_id)
+        if stored is None:
+            return None
+        h = stored[0]
+        return Head(
+            h.course_id,
+            h.status,
+            h.version,
+            h.last_hash,
+            h.updated_at,
+            h.variant,
+            json.loads(stored[1]),
+        )
+
+    def courses(self, *, status: str | None = None, limit: int | None = None) -> Sequence[Head]:
+        with self._lock:
+            ids = sorted(self._heads)
+        heads = [h for h in (self.head(c) for c in ids) if h is not None]
+        if status is not None:
+            heads = [h for h in heads if h.status == status]
+        return heads[:limit] if limit is not None else heads
+
+    def quiet(self, before: str, *, limit: int = 1000) -> Sequence[str]:
+        with self._lock:
+            heads = [h for h, _ in self._heads.values()]
+        found = sorted(
+            (h.updated_at or "", h.course_id)
+            for h in heads
+            if is_active(h.status) and (h.updated_at or "") < before
+        )
+        return [c for _, c in found[:limit]]
+
+    def scan(self) -> Iterator[tuple[str, Sequence[Envelope]]]:
+        with self._lock:
+            ids = sorted(self._events)
+        for course_id in ids:
+            yield course_id, self.load(course_id)

@@ -1,0 +1,239 @@
+"""SQLite EventStore, the embedded default: WAL, one write transaction per append.
+
+Durability: ``synchronous=FULL`` (the default) fsyncs the WAL at every commit, so an
+acknowledged append survives a power cut. ``NORMAL`` fsyncs only at checkpoints: an
+acknowledged append can be lost on power loss (never on a process crash), and the database
+stays consistent either way. Appends serialise on SQLite's single writer lock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from statemachine.envelope import Envelope, Loads, NewEvent, decode
+from statemachine.errors import IntegrityError
+from statemachine.ports import Head
+from statemachine.store.base import prepare_append
+
+try:  # orjson decodes the stored canonical JSON ~3x faster; the result is identical
+    import orjson
+
+    _loads: Loads = orjson.loads
+
+    def _dumps(obj: Any) -> bytes:
+        return orjson.dumps(obj)
+except ImportError:  # pragma: no cover - orjson is a dependency
+    import json
+
+    _loads = json.loads
+
+    def _dumps(obj: Any) -> bytes:
+        return json.dumps(obj).encode()
+
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    course_id   TEXT    NOT NULL,
+    version     INTEGER NOT NULL,
+    type        TEXT    NOT NULL,
+    occurred_at TEXT    NOT NULL,
+    body        BLOB    NOT NULL,  -- canonical JSON of the envelope without its hash
+    hash        TEXT    NOT NULL,
+    PRIMARY KEY (course_id, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS courses (
+    course_id  TEXT PRIMARY KEY,
+    status     TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    last_hash  TEXT    NOT NULL,
+    updated_at TEXT,
+    variant    TEXT,
+    snapshot   BLOB    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS courses_by_status_updated ON courses (status, updated_at);
+"""
+
+_ACTIVE = ("requested", "running", "paused")
+
+
+class SqliteStore:
+    def __init__(self, path: str | Path = ":memory:", *, synchronous: str = "FULL") -> None:
+        if synchronous.upper() not in {"FULL", "NORMAL", "EXTRA"}:
+            raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
+        self.path = str(path)
+        self.synchronous = synchronous.upper()
+        self._local = threading.local()
+        self._shared: sqlite3.Connection | None = None
+        self._shared_lock = threading.RLock()
+        if self.path == ":memory:":
+            # One connection for all threads: each :memory: connection is its own database.
+            self._shared = self._open()
+        else:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        with self._conn() as conn:
+            conn.executescript(SCHEMA)
+
+    def _open(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self.synchronous}")
+        conn.execute("PRAGMA busy_timeout=30000")
+        return conn
+
+    def _conn(self) -> _Borrowed:
+        if self._shared is not None:
+            return _Borrowed(self._shared, self._shared_lock)
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._open()
+            self._local.conn = conn
+        return _Borrowed(conn, None)
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    def append(self, course_id: str, expected_version: int, events: Sequence[NewEvent]) -> int:
+        with self._conn() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    "SELECT snapshot FROM courses WHERE course_id = ?", (course_id,)
+                ).fetchone()
+                current = _loads(row[0]) if row else None
+                prepared = prepare_append(course_id, current, expected_version, events)
+                conn.executemany(
+                    "INSERT INTO events (course_id, version, type, occurred_at, body, hash)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    [
+                        (course_id, e.version, e.type, e.occurred_at, e.raw, e.hash)
+                        for e in prepared.envelopes
+                    ],
+                )
+                s = prepared.snapshot
+                conn.execute(
+                    "INSERT INTO courses (course_id, status, version, last_hash, updated_at,"
+                    " variant, snapshot) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (course_id) DO UPDATE SET status = excluded.status,"
+                    " version = excluded.version, last_hash = excluded.last_hash,"
+                    " updated_at = excluded.updated_at, variant = excluded.variant,"
+                    " snapshot = excluded.snapshot",
+                    (
+                        course_id,
+                        s["status"],
+                        s["version"],
+                        s["last_hash"],
+                        s["updated_at"],
+                        s["variant"],
+                        _dumps(s),
+                    ),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return prepared.version
+
+    def load(
+        self, course_id: str, *, after: int = 0, until: int | None = None
+    ) -> Sequence[Envelope]:
+        upper = until if until is not None else 2**62
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT version, body, hash FROM events WHERE course_id = ? AND version > ?"
+                " AND version <= ? ORDER BY version",
+                (course_id, after, upper),
+            ).fetchall()
+        return [_decode(course_id, v, body, h) for v, body, h in rows]
+
+    def head(self, course_id: str) -> Head | None:
+        with self._conn() as conn:
+            row = conn.execute(
+                "SELECT course_id, status, version, last_hash, updated_at, variant, snapshot"
+                " FROM courses WHERE course_id = ?",
+                (course_id,),
+            ).fetchone()
+        return _head(row) if row else None
+
+    def courses(self, *, status: str | None = None, limit: int | None = None) -> Sequence[Head]:
+        sql = (
+            "SELECT course_id, status, version, last_hash, updated_at, variant, snapshot"
+            " FROM courses"
+        )
+        args: list[Any] = []
+        if status is not None:
+            sql += " WHERE status = ?"
+            args.append(status)
+        sql += " ORDER BY updated_at DESC, course_id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            args.append(limit)
+        with self._conn() as conn:
+            rows = conn.execute(sql, args).fetchall()
+        return [_head(r) for r in rows]
+
+    def quiet(self, before: str, *, limit: int = 1000) -> Sequence[str]:
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT course_id FROM courses WHERE status IN (?, ?, ?) AND updated_at < ?"
+                " ORDER BY updated_at LIMIT ?",
+                (*_ACTIVE, before, limit),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def scan(self) -> Iterator[tuple[str, Sequence[Envelope]]]:
+        with self._conn() as conn:
+            cursor = conn.execute(
+                "SELECT course_id, version, body, hash FROM events ORDER BY course_id, version"
+            )
+            current: str | None = None
+            batch: list[Envelope] = []
+            while rows := cursor.fetchmany(4096):
+                for course_id, version, body, h in rows:
+                    if course_id != current:
+                        if current is not None:
+                            yield current, batch
+                        current, batch = course_id, []
+                    batch.append(_decode(course_id, version, body, h))
+            if current is not None:
+                yield current, batch
+
+    def heads(self) -> dict[str, Head]:
+        """Every head, by course id (one query, for audits)."""
+        return {h.course_id: h for h in self.courses()}
+
+
+def _decode(course_id: str, version: int, body: bytes, stored_hash: str) -> Envelope:
+    try:
+        return decode(bytes(body), stored_hash, _loads)
+    except (ValueError, KeyError, TypeError):
+        raise IntegrityError(course_id, version, "stored bytes are not a valid envelope") from None
+
+
+def _head(row: tuple[Any, ...]) -> Head:
+    return Head(row[0], row[1], row[2], row[3], row[4], row[5], _loads(row[6]))
+
+
+class _Borrowed:
+    """A connection for one ``with`` block, holding the shared lock for :memory: stores."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock | None) -> None:
+        self.conn = conn
+        self.lock = lock
+
+    def __enter__(self) -> sqlite3.Connection:
+        if self.lock is not None:
+            self.lock.acquire()
+        return self.conn
+
+    def __exit__(self, *exc: object) -> None:
+        if self.lock is not None:
+            self.lock.release()
