@@ -81,16 +81,50 @@ class TaskState:
             queue=t["queue"],
             attempts=t["attempts"],
             last_attempt=t["last_attempt"],
-            input=freeze(t["input"]),
-            outputs=freeze(t["outputs"]),
-            summary=freeze(t["summary"]),
-            metering=freeze(t["metering"]),
-            error=freeze(t["error"]),
+            input=_view(t["input"]),
+            outputs=_view(t["outputs"]),
+            summary=_view(t["summary"]),
+            metering=_view(t["metering"]),
+            error=_view(t["error"]) if t["error"] is not None else None,
             scheduled_at=t["scheduled_at"],
             started_at=t["started_at"],
             finished_at=t["finished_at"],
             duration_ms=t["duration_ms"],
         )
+
+    def to_snapshot(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "shard": self.shard,
+            "status": self.status,
+            "generation": self.generation,
+            "key": self.idempotency_key,
+            "queue": self.queue,
+            "attempts": self.attempts,
+            "last_attempt": self.last_attempt,
+            "input": thaw(self.input),
+            "outputs": thaw(self.outputs),
+            "summary": thaw(self.summary),
+            "metering": thaw(self.metering),
+            "error": thaw(self.error),
+            "scheduled_at": self.scheduled_at,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_ms": self.duration_ms,
+        }
+
+
+_EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+def _view(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A read-only view; nested containers are frozen only where there are any (cheap path)."""
+    if not value:
+        return _EMPTY
+    if any(isinstance(v, dict | list) for v in value.values()):
+        frozen: Mapping[str, Any] = freeze(value)
+        return frozen
+    return MappingProxyType(dict(value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +140,10 @@ class CourseState:
     failure: Mapping[str, Any] | None
     outputs: Mapping[str, str]
     tasks: Mapping[str, TaskState]
-    snapshot: Mapping[str, Any]  # the frozen snapshot this state was made from
 
     @classmethod
     def from_snapshot(cls, snap: Mapping[str, Any]) -> CourseState:
-        frozen = freeze(snap)
+        """The state a snapshot describes; the snapshot is copied, so callers may reuse it."""
         return cls(
             course_id=snap["course_id"],
             version=snap["version"],
@@ -118,14 +151,13 @@ class CourseState:
             last_hash=snap["last_hash"],
             created_at=snap["created_at"],
             updated_at=snap["updated_at"],
-            request=frozen["request"],
+            request=freeze(snap["request"]),
             variant=snap["variant"],
-            failure=frozen["failure"],
-            outputs=frozen["outputs"],
+            failure=freeze(snap["failure"]),
+            outputs=_view(snap["outputs"]),
             tasks=MappingProxyType(
                 {n: TaskState.from_snapshot(n, t) for n, t in snap["tasks"].items()}
             ),
-            snapshot=frozen,
         )
 
     @classmethod
@@ -133,8 +165,20 @@ class CourseState:
         return cls.from_snapshot(empty_snapshot(course_id))
 
     def to_snapshot(self) -> Snapshot:
-        snap: Snapshot = thaw(self.snapshot)
-        return snap
+        """The JSON-ready snapshot (a fresh copy the caller owns)."""
+        return {
+            "course_id": self.course_id,
+            "version": self.version,
+            "status": self.status,
+            "last_hash": self.last_hash,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "request": thaw(self.request),
+            "variant": self.variant,
+            "failure": thaw(self.failure),
+            "outputs": thaw(self.outputs),
+            "tasks": {n: t.to_snapshot() for n, t in self.tasks.items()},
+        }
 
     def task(self, name: str) -> TaskState | None:
         return self.tasks.get(name)

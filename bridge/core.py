@@ -1,0 +1,258 @@
+"""The bridge: ingest requests, advance courses (fold -> decide -> append -> dispatch), reconcile.
+
+``advance`` is idempotent: concurrent or repeated calls schedule nothing twice, because every
+TaskScheduled is appended at an expected version (a loser reloads and decides again) and
+every dispatch is named by the task's idempotency key (the queue refuses a second one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import schemas
+from bridge.dispatch import AlreadyExists, Dispatcher, TaskRequest, task_name
+from handlers import analytics
+from statemachine.commands import Command, ScheduleTask, to_event
+from statemachine.decide import decide
+from statemachine.envelope import NewEvent
+from statemachine.errors import ConcurrencyConflict, TransitionNotAllowed
+from statemachine.events import CourseRequested
+from statemachine.pipeline import Pipeline
+from statemachine.ports import Clock, EventStore
+from statemachine.state import CourseState, TaskState
+from statemachine.timefmt import iso
+
+log = logging.getLogger("coursegen.bridge")
+
+_TRIES = 50
+
+
+class InvalidRequest(ValueError):
+    """A course request that cannot be accepted; ``errors`` name the fields."""
+
+    def __init__(self, message: str, errors: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or [message]
+
+
+@dataclass
+class Bridge:
+    store: EventStore
+    dispatcher: Dispatcher
+    pipeline: Pipeline
+    clock: Clock
+    rollout_percent: int = 100
+    legacy_dispatcher: Dispatcher | None = None
+    stats: dict[str, int] = field(
+        default_factory=lambda: {
+            "advances": 0,
+            "scheduled": 0,
+            "dispatched": 0,
+            "deduplicated": 0,
+            "conflicts": 0,
+            "rescues": 0,
+        }
+    )
+
+    # -- ingest -------------------------------------------------------------------------
+    def ingest(
+        self, message: Mapping[str, Any], *, message_id: str | None = None, actor: str = "pubsub"
+    ) -> str:
+        """Accept a "course requested" message; the course id (existing one on redelivery)."""
+        try:
+            schemas.validate("course_request", message)
+        except schemas.SchemaError as err:
+            log.error("rejected course request: %s", err)
+            raise InvalidRequest(f"invalid course request: {err}", err.errors) from None
+        course_id = message.get("courseId") or course_id_for(message_id, message)
+        variant = variant_for(course_id, self.rollout_percent)
+        event = CourseRequested(
+            video_uri=message["videoUri"],
+            title=message["title"],
+            language=message.get("language", "en"),
+            options=dict(message.get("options", {})),
+            request_id=message_id,
+            variant=variant,
+        )
+        new = NewEvent(
+            event=event,
+            occurred_at=iso(self.clock.now()),
+            actor=actor,
+            causation_id=message_id,
+            correlation_id=course_id,
+            idempotency_key=f"request:{message_id or course_id}",
+        )
+        try:
+            self.store.append(course_id, 0, [new])
+        except ConcurrencyConflict:
+            log.info("course %s already requested; redelivery ignored", course_id)
+        self.advance(course_id)
+        return course_id
+
+    # -- advance ------------------------------------------------------------------------
+    def advance(self, course_id: str) -> list[Command]:
+        """Record what ``decide`` wants, then dispatch every scheduled task not yet started."""
+        self.stats["advances"] += 1
+        for _ in range(_TRIES):
+            state = self._state(course_id)
+            if state is None:
+                return []
+            commands = decide(state, self.pipeline)
+            if commands:
+                now = iso(self.clock.now())
+                try:
+                    self.store.append(
+                        course_id,
+                        state.version,
+                        [
+                            NewEvent(
+                                event=to_event(c),
+                                occurred_at=now,
+                                actor="bridge",
+                                causation_id=f"{course_id}@{state.version}",
+                                correlation_id=course_id,
+                                idempotency_key=getattr(c, "idempotency_key", None),
+                            )
+                            for c in commands
+                        ],
+                    )
+                except ConcurrencyConflict:
+                    self.stats["conflicts"] += 1
+                    continue
+                except TransitionNotAllowed:
+                    continue
+                self.stats["scheduled"] += sum(isinstance(c, ScheduleTask) for c in commands)
+                self._log(state, commands)
+            self._dispatch_waiting(state, commands)
+            return commands
+        raise ConcurrencyConflict(course_id, -1, -1)
+
+    def _dispatch_waiting(self, state: CourseState, commands: list[Command]) -> None:
+        """Dispatch the tasks just scheduled and any scheduled earlier but not yet started
+        (a crash between an append and its dispatch); the queue de-duplicates by name."""
+        if any(not isinstance(c, ScheduleTask) for c in commands):
+            return
+        if state.status not in ("requested", "running", "paused"):
+            return
+        for task in state.tasks.values():
+            if task.status == "scheduled":
+                self._dispatch(state, task)
+        for c in commands:
+            assert isinstance(c, ScheduleTask)
+            self._dispatch(state, scheduled_view(state, c, iso(self.clock.now())))
+
+    def _dispatch(self, state: CourseState, task: TaskState) -> None:
+        step = self.pipeline.steps[task.step]
+        request = TaskRequest(
+            queue=task.queue,
+            name=task_name(task.idempotency_key),
+            step=task.step,
+            payload=task_payload(state, task),
+            deadline_s=float(step.timeout_s),
+        )
+        transport = self.dispatcher
+        if state.variant == "legacy" and self.legacy_dispatcher is not None:
+            transport = self.legacy_dispatcher
+        try:
+            transport.dispatch(request)
+            self.stats["dispatched"] += 1
+        except AlreadyExists:
+            self.stats["deduplicated"] += 1
+
+    def _state(self, course_id: str) -> CourseState | None:
+        head = self.store.head(course_id)
+        return CourseState.from_snapshot(head.snapshot) if head else None
+
+    def _log(self, state: CourseState, commands: list[Command]) -> None:
+        for c in commands:
+            if isinstance(c, ScheduleTask):
+                analytics.emit(
+                    "task_created",
+                    course_id=state.course_id,
+                    step=c.step,
+                    variant=state.variant,
+                    task=c.task,
+                    queue=c.queue,
+                    generation=c.generation,
+                )
+            else:
+                analytics.emit(
+                    "course_" + ("completed" if state.status == "completed" else "failed"),
+                    course_id=state.course_id,
+                    variant=state.variant,
+                )
+
+    # -- reconcile ----------------------------------------------------------------------
+    def reconcile(self, quiet_s: float, *, limit: int = 1000) -> dict[str, int]:
+        """Advance every non-terminal course quiet for ``quiet_s``: rescues lost notifications."""
+        before = iso(self.clock.now() - quiet_s)
+        checked = rescued = 0
+        for course_id in self.store.quiet(before, limit=limit):
+            checked += 1
+            if self.advance(course_id):
+                rescued += 1
+        self.stats["rescues"] += rescued
+        return {"checked": checked, "rescued": rescued}
+
+
+def scheduled_view(state: CourseState, c: ScheduleTask, at: str) -> TaskState:
+    """The task a ScheduleTask command creates, as the reducer will record it."""
+    return TaskState(
+        name=c.task,
+        step=c.step,
+        shard=c.shard,
+        status="scheduled",
+        generation=c.generation,
+        idempotency_key=c.idempotency_key,
+        queue=c.queue,
+        attempts=0,
+        last_attempt=0,
+        input=c.input,
+        outputs={},
+        summary={},
+        metering={},
+        error=None,
+        scheduled_at=at,
+        started_at=None,
+        finished_at=None,
+        duration_ms=None,
+    )
+
+
+def task_payload(state: CourseState, task: TaskState) -> dict[str, Any]:
+    """The plan's task payload: courseId, taskType, attempt, data, created, idempotencyKey."""
+    return {
+        "courseId": state.course_id,
+        "taskType": task.step,
+        "attempt": 1,
+        "data": {
+            "task": task.name,
+            "shard": task.shard,
+            "generation": task.generation,
+            "variant": state.variant or "cloudtasks",
+        },
+        "created": task.scheduled_at or iso(0),
+        "idempotencyKey": task.idempotency_key,
+    }
+
+
+def course_id_for(message_id: str | None, message: Mapping[str, Any]) -> str:
+    """Deterministic from the message id, so a redelivered message maps to the same course."""
+    if message_id:
+        seed = f"msg:{message_id}"
+    else:
+        seed = "req:" + repr(sorted((k, repr(v)) for k, v in message.items()))
+    return "c" + hashlib.sha256(seed.encode()).hexdigest()[:23]
+
+
+def variant_for(course_id: str, rollout_percent: int) -> str:
+    """``cloudtasks`` for ``rollout_percent`` of course ids, ``legacy`` for the rest."""
+    bucket = int(hashlib.sha256(course_id.encode()).hexdigest()[:8], 16) % 100
+    return "cloudtasks" if bucket < rollout_percent else "legacy"
+
+
+Notify = Callable[[str, int], None]

@@ -1,0 +1,269 @@
+"""A local dispatcher with Cloud Tasks semantics, configured from ``pipeline.json``.
+
+Per queue: retries with Cloud Tasks' backoff (doubling, then linear, capped), max attempts and
+max retry duration; a token bucket at max dispatches per second and a cap on concurrent
+dispatches; schedule times; named-task de-duplication within a window; a dispatch deadline
+past which an attempt counts as failed. Deliveries carry the X-CloudTasks-* headers and a
+signed bearer token. ``run_until_idle`` drives it on a virtual clock, one delivery at a time;
+``start`` runs worker threads on the real clock.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import json
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridge.dispatch import AlreadyExists, TaskRequest
+from statemachine.pipeline import Pipeline, Queue
+from statemachine.ports import Clock
+
+DEDUP_WINDOW_S = 3600.0  # Cloud Tasks keeps a deleted or executed task's name for about 1 h
+
+Deliver = Callable[[TaskRequest, Mapping[str, str], bytes], int]
+Signer = Callable[[bytes], str]
+
+
+@dataclass(order=True)
+class _Entry:
+    eta: float
+    seq: int
+    request: TaskRequest = field(compare=False)
+    body: bytes = field(compare=False)
+    first_attempt: float | None = field(default=None, compare=False)
+    retries: int = field(default=0, compare=False)
+    executions: int = field(default=0, compare=False)
+
+
+class _Bucket:
+    """Token bucket: ``rate`` tokens a second, holding at most one second's worth (>= 1)."""
+
+    def __init__(self, rate: float, now: float) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.tokens = self.capacity
+        self.stamp = now
+
+    def _refill(self, now: float) -> None:
+        if now > self.stamp:
+            self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+            self.stamp = now
+
+    def ready_at(self, now: float) -> float:
+        self._refill(now)
+        return now if self.tokens >= 1.0 else now + (1.0 - self.tokens) / self.rate
+
+    def take(self, now: float) -> None:
+        self._refill(now)
+        self.tokens -= 1.0
+
+
+@dataclass
+class DispatchStats:
+    dispatched: int = 0
+    deduplicated: int = 0
+    deliveries: int = 0
+    retries: int = 0
+    deadline_exceeded: int = 0
+    gave_up: int = 0
+    max_concurrent_seen: dict[str, int] = field(default_factory=dict)
+    delivery_times: list[tuple[str, str, float]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "delivery_times"}
+
+
+class LocalDispatcher:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        deliver: Deliver,
+        clock: Clock,
+        *,
+        signer: Signer | None = None,
+        dedup_window_s: float = DEDUP_WINDOW_S,
+        record_times: bool = False,
+    ) -> None:
+        self.pipeline = pipeline
+        self.deliver = deliver
+        self.clock = clock
+        self.signer = signer
+        self.dedup_window_s = dedup_window_s
+        self.record_times = record_times
+        self.stats = DispatchStats()
+        self._heaps: dict[str, list[_Entry]] = {q: [] for q in pipeline.queues}
+        self._buckets = {
+            q.name: _Bucket(q.max_dispatches_per_s, clock.now()) for q in pipeline.queues.values()
+        }
+        self._inflight = dict.fromkeys(pipeline.queues, 0)
+        self._names: dict[str, float] = {}
+        self._seq = itertools.count()
+        self._cond = threading.Condition()
+        self._stopping = False
+        self._threads: list[threading.Thread] = []
+
+    # -- the port -----------------------------------------------------------------------
+    def dispatch(self, request: TaskRequest) -> None:
+        if request.queue not in self._heaps:
+            raise ValueError(f"unknown queue {request.queue!r}")
+        with self._cond:
+            now = self.clock.now()
+            seen = self._names.get(request.name)
+            if seen is not None and now - seen < self.dedup_window_s:
+                self.stats.deduplicated += 1
+                raise AlreadyExists(f"task {request.name} already exists in {request.queue}")
+            self._names[request.name] = now
+            body = json.dumps(dict(request.payload), separators=(",", ":")).encode()
+            eta = request.schedule_time if request.schedule_time is not None else now
+            heapq.heappush(self._heaps[request.queue], _Entry(eta, next(self._seq), request, body))
+            self.stats.dispatched += 1
+            self._cond.notify_all()
+
+    def pending(self) -> int:
+        with self._cond:
+            return sum(len(h) for h in self._heaps.values()) + sum(self._inflight.values())
+
+    # -- picking the next delivery --------------------------------------------------------
+    def _pick(self, now: float) -> tuple[_Entry | None, float | None]:
+        """The entry to deliver now, or None and the earliest time one could be."""
+        soonest: float | None = None
+        best: tuple[float, int, str] | None = None
+        for name, heap in self._heaps.items():
+            if not heap or self._inflight[name] >= self.pipeline.queues[name].max_concurrent:
+                continue
+            at = max(heap[0].eta, self._buckets[name].ready_at(now))
+            if at <= now and (best is None or (heap[0].eta, heap[0].seq) < best[:2]):
+                best = (heap[0].eta, heap[0].seq, name)
+            soonest = at if soonest is None else min(soonest, at)
+        if best is None:
+            return None, soonest
+        queue = best[2]
+        self._buckets[queue].take(now)
+        self._inflight[queue] += 1
+        seen = self.stats.max_concurrent_seen
+        seen[queue] = max(seen.get(queue, 0), self._inflight[queue])
+        return heapq.heappop(self._heaps[queue]), None
+
+    # -- one delivery -------------------------------------------------------------------
+    def _deliver(self, entry: _Entry) -> None:
+        req = entry.request
+        queue = self.pipeline.queues[req.queue]
+        start = self.clock.now()
+        if entry.first_attempt is None:
+            entry.first_attempt = start
+        headers = {
+            "Content-Type": "application/json",
+            "X-CloudTasks-QueueName": req.queue,
+            "X-CloudTasks-TaskName": req.name,
+            "X-CloudTasks-TaskRetryCount": str(entry.retries),
+            "X-CloudTasks-TaskExecutionCount": str(entry.executions),
+            "X-CloudTasks-TaskETA": f"{entry.eta:.6f}",
+        }
+        if self.signer is not None:
+            headers["Authorization"] = f"Bearer {self.signer(entry.body)}"
+        status: int | None
+        try:
+            status = self.deliver(req, headers, entry.body)
+        except Exception:  # a connection error or a crash: no response, so no execution
+            status = None
+        elapsed = self.clock.now() - start
+        with self._cond:
+            self.stats.deliveries += 1
+            if self.record_times:
+                self.stats.delivery_times.append((req.queue, req.name, start))
+            self._inflight[req.queue] -= 1
+            if status is not None:
+                entry.executions += 1
+            late = elapsed > req.deadline_s
+            if late:
+                self.stats.deadline_exceeded += 1
+            if status is None or late or not 200 <= status < 300:
+                self._retry(entry, queue)
+            self._cond.notify_all()
+
+    def _retry(self, entry: _Entry, queue: Queue) -> None:
+        entry.retries += 1
+        attempts = entry.retries
+        retry = queue.retry
+        now = self.clock.now()
+        delay = retry.backoff(entry.retries)
+        assert entry.first_attempt is not None
+        over_time = (
+            retry.max_retry_duration_s > 0
+            and now + delay - entry.first_attempt > retry.max_retry_duration_s
+        )
+        if attempts >= retry.max_attempts or over_time:
+            self.stats.gave_up += 1
+            return
+        self.stats.retries += 1
+        entry.eta = now + delay
+        entry.seq = next(self._seq)
+        heapq.heappush(self._heaps[queue.name], entry)
+
+    # -- driving ------------------------------------------------------------------------
+    def run_until_idle(
+        self,
+        *,
+        until: float | None = None,
+        max_deliveries: int | None = None,
+        advance: Callable[[float], None] | None = None,
+    ) -> int:
+        """Deliver, one at a time, jumping the (virtual) clock to each next due time.
+
+        Stops when nothing is queued, at virtual time ``until``, or after ``max_deliveries``.
+        """
+        jump = advance or getattr(self.clock, "advance_to", None)
+        if jump is None:
+            raise TypeError("run_until_idle needs a clock with advance_to (a virtual clock)")
+        done = 0
+        while max_deliveries is None or done < max_deliveries:
+            with self._cond:
+                entry, soonest = self._pick(self.clock.now())
+            if entry is None:
+                if soonest is None or (until is not None and soonest > until):
+                    break
+                jump(soonest)
+                continue
+            self._deliver(entry)
+            done += 1
+        return done
+
+    def start(self, workers: int = 4) -> None:
+        """Deliver on ``workers`` threads against the real clock until ``stop``."""
+        self._stopping = False
+        for i in range(workers):
+            t = threading.Thread(target=self._work, name=f"dispatch-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        for t in self._threads:
+            t.join(timeout=30)
+        self._threads.clear()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        with self._cond:
+            return self._cond.wait_for(
+                lambda: not any(self._heaps.values()) and not any(self._inflight.values()),
+                timeout,
+            )
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    if self._stopping:
+                        return
+                    entry, soonest = self._pick(self.clock.now())
+                    if entry is not None:
+                        break
+                    wait = None if soonest is None else max(0.0, soonest - self.clock.now())
+                    self._cond.wait(timeout=wait if wait is None else min(wait, 1.0))
+            self._deliver(entry)

@@ -1,0 +1,113 @@
+"""Runtime wiring: one place that builds the store, dispatcher, endpoint and bridge from config."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bridge.clock import SystemClock
+from bridge.core import Bridge
+from bridge.dispatch import TaskRequest
+from bridge.dispatch.local import LocalDispatcher
+from bridge.settings import Settings
+from handlers.artifacts import LocalArtifacts
+from handlers.auth import HmacVerifier, sign
+from handlers.endpoint import TaskEndpoint
+from handlers.registry import StepFn, real_steps
+from handlers.services import StepServices
+from statemachine.pipeline import Pipeline, default_pipeline
+from statemachine.ports import Clock, EventStore
+from statemachine.store import make_store
+
+TOKEN_TTL_S = 3600 * 24
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: EventStore
+    clock: Clock
+    pipeline: Pipeline
+    endpoint: TaskEndpoint
+    dispatcher: LocalDispatcher
+    bridge: Bridge
+    artifacts: LocalArtifacts
+    notifications: list[tuple[str, int]] = field(default_factory=list)
+
+    def close(self) -> None:
+        self.dispatcher.stop()
+        close = getattr(self.store, "close", None)
+        if close:
+            close()
+
+
+def embedded(
+    data_dir: str | Path,
+    *,
+    settings: Settings | None = None,
+    steps: Mapping[str, StepFn] | None = None,
+    clock: Clock | None = None,
+    store: EventStore | None = None,
+    notify_filter: Callable[[str, int], bool] | None = None,
+    deliver_wrapper: Callable[[Any], Any] | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> Runtime:
+    """The embedded default: SQLite events, local artifacts, in-process Cloud Tasks semantics."""
+    cfg = settings or Settings.from_env()
+    root = Path(data_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    clk = clock or SystemClock()
+    pipe = default_pipeline()
+    events = store or make_store(cfg.get("COURSEGEN_STORE"), **_store_options(cfg, root))
+    artifacts = LocalArtifacts(root / "artifacts")
+    secret = cfg.get("COURSEGEN_TASK_SECRET").encode() or secrets.token_bytes(32)
+    services = StepServices(
+        artifacts=artifacts, settings=cfg, scratch=root / "scratch", options=dict(options or {})
+    )
+    holder: dict[str, Any] = {}
+
+    def notify(course_id: str, version: int) -> None:
+        rt: Runtime = holder["rt"]
+        rt.notifications.append((course_id, version))
+        if notify_filter is None or notify_filter(course_id, version):
+            rt.bridge.advance(course_id)
+
+    endpoint = TaskEndpoint(
+        store=events,
+        steps=steps if steps is not None else real_steps(),
+        pipeline=pipe,
+        verify=HmacVerifier(secret, clk.now),
+        notify=notify,
+        services=services,
+        now=clk.now,
+    )
+
+    def deliver(request: TaskRequest, headers: Mapping[str, str], body: bytes) -> int:
+        return endpoint.handle(headers, body, url=f"local://{request.step}").status
+
+    dispatcher = LocalDispatcher(
+        pipe,
+        deliver_wrapper(deliver) if deliver_wrapper else deliver,
+        clk,
+        signer=lambda body: sign(secret, body, int(clk.now() + TOKEN_TTL_S)),
+    )
+    bridge = Bridge(
+        store=events,
+        dispatcher=dispatcher,
+        pipeline=pipe,
+        clock=clk,
+        rollout_percent=cfg.get_int("COURSEGEN_ROLLOUT_PERCENT"),
+    )
+    rt = Runtime(cfg, events, clk, pipe, endpoint, dispatcher, bridge, artifacts)
+    holder["rt"] = rt
+    return rt
+
+
+def _store_options(cfg: Settings, root: Path) -> dict[str, Any]:
+    kind = cfg.get("COURSEGEN_STORE")
+    if kind == "sqlite":
+        return {"path": root / "events.db", "synchronous": cfg.get("COURSEGEN_SQLITE_SYNCHRONOUS")}
+    return {}
