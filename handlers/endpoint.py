@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -60,8 +61,14 @@ class TaskEndpoint:
     services: Any
     now: Callable[[], float] = time.time
     only_step: str | None = None
+    answers: Counter[str] = field(default_factory=Counter)
 
     def handle(self, headers: Mapping[str, str], body: bytes, url: str = "") -> Answer:
+        answer = self._handle(headers, body, url)
+        self.answers[str(answer.body.get("status", answer.status))] += 1
+        return answer
+
+    def _handle(self, headers: Mapping[str, str], body: bytes, url: str) -> Answer:
         if len(body) > MAX_BODY_BYTES:
             return problem(413, "Payload too large", f"task bodies are at most {MAX_BODY_BYTES}")
         try:
@@ -100,7 +107,7 @@ class TaskEndpoint:
         if isinstance(started, Answer):
             return started
         course, task, version = started
-        task = _running(task, attempt)
+        task = _running(task, attempt, iso(self.now()))
         trace = _trace(headers)
         analytics.emit(
             "task_started",
@@ -190,9 +197,9 @@ class TaskEndpoint:
         retry = self.pipeline.queues[task.queue].retry
         if attempt >= retry.max_attempts:
             return True
-        if retry.max_retry_duration_s <= 0 or task.scheduled_at is None:
+        if retry.max_retry_duration_s <= 0 or task.started_at is None:
             return False
-        first = parse_iso(task.scheduled_at)
+        first = parse_iso(task.started_at)  # the queue counts from the first attempt
         return self.now() + retry.backoff(attempt) - first > retry.max_retry_duration_s
 
     def _state(self, course_id: str) -> CourseState | None:
@@ -262,9 +269,10 @@ def _attempt(headers: Mapping[str, str], payload: Mapping[str, Any]) -> int:
     return attempt
 
 
-def _running(task: TaskState, attempt: int) -> TaskState:
+def _running(task: TaskState, attempt: int, now: str) -> TaskState:
     """The task as our TaskStarted left it (saves reloading the course)."""
-    return replace(task, status="running", attempts=task.attempts + 1, last_attempt=attempt)
+    return replace(task, status="running", attempts=task.attempts + 1, last_attempt=attempt,
+                   started_at=task.started_at or now)
 
 
 def _no_op(course: CourseState, task: TaskState, key: str) -> Answer | None:

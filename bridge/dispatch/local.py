@@ -14,6 +14,7 @@ import heapq
 import itertools
 import json
 import threading
+from contextlib import nullcontext
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -165,12 +166,14 @@ class LocalDispatcher:
         }
         if self.signer is not None:
             headers["Authorization"] = f"Bearer {self.signer(entry.body)}"
-        status: int | None
-        try:
-            status = self.deliver(req, headers, entry.body)
-        except Exception:  # a connection error or a crash: no response, so no execution
-            status = None
-        elapsed = self.clock.now() - start
+        status: int | None = None
+        lane = getattr(self.clock, "lane", None)
+        with lane() if lane is not None else nullcontext():
+            try:
+                status = self.deliver(req, headers, entry.body)
+            except Exception:  # a connection error or a crash: no response, no execution
+                status = None
+            elapsed = self.clock.now() - start
         with self._cond:
             self.stats.deliveries += 1
             if self.record_times:

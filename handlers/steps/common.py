@@ -1,0 +1,104 @@
+"""What the steps share: reading and writing JSON artifacts, options, provider calls."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import schemas
+from handlers.ai.port import AIProvider, AIResult, ProviderError
+from handlers.ai.select import provider_for
+from handlers.registry import PermanentStepError, StepContext, TransientStepError
+
+
+def option(ctx: StepContext, name: str, default: Any) -> Any:
+    """A request option (camelCase, from the course request), else the runtime's, else default."""
+    request = ctx.course.request or {}
+    options = request.get("options") or {}
+    if name in options:
+        return options[name]
+    return ctx.services.options.get(name, default)
+
+
+def read_json(ctx: StepContext, ref: str) -> Any:
+    try:
+        return json.loads(ctx.services.artifacts.get_bytes(ref))
+    except FileNotFoundError:
+        raise PermanentStepError(f"artifact {ref} is missing") from None
+
+
+def write_json(ctx: StepContext, name: str, document: Any) -> str:
+    data = json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True).encode()
+    ref: str = ctx.services.artifacts.put_bytes(ctx.course_id, name, data)
+    return ref
+
+
+def local(ctx: StepContext, ref: str) -> Path:
+    scratch = Path(ctx.services.scratch) / ctx.course_id
+    scratch.mkdir(parents=True, exist_ok=True)
+    path: Path = ctx.services.artifacts.local_path(ref, scratch)
+    return path
+
+
+def provider(ctx: StepContext) -> AIProvider:
+    request = ctx.course.request or {}
+    options = dict(ctx.services.options)
+    options.update(request.get("options") or {})
+    try:
+        return provider_for(ctx.task.step, ctx.services.settings, options)
+    except ProviderError:
+        raise
+    except (ValueError, NotImplementedError) as err:
+        raise PermanentStepError(str(err)) from None
+
+
+def call(ctx: StepContext, schema: str, fn: Callable[[], AIResult]) -> AIResult:
+    """Run a provider call and validate its answer; map provider errors to step errors."""
+    try:
+        result = fn()
+    except ProviderError as err:
+        cls = TransientStepError if err.retryable else PermanentStepError
+        raise cls(f"{ctx.task.step}: {err}") from None
+    try:
+        schemas.validate(schema, result.data)
+    except schemas.SchemaError as err:
+        raise PermanentStepError(f"{ctx.task.step}: the provider's answer is invalid: {err}")
+    return result
+
+
+def metering(results: list[AIResult]) -> dict[str, Any]:
+    """Sum the metering of several calls (one step may call a provider more than once)."""
+    out: dict[str, Any] = {}
+    for r in results:
+        for key, value in r.metering.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                out[key] = round(out.get(key, 0) + value, 6)
+            else:
+                out.setdefault(key, value)
+    return out
+
+
+_locks: dict[str, threading.Lock] = {}
+_cache: dict[str, AIResult] = {}
+_guard = threading.Lock()
+
+
+def transcription(ai: AIProvider, audio: Path, language: str) -> AIResult:
+    """The offline transcript of ``audio``, computed once per process even when transcribe
+    and analyze_video ask at the same time; other providers are called every time."""
+    if ai.name != "offline":
+        return ai.transcribe(audio, language=language)
+    return _once_per_file(audio, lambda: ai.transcribe(audio, language=language))
+
+
+def _once_per_file(path: Path, compute: Callable[[], AIResult]) -> AIResult:
+    key = f"{path}:{path.stat().st_mtime_ns}:{path.stat().st_size}"
+    with _guard:
+        lock = _locks.setdefault(key, threading.Lock())
+    with lock:
+        if key not in _cache:
+            _cache[key] = compute()
+        return _cache[key]
