@@ -24,6 +24,15 @@ class Setting:
     cloud: bool = True  # set by Terraform in the cloud deployment
 
 
+_AI_STEPS = (
+    "transcribe",
+    "analyze_video",
+    "analyze_frames",
+    "generate_structure",
+    "add_interactivity",
+)
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting(
         "COURSEGEN_DATA_DIR", ".coursegen", "local data folder (embedded default)", cloud=False
@@ -146,6 +155,58 @@ SETTINGS: tuple[Setting, ...] = (
             "add_interactivity",
         ),
         secret=True,
+    ),
+    # AI models and limits: local-only (cloud=False) until Terraform sets them for the AI steps;
+    # their defaults are what the cloud runs.
+    Setting("COURSEGEN_GEMINI_MODEL", "gemini-2.5-flash", "Gemini model", _AI_STEPS, cloud=False),
+    Setting(
+        "COURSEGEN_OPENAI_MODEL",
+        "gpt-4.1-mini",
+        "OpenAI chat model (structured outputs, image input)",
+        _AI_STEPS,
+        cloud=False,
+    ),
+    Setting(
+        "COURSEGEN_OPENAI_TRANSCRIBE_MODEL",
+        "whisper-1",
+        "OpenAI transcription model (must support verbose_json segments)",
+        ("transcribe",),
+        cloud=False,
+    ),
+    Setting(
+        "COURSEGEN_AI_TIMEOUT_S",
+        "300",
+        "timeout of one AI HTTP request, seconds",
+        _AI_STEPS,
+        cloud=False,
+    ),
+    Setting(
+        "COURSEGEN_AI_MAX_RETRIES",
+        "3",
+        "SDK retries of one AI request (429, 5xx, network) before the queue's own retry",
+        _AI_STEPS,
+        cloud=False,
+    ),
+    Setting(
+        "COURSEGEN_AI_PRICES",
+        "{}",
+        "JSON price overrides per model (handlers/ai/pricing.py)",
+        _AI_STEPS,
+        cloud=False,
+    ),
+    Setting(
+        "COURSEGEN_GEMINI_BASE_URL",
+        "",
+        "Gemini API base URL (a local stub or proxy; empty: Google)",
+        _AI_STEPS,
+        cloud=False,
+    ),
+    Setting(
+        "COURSEGEN_OPENAI_BASE_URL",
+        "",
+        "OpenAI API base URL (a local stub or proxy; empty: api.openai.com)",
+        _AI_STEPS,
+        cloud=False,
     ),
 )
 

@@ -49,8 +49,11 @@ class Chaos:
         self.permanent_keys: set[str] = set()
 
     def steps(self, shards: int = 4) -> Mapping[str, StepFn]:
-        sources = {s.fan_out.source: s.fan_out.count_field
-                   for s in self.pipeline.steps.values() if s.fan_out}
+        sources = {
+            s.fan_out.source: s.fan_out.count_field
+            for s in self.pipeline.steps.values()
+            if s.fan_out
+        }
 
         def make(name: str) -> StepFn:
             field = sources.get(name)
@@ -95,20 +98,38 @@ class Chaos:
         return True
 
 
-def simulate(courses: int, faults: Faults, *, data_dir: Path, store: str = "memory",
-             max_virtual_s: float = 7 * 24 * 3600.0) -> dict[str, Any]:
+def simulate(
+    courses: int,
+    faults: Faults,
+    *,
+    data_dir: Path,
+    store: str = "memory",
+    max_virtual_s: float = 7 * 24 * 3600.0,
+) -> dict[str, Any]:
     wall0 = time.perf_counter()
     clock = VirtualClock()
     pipeline = default_pipeline()
     chaos = Chaos(faults, pipeline, clock)
-    settings = Settings.from_env({"COURSEGEN_STORE": store,
-                                  "COURSEGEN_SQLITE_SYNCHRONOUS": "NORMAL"})
-    rt = embedded(data_dir, settings=settings, steps=chaos.steps(), clock=clock,
-                  store=MemoryStore() if store == "memory" else None,
-                  notify_filter=chaos.notify, deliver_wrapper=chaos.deliver)
+    settings = Settings.from_env(
+        {"COURSEGEN_STORE": store, "COURSEGEN_SQLITE_SYNCHRONOUS": "NORMAL"}
+    )
+    rt = embedded(
+        data_dir,
+        settings=settings,
+        steps=chaos.steps(),
+        clock=clock,
+        store=MemoryStore() if store == "memory" else None,
+        notify_filter=chaos.notify,
+        deliver_wrapper=chaos.deliver,
+    )
     start = clock.now()
-    ids = [rt.bridge.ingest({"videoUri": f"gs://sim/{i}.mp4", "title": f"Course {i}"},
-                            message_id=f"sim-{faults.seed}-{i}") for i in range(courses)]
+    ids = [
+        rt.bridge.ingest(
+            {"videoUri": f"gs://sim/{i}.mp4", "title": f"Course {i}"},
+            message_id=f"sim-{faults.seed}-{i}",
+        )
+        for i in range(courses)
+    ]
     rounds = 0
     while clock.now() - start < max_virtual_s:
         rt.dispatcher.run_until_idle(until=clock.now() + RECONCILE_EVERY_S)
@@ -118,8 +139,11 @@ def simulate(courses: int, faults: Faults, *, data_dir: Path, store: str = "memo
         if rt.dispatcher.pending() == 0 and not rt.store.quiet("9999", limit=1):
             break
     report = check(rt, ids, chaos)
-    report["counts"].update(virtual_s=round(clock.now() - start, 1),
-                            wall_s=round(time.perf_counter() - wall0, 2), reconcile_rounds=rounds)
+    report["counts"].update(
+        virtual_s=round(clock.now() - start, 1),
+        wall_s=round(time.perf_counter() - wall0, 2),
+        reconcile_rounds=rounds,
+    )
     report["faults"] = faults.__dict__
     report["courses"] = courses
     rt.close()

@@ -271,8 +271,13 @@ def _attempt(headers: Mapping[str, str], payload: Mapping[str, Any]) -> int:
 
 def _running(task: TaskState, attempt: int, now: str) -> TaskState:
     """The task as our TaskStarted left it (saves reloading the course)."""
-    return replace(task, status="running", attempts=task.attempts + 1, last_attempt=attempt,
-                   started_at=task.started_at or now)
+    return replace(
+        task,
+        status="running",
+        attempts=task.attempts + 1,
+        last_attempt=attempt,
+        started_at=task.started_at or now,
+    )
 
 
 def _no_op(course: CourseState, task: TaskState, key: str) -> Answer | None:

@@ -45,7 +45,11 @@ class Slide:
 SLIDES = (
     Slide(
         title="Rivers Carry Water",
-        bullets=("Rain and snow feed streams", "Streams join into rivers", "A basin drains the land"),
+        bullets=(
+            "Rain and snow feed streams",
+            "Streams join into rivers",
+            "A basin drains the land",
+        ),
         spoken=(
             "Rivers carry water from high ground down to the sea. Rain and melting snow "
             "gather in small streams, and the streams join to form a river. The whole area "
@@ -54,7 +58,11 @@ SLIDES = (
     ),
     Slide(
         title="Erosion Cuts Valleys",
-        bullets=("Moving water lifts sediment", "Stones scrape the river bed", "Steep valleys form upstream"),
+        bullets=(
+            "Moving water lifts sediment",
+            "Stones scrape the river bed",
+            "Steep valleys form upstream",
+        ),
         spoken=(
             "Erosion cuts valleys into the land. Fast moving water lifts sand and small "
             "stones, and those stones scrape the river bed as they roll. Over thousands of "
@@ -72,7 +80,11 @@ SLIDES = (
     ),
     Slide(
         title="Floodplains And Deltas",
-        bullets=("Floods spread fertile silt", "Farms grow on floodplains", "Deltas build at the coast"),
+        bullets=(
+            "Floods spread fertile silt",
+            "Farms grow on floodplains",
+            "Deltas build at the coast",
+        ),
         spoken=(
             "Floodplains and deltas are built by the river itself. When a river floods, "
             "it spreads fine silt across the floodplain, which makes the soil rich for "
@@ -81,7 +93,11 @@ SLIDES = (
     ),
     Slide(
         title="Protecting River Systems",
-        bullets=("Keep trees along the banks", "Reduce pollution from farms", "Give rivers room to flood"),
+        bullets=(
+            "Keep trees along the banks",
+            "Reduce pollution from farms",
+            "Give rivers room to flood",
+        ),
         spoken=(
             "Protecting river systems keeps landscapes healthy. Trees along the banks hold "
             "the soil in place, and less pollution from farms keeps the water clean. "
@@ -97,8 +113,10 @@ def find_font(bold: bool) -> Path:
     for folder in FONT_DIRS:
         if (folder / name).is_file():
             return folder / name
-    sys.exit(f"make_lecture: font {name} not found in {[str(d) for d in FONT_DIRS]}; "
-             "install it with `apt-get install -y fonts-dejavu-core`")
+    sys.exit(
+        f"make_lecture: font {name} not found in {[str(d) for d in FONT_DIRS]}; "
+        "install it with `apt-get install -y fonts-dejavu-core`"
+    )
 
 
 def require_tool(name: str) -> str:
@@ -123,16 +141,20 @@ def draw_slide(slide: Slide, number: int, path: Path) -> None:
     # The footer is part of the shared template, so slide changes stay subtle on purpose.
     draw.line((70, 650, WIDTH - 70, 650), fill=HEADER, width=3)
     draw.text((70, 685), "How Rivers Shape Landscapes", font=footer_font, fill=HEADER, anchor="lm")
-    draw.text((WIDTH - 70, 685), f"{number} / {len(SLIDES)}", font=footer_font,
-              fill=HEADER, anchor="rm")
+    draw.text(
+        (WIDTH - 70, 685), f"{number} / {len(SLIDES)}", font=footer_font, fill=HEADER, anchor="rm"
+    )
     image.save(path, format="PNG")
 
 
 def speak(text: str, path: Path) -> bytes:
     """Synthesize `text` to PCM samples (s16le mono at SAMPLE_RATE)."""
     espeak = require_tool("espeak-ng")
-    subprocess.run([espeak, "-v", "en-us", "-s", str(SPEECH_WPM), "-w", str(path), text],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [espeak, "-v", "en-us", "-s", str(SPEECH_WPM), "-w", str(path), text],
+        check=True,
+        capture_output=True,
+    )
     with wave.open(str(path), "rb") as wav:
         if (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) != (SAMPLE_RATE, 1, 2):
             sys.exit(f"make_lecture: unexpected espeak-ng WAV format in {path}")
@@ -165,14 +187,47 @@ def encode(images: list[Path], durations: list[float], narration: Path, out: Pat
     args += ["-i", str(narration)]
     chain = "".join(f"[{i}:v]" for i in range(len(images)))
     args += [
-        "-filter_complex", f"{chain}concat=n={len(images)}:v=1:a=0,format=yuv420p[v]",
-        "-map", "[v]", "-map", f"{len(images)}:a",
-        "-c:v", "libx264", "-preset", "medium", "-crf", str(CRF), "-tune", "stillimage",
-        "-r", str(FPS), "-g", str(FPS * 10),
+        "-filter_complex",
+        f"{chain}concat=n={len(images)}:v=1:a=0,format=yuv420p[v]",
+        "-map",
+        "[v]",
+        "-map",
+        f"{len(images)}:a",
+        "-c:v",
+        "libx264",
+        "-preset",
+        "medium",
+        "-crf",
+        str(CRF),
+        "-tune",
+        "stillimage",
+        "-r",
+        str(FPS),
+        "-g",
+        str(FPS * 10),
         # One encoder thread and bitexact flags keep the output byte-identical across runs.
-        "-threads", "1", "-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact",
-        "-c:a", "aac", "-b:a", "32k", "-ar", "16000", "-ac", "1",
-        "-map_metadata", "-1", "-movflags", "+faststart", "-shortest", str(out),
+        "-threads",
+        "1",
+        "-fflags",
+        "+bitexact",
+        "-flags:v",
+        "+bitexact",
+        "-flags:a",
+        "+bitexact",
+        "-c:a",
+        "aac",
+        "-b:a",
+        "32k",
+        "-ar",
+        "16000",
+        "-ac",
+        "1",
+        "-map_metadata",
+        "-1",
+        "-movflags",
+        "+faststart",
+        "-shortest",
+        str(out),
     ]
     subprocess.run(args, check=True)
 
@@ -191,8 +246,16 @@ def build(out_dir: Path) -> dict[str, object]:
             durations.append(duration)
             pcm_parts.append(pcm)
             end = round(start + duration, 3)
-            entries.append({"index": index, "start": start, "end": end, "title": slide.title,
-                            "bullets": list(slide.bullets), "spoken": slide.spoken})
+            entries.append(
+                {
+                    "index": index,
+                    "start": start,
+                    "end": end,
+                    "title": slide.title,
+                    "bullets": list(slide.bullets),
+                    "spoken": slide.spoken,
+                }
+            )
             start = end
         narration = tmp / "narration.wav"
         write_wav(b"".join(pcm_parts), narration)
@@ -209,13 +272,19 @@ def build(out_dir: Path) -> dict[str, object]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent,
-                        help="folder for lecture.mp4 and ground_truth.json (default: samples/)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(__file__).resolve().parent,
+        help="folder for lecture.mp4 and ground_truth.json (default: samples/)",
+    )
     args = parser.parse_args(argv)
     truth = build(args.out)
     size = (args.out / "lecture.mp4").stat().st_size
-    print(f"wrote {args.out / 'lecture.mp4'} ({truth['duration']:.1f} s, {size} bytes, "
-          f"{len(truth['slides'])} slides)")
+    print(
+        f"wrote {args.out / 'lecture.mp4'} ({truth['duration']:.1f} s, {size} bytes, "
+        f"{len(truth['slides'])} slides)"
+    )
     return 0
 
 

@@ -14,8 +14,8 @@ import heapq
 import itertools
 import json
 import threading
-from contextlib import nullcontext
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 

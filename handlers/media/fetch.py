@@ -1,4 +1,4 @@
-"""SSRF-safe fetching of a course's source video (local path, http(s) or gs://) into the work dir."""
+"""SSRF-safe fetching of a source video (local path, http(s) or gs://) into the work dir."""
 
 from __future__ import annotations
 
@@ -151,14 +151,17 @@ class _PinnedHTTPSConnection(http.client.HTTPSConnection):
         context: ssl.SSLContext | None = None,
     ) -> None:
         # A default context verifies the chain and the hostname; callers may narrow the CAs.
-        super().__init__(
-            host, port, timeout=timeout, context=context or ssl.create_default_context()
-        )
+        self._tls = context or ssl.create_default_context()
+        super().__init__(host, port, timeout=timeout, context=self._tls)
         self._ips = ips
 
     def connect(self) -> None:
         raw = _connect_first(self._ips, self.port, self.timeout)
-        self.sock = self._context.wrap_socket(raw, server_hostname=self.host)
+        try:
+            self.sock = self._tls.wrap_socket(raw, server_hostname=self.host)
+        except BaseException:
+            raw.close()
+            raise
 
 
 def _connect_first(ips: list[str], port: int, timeout: float | None) -> socket.socket:

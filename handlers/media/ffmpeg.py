@@ -21,6 +21,7 @@ STDERR_TAIL_CHARS = 2000
 
 # Messages ffmpeg prints when a file ends before its own index says it should.
 _TRUNCATION_MARKERS = ("moov atom not found", "partial file", "corrupt input packet")
+_MP4_FIRST_BOXES = (b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide")
 _DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
 _INPUT = re.compile(r"^Input #0, ([\w,]+), from", re.MULTILINE)
 _STREAM = re.compile(r"^\s*Stream #0:\d+\S*: (Video|Audio): (\w+)(.*)$", re.MULTILINE)
@@ -33,7 +34,9 @@ _ROTATION = re.compile(r"rotation of (-?[\d.]+) degrees")
 class MediaError(Exception):
     """A video that cannot be used; `permanent` says whether a retry could possibly help."""
 
-    def __init__(self, kind: str, message: str, *, permanent: bool = True, stderr: str = "") -> None:
+    def __init__(
+        self, kind: str, message: str, *, permanent: bool = True, stderr: str = ""
+    ) -> None:
         if kind not in MEDIA_ERROR_KINDS:
             raise ValueError(f"unknown MediaError kind {kind!r}")
         super().__init__(message)
@@ -132,7 +135,9 @@ def _checked_size(path: Path, max_bytes: int | None) -> int:
 
 
 def _parse_probe(path: Path, stderr: str, size: int) -> VideoInfo:
-    if "moov atom not found" in stderr:
+    # ffmpeg picks the MP4 demuxer from a ".mp4" name alone, so only a file that really
+    # opens with MP4 boxes is "truncated" when the index is missing; the rest is not video.
+    if "moov atom not found" in stderr and _starts_like_mp4(path):
         raise MediaError(
             "truncated", f"{path.name} is truncated: its MP4 index (moov) is missing", stderr=stderr
         )
@@ -161,6 +166,12 @@ def _parse_probe(path: Path, stderr: str, size: int) -> VideoInfo:
         size_bytes=size,
         container=container.group(1),
     )
+
+
+def _starts_like_mp4(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    return head[4:8] in _MP4_FIRST_BOXES
 
 
 def _duration(path: Path, stderr: str) -> float:
@@ -201,7 +212,9 @@ def _check_tail(path: Path, info: VideoInfo) -> None:
     frames = sum(1 for line in result.stdout.splitlines() if line and not line.startswith("#"))
     marker = next((m for m in _TRUNCATION_MARKERS if m in result.stderr), None)
     if frames == 0 or marker is not None:
-        why = f"ffmpeg reports {marker!r} near its end" if marker else "no frame decodes near its end"
+        why = (
+            f"ffmpeg reports {marker!r} near its end" if marker else "no frame decodes near its end"
+        )
         raise MediaError(
             "truncated",
             f"{path.name} is truncated: it declares {info.duration_s:.1f} s but {why}",
@@ -254,12 +267,12 @@ def _video_output(info: VideoInfo, target: Path) -> list[str]:
         args += ["-c:a", "aac", "-b:a", "128k"] if info.has_audio else []
     # Bitexact and no copied metadata: a re-run writes the same bytes.
     args += ["-map_metadata", "-1", "-fflags", "+bitexact", "-flags", "+bitexact"]
-    return args + ["-movflags", "+faststart", "-f", "mp4", str(target)]
+    return [*args, "-movflags", "+faststart", "-f", "mp4", str(target)]
 
 
 def _audio_output(target: Path) -> list[str]:
     args = ["-map", "0:a:0", "-vn", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le"]
-    return args + ["-map_metadata", "-1", "-fflags", "+bitexact", "-f", "wav", str(target)]
+    return [*args, "-map_metadata", "-1", "-fflags", "+bitexact", "-f", "wav", str(target)]
 
 
 def _publish(tmp: Path, final: Path) -> None:

@@ -76,29 +76,48 @@ def extract_frames(
 def _decode_candidates(
     video: Path, tmp: Path, threshold: float, interval_s: float, width: int, timeout_s: float
 ) -> list[_Candidate]:
-    # Both branches select frame 0: it keeps t=0, and an image2 output that receives no
-    # frame at all fails the whole run. Buckets of floor(t / interval) never drift.
-    interval = f"isnan(prev_selected_t)+gte(floor(t/{interval_s})-floor(prev_selected_t/{interval_s}),1)"
-    graph = (
-        f"[0:v]scale={width}:-2,split=2[a][b];"
-        f"[a]select='eq(n,0)+gt(scene,{threshold})',showinfo@scene[scene];"
-        f"[b]select='{interval}',showinfo@interval[interval]"
-    )
-    args = ["-v", "info", "-y", "-i", str(video), "-filter_complex", graph]
+    args = ["-v", "info", "-y", "-i", str(video)]
+    args += ["-filter_complex", _filter_graph(threshold, interval_s, width)]
     for kind in ("scene", "interval"):
         args += ["-map", f"[{kind}]", "-fps_mode", "passthrough", "-q:v", "3"]
         args += ["-fflags", "+bitexact", "-flags", "+bitexact", "-f", "image2"]
         args += [str(tmp / f"{kind}_%06d.jpg")]
     stderr = _run_quietly(args, timeout_s)
-    candidates = []
+    candidates = [
+        _Candidate(kind=kind, t=t, tmp_path=path, phash=phash(path))
+        for kind, t, path in _selected_frames(stderr, tmp)
+    ]
+    written = len(list(tmp.glob("*.jpg")))
+    if written != len(candidates):
+        # Timestamps come from the log; if it and the files disagree, names would lie.
+        raise MediaError(
+            "ffmpeg_failed",
+            f"{video.name}: ffmpeg wrote {written} frames but logged {len(candidates)}",
+            stderr=stderr,
+        )
+    return candidates
+
+
+def _filter_graph(threshold: float, interval_s: float, width: int) -> str:
+    # Both branches select frame 0: it keeps t=0, and an image2 output that receives no
+    # frame at all fails the whole run. Buckets of floor(t / interval) never drift.
+    bucket = f"floor(t/{interval_s})-floor(prev_selected_t/{interval_s})"
+    return (
+        # Never upscale a small video; start the clock at the first frame.
+        f"[0:v]setpts=PTS-STARTPTS,scale=w='min({width},iw)':h=-2,split=2[a][b];"
+        f"[a]select='eq(n,0)+gt(scene,{threshold})',showinfo@scene[scene];"
+        f"[b]select='isnan(prev_selected_t)+gte({bucket},1)',showinfo@interval[interval]"
+    )
+
+
+def _selected_frames(stderr: str, tmp: Path) -> list[tuple[str, float, Path]]:
+    frames = []
     for line in stderr.splitlines():
         match = _SHOWINFO.match(line)
-        if match is None:
-            continue
-        kind, index, t = match.group(1), int(match.group(2)), float(match.group(3))
-        path = tmp / f"{kind}_{index + 1:06d}.jpg"
-        candidates.append(_Candidate(kind=kind, t=t, tmp_path=path, phash=phash(path)))
-    return candidates
+        if match is not None:
+            kind, index, t = match.group(1), int(match.group(2)), float(match.group(3))
+            frames.append((kind, t, tmp / f"{kind}_{index + 1:06d}.jpg"))
+    return frames
 
 
 def _run_quietly(args: list[str], timeout_s: float) -> str:
@@ -109,7 +128,9 @@ def _run_quietly(args: list[str], timeout_s: float) -> str:
         lines = [line for line in err.stderr.splitlines() if not line.startswith("[showinfo@")]
         stderr = "\n".join(lines)
         raise MediaError(
-            err.kind, f"frame extraction failed: {stderr[-2000:]}", permanent=err.permanent,
+            err.kind,
+            f"frame extraction failed: {stderr[-2000:]}",
+            permanent=err.permanent,
             stderr=stderr,
         ) from err
 
@@ -140,8 +161,9 @@ def _publish(candidate: _Candidate, out_dir: Path) -> Frame:
     name = f"frame_{round(candidate.t * 1000):08d}.jpg"
     path = out_dir / name
     os.replace(candidate.tmp_path, path)
-    return Frame(name=name, path=path, t=candidate.t, kind=candidate.kind,
-                 phash=f"{candidate.phash:016x}")
+    return Frame(
+        name=name, path=path, t=candidate.t, kind=candidate.kind, phash=f"{candidate.phash:016x}"
+    )
 
 
 def _remove_stale(out_dir: Path, keep: set[str]) -> None:

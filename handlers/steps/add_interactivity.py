@@ -11,20 +11,33 @@ from handlers.steps.common import call, option, provider, read_json, write_json
 from handlers.steps.generate_structure import slides as all_slides
 
 
-def lesson_texts(structure: Mapping[str, Any], transcript: Mapping[str, Any],
-                 slides: Sequence[Mapping[str, Any]]) -> list[LessonText]:
+def lesson_texts(
+    structure: Mapping[str, Any], transcript: Mapping[str, Any], slides: Sequence[Mapping[str, Any]]
+) -> list[LessonText]:
     """Each lesson's spoken text and slide text, by its time range."""
     lessons = [lesson for m in structure["modules"] for lesson in m["lessons"]]
     out = []
     for i, lesson in enumerate(lessons):
         start, end = float(lesson["start"]), float(lesson["end"])
-        spoken = " ".join(s["text"].strip() for s in transcript["segments"]
-                          if start <= (float(s["start"]) + float(s["end"])) / 2 < end)
+        spoken = " ".join(
+            s["text"].strip()
+            for s in transcript["segments"]
+            if start <= (float(s["start"]) + float(s["end"])) / 2 < end
+        )
         shown = [f for f in slides if start <= float(f["t"]) < end]
-        text = " ".join([f["title"], *f["body"]] and " ".join([f["title"], *f["body"]])
-                        for f in shown)
-        out.append(LessonText(index=i, title=lesson["title"], start=start, end=end,
-                              transcript=spoken, slide_text=text))
+        text = " ".join(
+            [f["title"], *f["body"]] and " ".join([f["title"], *f["body"]]) for f in shown
+        )
+        out.append(
+            LessonText(
+                index=i,
+                title=lesson["title"],
+                start=start,
+                end=end,
+                transcript=spoken,
+                slide_text=text,
+            )
+        )
     return out
 
 
@@ -35,13 +48,18 @@ def add_interactivity(ctx: StepContext) -> StepResult:
     lessons = lesson_texts(structure, transcript, all_slides(ctx))
     per_lesson = max(2, int(option(ctx, "questionsPerLesson", 2)))
     ai = provider(ctx)
-    result = call(ctx, "ai/interactivity",
-                  lambda: ai.add_interactivity(structure, lessons, per_lesson=per_lesson))
+    result = call(
+        ctx,
+        "ai/interactivity",
+        lambda: ai.add_interactivity(structure, lessons, per_lesson=per_lesson),
+    )
     counts = {q["lesson"]: len(q["questions"]) for q in result.data["lessons"]}
     short = [i for i in range(len(lessons)) if counts.get(i, 0) < 2]
     if short:
         raise PermanentStepError(f"lessons {short} have fewer than two questions")
     ref = write_json(ctx, "interactivity.json", dict(result.data))
-    return StepResult(outputs={"quizzes": ref},
-                      summary={"questions": sum(counts.values()), "lessons": len(lessons)},
-                      metering=dict(result.metering))
+    return StepResult(
+        outputs={"quizzes": ref},
+        summary={"questions": sum(counts.values()), "lessons": len(lessons)},
+        metering=dict(result.metering),
+    )

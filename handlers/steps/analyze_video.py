@@ -15,8 +15,18 @@ _PTS = re.compile(r"pts_time:([0-9.]+)")
 def scene_times(video: Path, threshold: float) -> list[float]:
     """Times of scene changes (one decode pass, no images written)."""
     done = run_ffmpeg(
-        ["-hide_banner", "-nostats", "-i", str(video), "-an", "-vf",
-         f"select='gt(scene,{threshold})',showinfo", "-f", "null", "-"],
+        [
+            "-hide_banner",
+            "-nostats",
+            "-i",
+            str(video),
+            "-an",
+            "-vf",
+            f"select='gt(scene,{threshold})',showinfo",
+            "-f",
+            "null",
+            "-",
+        ],
         timeout=900,
     )
     return [float(m.group(1)) for m in _PTS.finditer(done.stderr)]
@@ -34,10 +44,15 @@ def analyze_video(ctx: StepContext) -> StepResult:
         language = (ctx.course.request or {}).get("language", "en")
         transcript = dict(transcription(ai, audio, language).data)
     scenes = scene_times(video, float(option(ctx, "sceneThreshold", 0.03)))
-    result = call(ctx, "ai/video_analysis",
-                  lambda: ai.analyze_video(video, transcript, scene_times=scenes))
+    result = call(
+        ctx, "ai/video_analysis", lambda: ai.analyze_video(video, transcript, scene_times=scenes)
+    )
     ref = write_json(ctx, "video_analysis.json", dict(result.data))
-    return StepResult(outputs={"analysis": ref},
-                      summary={"topics": len(result.data["topics"]),
-                               "key_terms": list(result.data["key_terms"][:8])},
-                      metering=dict(result.metering))
+    return StepResult(
+        outputs={"analysis": ref},
+        summary={
+            "topics": len(result.data["topics"]),
+            "key_terms": list(result.data["key_terms"][:8]),
+        },
+        metering=dict(result.metering),
+    )

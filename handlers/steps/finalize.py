@@ -15,11 +15,18 @@ def finalize(ctx: StepContext) -> StepResult:
     transcript = read_json(ctx, ctx.upstream("transcribe").outputs["transcript"])
     manifest = read_json(ctx, ctx.upstream("extract_frames").outputs["manifest"])
     prepared = ctx.upstream("prepare_video")
-    providers = {t.step: str(t.metering.get("provider", "offline"))
-                 for t in ctx.course.tasks.values() if t.metering}
+    providers = {
+        t.step: str(t.metering.get("provider", "offline"))
+        for t in ctx.course.tasks.values()
+        if t.metering
+    }
     course = compose_course(
-        ctx.course_id, ctx.course.request or {}, float(prepared.summary.get("duration_s", 0.0)),
-        structure, quizzes, transcript,
+        ctx.course_id,
+        ctx.course.request or {},
+        float(prepared.summary.get("duration_s", 0.0)),
+        structure,
+        quizzes,
+        transcript,
         [{"name": f["name"], "t": f["t"], "ref": f["ref"]} for f in manifest["frames"]],
         generated_by={"coursegen": "0.1.0", **providers},
     )
@@ -32,9 +39,10 @@ def finalize(ctx: StepContext) -> StepResult:
     html_ref = ctx.services.artifacts.put_bytes(ctx.course_id, "course.html", html)
     lessons = sum(len(m["lessons"]) for m in course["modules"])
     questions = sum(len(lesson["quiz"]) for m in course["modules"] for lesson in m["lessons"])
-    return StepResult(outputs={"course": course_ref, "html": html_ref},
-                      summary={"modules": len(course["modules"]), "lessons": lessons,
-                               "questions": questions})
+    return StepResult(
+        outputs={"course": course_ref, "html": html_ref},
+        summary={"modules": len(course["modules"]), "lessons": lessons, "questions": questions},
+    )
 
 
 def _base(course_ref: str) -> str:

@@ -26,13 +26,20 @@ def generate_structure(ctx: StepContext) -> StepResult:
         raise PermanentStepError(f"expected {expected} analyze_frames shards to have succeeded")
     request = ctx.course.request or {}
     duration = float(ctx.upstream("prepare_video").summary.get("duration_s", 0.0))
-    inputs = StructureInputs(title=request.get("title", "Course"),
-                             language=request.get("language", "en"), duration_s=duration,
-                             transcript=transcript, video_analysis=analysis, slides=slides(ctx))
+    inputs = StructureInputs(
+        title=request.get("title", "Course"),
+        language=request.get("language", "en"),
+        duration_s=duration,
+        transcript=transcript,
+        video_analysis=analysis,
+        slides=slides(ctx),
+    )
     ai = provider(ctx)
     result = call(ctx, "ai/course_structure", lambda: ai.generate_structure(inputs))
     ref = write_json(ctx, "structure.json", dict(result.data))
     lessons = sum(len(m["lessons"]) for m in result.data["modules"])
-    return StepResult(outputs={"structure": ref},
-                      summary={"modules": len(result.data["modules"]), "lessons": lessons},
-                      metering=dict(result.metering))
+    return StepResult(
+        outputs={"structure": ref},
+        summary={"modules": len(result.data["modules"]), "lessons": lessons},
+        metering=dict(result.metering),
+    )

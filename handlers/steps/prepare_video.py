@@ -37,8 +37,11 @@ def prepare_video(ctx: StepContext) -> StepResult:
     gcs = getattr(artifacts, "download", None)
     try:
         fetch(request["video_uri"], source, policy(ctx), gcs_download=gcs)
-        info = probe(source, max_bytes=settings.get_int("COURSEGEN_MAX_VIDEO_BYTES"),
-                     max_seconds=settings.get_int("COURSEGEN_MAX_VIDEO_SECONDS"))
+        info = probe(
+            source,
+            max_bytes=settings.get_int("COURSEGEN_MAX_VIDEO_BYTES"),
+            max_seconds=settings.get_int("COURSEGEN_MAX_VIDEO_SECONDS"),
+        )
         prepared = prepare(source, work, info=info)
     except FetchRefused as err:
         raise PermanentStepError(f"the video source was refused: {err}") from None

@@ -196,15 +196,34 @@ class SqliteStore:
             )
             current: str | None = None
             batch: list[Envelope] = []
-            while rows := cursor.fetchmany(4096):
+            while rows := cursor.fetchmany(8192):
                 for course_id, version, body, h in rows:
                     if course_id != current:
                         if current is not None:
                             yield current, batch
                         current, batch = course_id, []
-                    batch.append(_decode(course_id, version, body, h))
+                    try:
+                        batch.append(decode(body, h, _loads))
+                    except (ValueError, KeyError, TypeError):
+                        raise IntegrityError(
+                            course_id, version, "stored bytes are not a valid envelope"
+                        ) from None
             if current is not None:
                 yield current, batch
+
+    def scan_heads(self) -> Iterator[tuple[str, Sequence[Envelope], Head | None]]:
+        """``scan`` with each course's head, read in step (no dict of every head in memory)."""
+        with self._conn() as conn:
+            heads = conn.execute(
+                "SELECT course_id, status, version, last_hash, updated_at, variant, snapshot"
+                " FROM courses ORDER BY course_id"
+            )
+            pending = heads.fetchone()
+            for course_id, events in self.scan():
+                while pending is not None and pending[0] < course_id:
+                    pending = heads.fetchone()
+                head = _head(pending) if pending is not None and pending[0] == course_id else None
+                yield course_id, events, head
 
     def heads(self) -> dict[str, Head]:
         """Every head, by course id (one query, for audits)."""

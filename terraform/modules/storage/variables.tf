@@ -26,19 +26,19 @@ variable "force_destroy" {
 }
 
 variable "artifact_writers" {
-  description = "IAM members (by a static key, e.g. "steps") granted roles/storage.objectAdmin on the artifacts bucket."
+  description = "IAM members (by a static key, e.g. \"steps\") granted roles/storage.objectAdmin on the artifacts bucket."
   type        = map(string)
   default     = {}
 }
 
 variable "artifact_readers" {
-  description = "IAM members (by a static key, e.g. "steps") granted roles/storage.objectViewer on the artifacts bucket."
+  description = "IAM members (by a static key, e.g. \"steps\") granted roles/storage.objectViewer on the artifacts bucket."
   type        = map(string)
   default     = {}
 }
 
 variable "source_readers" {
-  description = "IAM members (by a static key, e.g. "steps") granted roles/storage.objectViewer on the source bucket."
+  description = "IAM members (by a static key, e.g. \"steps\") granted roles/storage.objectViewer on the source bucket."
   type        = map(string)
   default     = {}
 }

@@ -1,0 +1,246 @@
+"""``coursegen bench``: measured throughput of the store and the runtime (not timed tests)."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bridge.dispatch import TaskRequest
+from bridge.replay import audit_all
+from bridge.runtime import embedded
+from bridge.settings import Settings
+from bridge.synthetic import noop_steps
+from statemachine.commands import to_event
+from statemachine.decide import decide
+from statemachine.envelope import GENESIS_HASH, NewEvent, digest
+from statemachine.events import CourseRequested, Event, TaskStarted, TaskSucceeded
+from statemachine.pipeline import default_pipeline
+from statemachine.state import CourseState
+from statemachine.store.base import prepare_append
+from statemachine.store.sqlite import SqliteStore
+from statemachine.timefmt import iso
+
+T0 = 1_790_000_000.0
+
+
+def course_commands(course_id: str, shards: int = 4) -> list[list[NewEvent]]:
+    """The appends one course makes through the full DAG, as the runtime would make them."""
+    pipeline = default_pipeline()
+    fields = {s.fan_out.source: s.fan_out.count_field for s in pipeline.steps.values() if s.fan_out}
+    t = T0
+    batches: list[list[NewEvent]] = []
+    snap = None
+
+    def push(events: list[Event], actor: str) -> CourseState:
+        nonlocal t, snap
+        t += 0.01
+        batch = [NewEvent(event=e, occurred_at=iso(t), actor=actor) for e in events]
+        snap = prepare_append(course_id, snap, len(batches) and snap["version"], batch).snapshot
+        batches.append(batch)
+        return CourseState.from_snapshot(snap)
+
+    state = push([CourseRequested(video_uri="gs://bench/lecture.mp4", title="Bench")], "pubsub")
+    while state.status not in ("completed", "failed"):
+        commands = decide(state, pipeline)
+        if commands:
+            state = push([to_event(c) for c in commands], "bridge")
+            continue
+        task = next(t for t in state.tasks.values() if t.status == "scheduled")
+        key, name = task.idempotency_key, task.name
+        state = push([TaskStarted(task=name, idempotency_key=key, attempt=1)], "task-endpoint")
+        summary = {fields[task.step]: shards} if task.step in fields else {}
+        state = push(
+            [
+                TaskSucceeded(
+                    task=name,
+                    idempotency_key=key,
+                    attempt=1,
+                    outputs={},
+                    summary=summary,
+                    duration_ms=1,
+                )
+            ],
+            "task-endpoint",
+        )
+    return batches
+
+
+def bench_store(
+    courses: int = 10_000, write_courses: int = 300, synchronous: str = "FULL"
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="coursegen-bench-") as tmp:
+        writes = _bench_appends(Path(tmp) / "writes.db", write_courses, synchronous)
+        replay = _bench_replay(Path(tmp) / "replay.db", courses)
+    return {"benchmark": "store", "synchronous": synchronous, **writes, **replay}
+
+
+def _bench_appends(path: Path, courses: int, synchronous: str) -> dict[str, Any]:
+    store = SqliteStore(path, synchronous=synchronous)
+    plans = [(f"w{i:06d}", course_commands(f"w{i:06d}")) for i in range(courses)]
+    latencies: list[float] = []
+    start = time.perf_counter()
+    for course_id, batches in plans:
+        version = 0
+        for batch in batches:
+            t0 = time.perf_counter()
+            version = store.append(course_id, version, batch)
+            latencies.append(time.perf_counter() - t0)
+    elapsed = time.perf_counter() - start
+    store.close()
+    latencies.sort()
+    return {
+        "append_commands": len(latencies),
+        "append_commands_per_s": round(len(latencies) / elapsed, 1),
+        "append_p50_ms": round(latencies[len(latencies) // 2] * 1000, 3),
+        "append_p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 3),
+    }
+
+
+def _bench_replay(path: Path, courses: int) -> dict[str, Any]:
+    events = _fill(path, courses)
+    store = SqliteStore(path)
+    start = time.perf_counter()
+    verified = 0
+    for verdict in audit_all(store):  # the auditor's own path: read, decode, hash, fold, compare
+        if not verdict.ok:
+            raise AssertionError(f"benchmark history failed to verify: {verdict}")
+        verified += verdict.events
+    elapsed = time.perf_counter() - start
+    store.close()
+    assert verified == events, (verified, events)
+    return {
+        "replay_courses": courses,
+        "replay_events": events,
+        "replay_seconds": round(elapsed, 3),
+        "replay_events_per_s": round(events / elapsed, 1),
+    }
+
+
+def _fill(path: Path, courses: int) -> int:
+    """Write ``courses`` real histories fast: one template course, re-sealed per course id."""
+    template = course_commands("TEMPLATE")
+    bodies: list[dict[str, Any]] = []
+    snap = None
+    for batch in template:
+        prepared = prepare_append("TEMPLATE", snap, snap["version"] if snap else 0, batch)
+        snap = prepared.snapshot
+        bodies.extend(orjson.loads(e.raw) for e in prepared.envelopes)
+    head_template = orjson.dumps(snap).decode()
+    store = SqliteStore(path, synchronous="OFF" if False else "NORMAL")
+    with store._conn() as conn:  # bulk set-up, one transaction, not part of the measurement
+        conn.execute("BEGIN")
+        total = 0
+        for i in range(courses):
+            course_id = f"c{i:07d}"
+            prev = GENESIS_HASH
+            rows = []
+            for body in bodies:
+                raw = orjson.dumps(_rename(body, course_id, prev), option=orjson.OPT_SORT_KEYS)
+                prev = digest(raw)
+                rows.append(
+                    (course_id, body["version"], body["type"], body["occurred_at"], raw, prev)
+                )
+            conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?, ?)", rows)
+            head = orjson.loads(head_template.replace("TEMPLATE", course_id))
+            head["last_hash"] = prev
+            conn.execute(
+                "INSERT INTO courses VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    course_id,
+                    head["status"],
+                    head["version"],
+                    prev,
+                    head["updated_at"],
+                    head["variant"],
+                    orjson.dumps(head),
+                ),
+            )
+            total += len(rows)
+        conn.execute("COMMIT")
+    store.close()
+    return total
+
+
+def _rename(body: Mapping[str, Any], course_id: str, prev: str) -> dict[str, Any]:
+    out = dict(body)
+    out["course_id"] = course_id
+    out["prev_hash"] = prev
+    data = dict(body["data"])
+    if "idempotency_key" in data:
+        data["idempotency_key"] = data["idempotency_key"].replace("TEMPLATE", course_id)
+    out["data"] = data
+    return out
+
+
+def bench_pipeline(
+    courses: int = 1000, workers: int = 4, synchronous: str = "FULL"
+) -> dict[str, Any]:
+    """Courses per second through the embedded runtime with no-op steps, durable SQLite."""
+    pipeline = default_pipeline()
+    overheads: list[float] = []
+    lock = threading.Lock()
+
+    def timed(inner: Any) -> Any:
+        def deliver(request: TaskRequest, headers: Mapping[str, str], body: bytes) -> int:
+            t0 = time.perf_counter()
+            status: int = inner(request, headers, body)
+            with lock:
+                overheads.append(time.perf_counter() - t0)
+            return status
+
+        return deliver
+
+    with tempfile.TemporaryDirectory(prefix="coursegen-bench-") as tmp:
+        settings = Settings.from_env(
+            {"COURSEGEN_STORE": "sqlite", "COURSEGEN_SQLITE_SYNCHRONOUS": synchronous}
+        )
+        rt = embedded(tmp, settings=settings, steps=noop_steps(pipeline), deliver_wrapper=timed)
+        _unlimit(rt)
+        start = time.perf_counter()
+        ids = [
+            rt.bridge.ingest(
+                {"videoUri": "gs://bench/l.mp4", "title": "Bench"}, message_id=f"bench-{i}"
+            )
+            for i in range(courses)
+        ]
+        rt.dispatcher.start(workers)
+        rt.dispatcher.wait_idle(timeout=3600)
+        elapsed = time.perf_counter() - start
+        rt.close()
+        statuses = [h.status for h in rt.store.courses()]
+        completed = sum(s == "completed" for s in statuses)
+        tasks = sum(1 for c in ids for e in rt.store.load(c) if e.type == "TaskSucceeded")
+    overheads.sort()
+    return {
+        "benchmark": "pipeline",
+        "courses": courses,
+        "completed": completed,
+        "task_executions": tasks,
+        "workers": workers,
+        "synchronous": synchronous,
+        "seconds": round(elapsed, 3),
+        "courses_per_s": round(completed / elapsed, 1),
+        "task_overhead_p50_ms": round(statistics.median(overheads) * 1000, 3),
+        "task_overhead_p99_ms": round(overheads[int(len(overheads) * 0.99)] * 1000, 3),
+    }
+
+
+def _unlimit(rt: Any) -> None:
+    """No-op steps measure orchestration, not the queues' rate limits: lift them."""
+    from dataclasses import replace
+
+    queues = {
+        n: replace(q, max_dispatches_per_s=1e9, max_concurrent=10_000)
+        for n, q in rt.pipeline.queues.items()
+    }
+    rt.dispatcher.pipeline = replace(rt.pipeline, queues=queues)
+    for name, q in queues.items():
+        rt.dispatcher._buckets[name].rate = q.max_dispatches_per_s
+        rt.dispatcher._buckets[name].capacity = q.max_dispatches_per_s

@@ -1,0 +1,203 @@
+"""Cloud runtime wiring from Settings: Firestore, Cloud Tasks, Pub/Sub, GCS and OIDC together."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bridge.clock import SystemClock
+from bridge.core import Bridge
+from bridge.dispatch import Dispatcher, TaskRequest
+from bridge.pubsub import PubSubNotifier, make_publisher
+from bridge.settings import Settings
+from handlers.artifacts import ArtifactStore, LocalArtifacts
+from handlers.auth import HmacVerifier, allow_all
+from handlers.endpoint import TaskEndpoint, Verifier
+from handlers.registry import StepFn, real_steps
+from handlers.services import StepServices
+from statemachine.pipeline import Pipeline, default_pipeline
+from statemachine.ports import Clock, EventStore
+from statemachine.store import make_store
+
+log = logging.getLogger("coursegen.cloud")
+
+
+@dataclass
+class CloudRuntime:
+    settings: Settings
+    store: EventStore
+    clock: Clock
+    pipeline: Pipeline
+    dispatcher: Dispatcher
+    notifier: PubSubNotifier
+    artifacts: ArtifactStore
+    verify: Verifier  # callers of the task endpoint and of the bridge's routes
+    endpoint: TaskEndpoint
+    bridge: Bridge
+
+    def dead_letter(
+        self, data: bytes, reason: str, attributes: Mapping[str, str] | None = None
+    ) -> None:
+        self.notifier.dead_letter(data, reason, attributes)
+
+    @property
+    def quiet_s(self) -> float:
+        return float(self.settings.get_int("COURSEGEN_RECONCILE_QUIET_SECONDS"))
+
+    def close(self) -> None:
+        close = getattr(self.store, "close", None)
+        if close:
+            close()
+
+
+class NoDispatcher:
+    """The dispatcher of a service that runs steps only (COURSEGEN_DISPATCHER is not set)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def dispatch(self, request: TaskRequest) -> None:
+        raise RuntimeError(
+            f"this service does not dispatch tasks (COURSEGEN_DISPATCHER={self.kind!r}); "
+            "the bridge runs with COURSEGEN_DISPATCHER=cloudtasks"
+        )
+
+
+def cloud_runtime(
+    settings: Settings,
+    *,
+    steps: Mapping[str, StepFn] | None = None,
+    clock: Clock | None = None,
+    store: EventStore | None = None,
+    tasks_client: Any = None,
+    publisher: Any = None,
+    verify: Verifier | None = None,
+    task_signer: Callable[[bytes], str] | None = None,
+    scratch: str | Path | None = None,
+) -> CloudRuntime:
+    """Everything a cloud service needs, built from ``settings``; keyword arguments replace a
+    part (tests pass emulator clients, synthetic steps, a different verifier)."""
+    cfg = settings
+    project = cfg.get("GOOGLE_CLOUD_PROJECT") or None
+    clk = clock or SystemClock()
+    pipe = default_pipeline()
+    root = Path(scratch or Path(tempfile.gettempdir()) / "coursegen")
+    events = store or _store(cfg, project)
+    artifacts = _artifacts(cfg, root)
+    notifier = PubSubNotifier(
+        publisher if publisher is not None else make_publisher(),
+        project or "",
+        cfg.get("COURSEGEN_EVENTS_TOPIC"),
+        cfg.get("COURSEGEN_DEAD_LETTER_TOPIC"),
+    )
+    check = verify or verifier(cfg, clk)
+    endpoint = TaskEndpoint(
+        store=events,
+        steps=steps if steps is not None else real_steps(),
+        pipeline=pipe,
+        verify=check,
+        notify=notifier.notify,
+        services=StepServices(artifacts=artifacts, settings=cfg, scratch=root / "scratch"),
+        now=clk.now,
+        only_step=cfg.get("COURSEGEN_STEP") or None,
+    )
+    dispatcher = _dispatcher(cfg, project, tasks_client, task_signer)
+    bridge = Bridge(
+        store=events,
+        dispatcher=dispatcher,
+        pipeline=pipe,
+        clock=clk,
+        rollout_percent=cfg.get_int("COURSEGEN_ROLLOUT_PERCENT"),
+    )
+    return CloudRuntime(
+        cfg, events, clk, pipe, dispatcher, notifier, artifacts, check, endpoint, bridge
+    )
+
+
+def verifier(cfg: Settings, clock: Clock) -> Verifier:
+    """The caller check COURSEGEN_AUTH names: oidc (cloud), hmac (local), none (emulators)."""
+    kind = cfg.get("COURSEGEN_AUTH")
+    if kind == "oidc":
+        from handlers.oidc import OidcVerifier
+
+        return OidcVerifier(
+            cfg.get("COURSEGEN_OIDC_AUDIENCE") or None, cfg.get_list("COURSEGEN_ALLOWED_INVOKERS")
+        )
+    if kind == "hmac":
+        secret = cfg.get("COURSEGEN_TASK_SECRET").encode()
+        if not secret:
+            raise ValueError("COURSEGEN_AUTH=hmac needs COURSEGEN_TASK_SECRET")
+        return HmacVerifier(secret, clock.now)
+    if kind == "none":
+        log.warning("COURSEGEN_AUTH=none: every caller is accepted (emulators only)")
+        return allow_all
+    raise ValueError(f"COURSEGEN_AUTH must be oidc, hmac or none, not {kind!r}")
+
+
+def tasks_client_for(emulator_host: str | None = None) -> Any:
+    """A Cloud Tasks client: plain gRPC to an emulator at ``host:port``, else the real API."""
+    from google.cloud.tasks_v2 import CloudTasksClient
+
+    if emulator_host:
+        import grpc
+        from google.cloud.tasks_v2.services.cloud_tasks.transports import CloudTasksGrpcTransport
+
+        channel = grpc.insecure_channel(emulator_host)
+        return CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
+    return CloudTasksClient()
+
+
+def _store(cfg: Settings, project: str | None) -> EventStore:
+    kind = cfg.get("COURSEGEN_STORE")
+    if kind == "firestore":
+        return make_store("firestore", project=project)
+    if kind == "sqlite":
+        data = Path(cfg.get("COURSEGEN_DATA_DIR"))
+        return make_store("sqlite", path=data / "events.db")
+    return make_store(kind)
+
+
+def _artifacts(cfg: Settings, root: Path) -> ArtifactStore:
+    uri = cfg.get("COURSEGEN_ARTIFACTS")
+    if uri.startswith("gs://"):
+        from handlers.gcs import GcsArtifacts
+
+        return GcsArtifacts(uri, root / "scratch")
+    return LocalArtifacts(uri or Path(cfg.get("COURSEGEN_DATA_DIR")) / "artifacts")
+
+
+def _dispatcher(
+    cfg: Settings, project: str | None, client: Any, signer: Callable[[bytes], str] | None
+) -> Dispatcher:
+    kind = cfg.get("COURSEGEN_DISPATCHER")
+    if kind != "cloudtasks":
+        return NoDispatcher(kind)
+    if not project:
+        raise ValueError("COURSEGEN_DISPATCHER=cloudtasks needs GOOGLE_CLOUD_PROJECT")
+    from bridge.dispatch.cloudtasks import CloudTasksDispatcher
+
+    urls = cfg.get_json("COURSEGEN_STEP_URLS") or {}
+    if not isinstance(urls, dict):
+        raise ValueError("COURSEGEN_STEP_URLS must be a JSON object of step name to URL")
+    return CloudTasksDispatcher(
+        client if client is not None else tasks_client_for(_tasks_emulator(cfg)),
+        project,
+        cfg.get("COURSEGEN_REGION"),
+        urls,
+        cfg.get("COURSEGEN_TASKS_INVOKER_SA"),
+        cfg.get("COURSEGEN_OIDC_AUDIENCE") or None,
+        signer=signer,
+    )
+
+
+def _tasks_emulator(cfg: Settings) -> str | None:
+    # Read like FIRESTORE_EMULATOR_HOST: the real service never sets it.
+    try:
+        return cfg.get("CLOUD_TASKS_EMULATOR_HOST") or None
+    except KeyError:  # not (yet) a declared setting
+        return os.environ.get("CLOUD_TASKS_EMULATOR_HOST") or None

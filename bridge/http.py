@@ -1,0 +1,250 @@
+"""The bridge's HTTP app: Pub/Sub push endpoints for course requests and events, and reconcile.
+
+Pub/Sub redelivers anything but a 2xx, so a message that can never be accepted (bad base64,
+not JSON, schema-invalid, hostile ids or URIs) is acknowledged with 200, logged with the
+reason and parked on the dead-letter topic; it never reaches a course. A request that is not a
+push envelope at all gets a 4xx, an unauthenticated one 401, a transient failure 503 (retry).
+Every error answer is a problem document (RFC 9457).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import json
+import logging
+import re
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, request
+
+from bridge.core import InvalidRequest
+from handlers.auth import Unauthorized
+
+log = logging.getLogger("coursegen.http")
+
+MAX_BODY_BYTES = 1024 * 1024
+COURSE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+VIDEO_SCHEMES = ("gs", "https")
+_BLOCKED_HOSTS = {"localhost", "metadata", "metadata.google.internal", "metadata.goog"}
+
+
+class Rejected(ValueError):
+    """A message that can never be accepted: acknowledged and dead-lettered with ``reason``."""
+
+
+Outcome = tuple[int, dict[str, Any]]
+
+
+def problem(status: int, title: str, detail: str) -> Response:
+    return respond((status, _problem_body(status, title, detail)))
+
+
+def ok(**body: Any) -> Response:
+    return respond((200, body))
+
+
+def create_bridge_app(runtime_factory: Callable[[], Any]) -> Flask:
+    """``runtime_factory()`` (called once, on the first request) gives ``bridge``, ``verify``,
+    ``dead_letter(data, reason, attributes)`` and ``quiet_s``: see ``bridge.cloud``."""
+    app = Flask("coursegen-bridge")
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    holder: dict[str, Any] = {}
+    lock = threading.Lock()
+
+    def runtime() -> Any:
+        with lock:
+            if "rt" not in holder:
+                holder["rt"] = runtime_factory()
+            return holder["rt"]
+
+    def guarded(handler: Callable[[Any, bytes], Response]) -> Callable[[], Response]:
+        def view() -> Response:
+            if (request.content_length or 0) > MAX_BODY_BYTES:
+                return problem(413, "Payload too large", f"bodies are at most {MAX_BODY_BYTES}")
+            body = request.get_data(cache=False)
+            rt = runtime()
+            try:
+                rt.verify(dict(request.headers), body, request.url)
+            except Unauthorized as err:
+                log.warning("refused %s: %s", request.path, err)
+                return problem(401, "Unauthorized", str(err))
+            return handler(rt, body)
+
+        view.__name__ = handler.__name__
+        return view
+
+    def course_requests(rt: Any, body: bytes) -> Response:
+        envelope = push_envelope(body)
+        return (
+            envelope if isinstance(envelope, Response) else respond(ingest_envelope(rt, envelope))
+        )
+
+    def course_events(rt: Any, body: bytes) -> Response:
+        envelope = push_envelope(body)
+        return (
+            envelope if isinstance(envelope, Response) else respond(advance_envelope(rt, envelope))
+        )
+
+    def reconcile(rt: Any, body: bytes) -> Response:
+        return ok(status="reconciled", **rt.bridge.reconcile(rt.quiet_s))
+
+    app.add_url_rule(
+        "/pubsub/course-requests", view_func=guarded(course_requests), methods=["POST"]
+    )
+    app.add_url_rule("/pubsub/course-events", view_func=guarded(course_events), methods=["POST"])
+    app.add_url_rule("/reconcile", view_func=guarded(reconcile), methods=["POST"])
+    _error_handlers(app)
+    return app
+
+
+def _error_handlers(app: Flask) -> None:
+    @app.errorhandler(413)
+    def too_large(err: Exception) -> Response:
+        return problem(413, "Payload too large", f"bodies are at most {MAX_BODY_BYTES}")
+
+    @app.errorhandler(404)
+    def not_found(err: Exception) -> Response:
+        return problem(404, "Not found", f"no route {request.path}")
+
+    @app.errorhandler(405)
+    def not_allowed(err: Exception) -> Response:
+        return problem(405, "Method not allowed", f"{request.method} {request.path}")
+
+    @app.errorhandler(Exception)
+    def failed(err: Exception) -> Response:
+        # Transient (store, network): 503 so Pub/Sub or Scheduler tries again later.
+        log.exception("%s failed: %s", request.path, err)
+        return problem(503, "Try again later", f"{type(err).__name__}: {err}"[:500])
+
+
+def push_envelope(body: bytes) -> dict[str, Any] | Response:
+    """The Pub/Sub push envelope in ``body``, or a 400 problem if it is not one."""
+    try:
+        envelope = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as err:
+        return problem(400, "Not a push envelope", f"the body is not JSON: {err}")
+    if not isinstance(envelope, dict) or not isinstance(envelope.get("message"), dict):
+        return problem(400, "Not a push envelope", "expected {message: {data, ...}, ...}")
+    return envelope
+
+
+def message_json(envelope: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON object carried base64-encoded in ``message.data``; ``Rejected`` otherwise."""
+    data = envelope["message"].get("data")
+    if not isinstance(data, str) or not data:
+        raise Rejected("message.data is missing or not a string")
+    try:
+        raw = base64.b64decode(data, validate=True)
+    except (binascii.Error, ValueError) as err:
+        raise Rejected(f"message.data is not valid base64: {err}") from None
+    try:
+        decoded = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise Rejected(f"message.data is not JSON: {err}") from None
+    if not isinstance(decoded, dict):
+        raise Rejected(f"message.data must be a JSON object, not {type(decoded).__name__}")
+    return decoded
+
+
+def _check_request(data: Mapping[str, Any], message_id: str) -> None:
+    if message_id and not re.fullmatch(r"[A-Za-z0-9_.:-]{1,128}", message_id):
+        raise Rejected(f"hostile messageId {message_id!r:.80}")
+    course_id = data.get("courseId")
+    if course_id is not None and (not isinstance(course_id, str) or not COURSE_ID.match(course_id)):
+        raise Rejected(f"hostile courseId {course_id!r:.80}: must match {COURSE_ID.pattern}")
+    uri = data.get("videoUri")
+    if isinstance(uri, str):
+        reason = hostile_uri(uri)
+        if reason:
+            raise Rejected(f"hostile videoUri: {reason}")
+
+
+def hostile_uri(uri: str) -> str | None:
+    """Why a video URI must not be fetched in the cloud, or None (the fetcher checks again)."""
+    if len(uri) > 2048 or any(ord(c) < 0x21 or ord(c) == 0x7F for c in uri):
+        return "too long, or contains whitespace or control characters"
+    parts = urlsplit(uri)
+    if parts.scheme not in VIDEO_SCHEMES:
+        return f"scheme {parts.scheme or 'none'!r} is not one of {', '.join(VIDEO_SCHEMES)}"
+    if parts.username is not None or parts.password is not None:
+        return "credentials in the URI"
+    host = (parts.hostname or "").rstrip(".").lower()
+    if not host:
+        return "no host or bucket"
+    if parts.scheme == "https":
+        if host in _BLOCKED_HOSTS or host.endswith(".internal") or host.endswith(".local"):
+            return f"internal host {host!r}"
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return None
+        if not ip.is_global:
+            return f"non-public address {host}"
+    return None
+
+
+def ingest_envelope(rt: Any, envelope: Mapping[str, Any]) -> Outcome:
+    """Ingest the course request a push envelope (or a Pub/Sub CloudEvent's data) carries."""
+    message_id = str(envelope["message"].get("messageId") or "")
+    try:
+        data = message_json(envelope)
+        _check_request(data, message_id)
+        course_id = rt.bridge.ingest(data, message_id=message_id or None)
+    except (Rejected, InvalidRequest) as err:
+        return _dead_letter(rt, "course-requests", envelope, str(err))
+    return 200, {"status": "accepted", "courseId": course_id}
+
+
+def advance_envelope(rt: Any, envelope: Mapping[str, Any]) -> Outcome:
+    """Advance the course a course-events notification names."""
+    try:
+        data = message_json(envelope)
+        course_id = data.get("courseId")
+        if not isinstance(course_id, str) or not COURSE_ID.match(course_id):
+            raise Rejected(f"courseId must match {COURSE_ID.pattern}, got {course_id!r:.80}")
+    except Rejected as err:
+        return _dead_letter(rt, "course-events", envelope, str(err))
+    commands = rt.bridge.advance(course_id)
+    return 200, {"status": "advanced", "courseId": course_id, "commands": len(commands)}
+
+
+def respond(outcome: Outcome) -> Response:
+    status, body = outcome
+    mimetype = "application/json" if status < 400 else "application/problem+json"
+    return Response(json.dumps(body), status, mimetype=mimetype)
+
+
+def _problem_body(status: int, title: str, detail: str) -> dict[str, Any]:
+    return {"type": "about:blank", "title": title, "status": status, "detail": detail}
+
+
+def _dead_letter(rt: Any, source: str, envelope: Mapping[str, Any], reason: str) -> Outcome:
+    message = envelope["message"]
+    message_id = str(message.get("messageId") or "")[:128]
+    log.error("rejected %s message %s: %s", source, message_id or "(no id)", reason)
+    data = _original_data(message)
+    attributes = {"source": source, "messageId": message_id}
+    if isinstance(envelope.get("subscription"), str):
+        attributes["subscription"] = envelope["subscription"]
+    try:
+        rt.dead_letter(data[:MAX_BODY_BYTES], reason, attributes)
+    except Exception as err:  # not parked yet: let Pub/Sub deliver it again
+        log.error("could not dead-letter %s message %s: %s", source, message_id, err)
+        return 503, _problem_body(503, "Dead-letter publish failed", str(err)[:500])
+    return 200, {"status": "rejected", "reason": reason}
+
+
+def _original_data(message: Mapping[str, Any]) -> bytes:
+    """The message's bytes as published (its base64 text if that does not decode)."""
+    raw = message.get("data")
+    if not isinstance(raw, str):
+        return json.dumps(message, default=str).encode()
+    try:
+        return base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        return raw.encode()

@@ -1,0 +1,70 @@
+"""Read models for people: the course list and one course's tasks, from the heads."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from statemachine.pipeline import default_pipeline
+from statemachine.ports import EventStore, Head
+from statemachine.timefmt import parse_iso
+
+
+def courses_table(store: EventStore, limit: int = 200) -> list[dict[str, Any]]:
+    return [_course_row(h) for h in store.courses(limit=limit)]
+
+
+def _course_row(h: Head) -> dict[str, Any]:
+    s = h.snapshot
+    tasks = s["tasks"].values()
+    done = sum(1 for t in tasks if t["status"] == "succeeded")
+    return {
+        "course_id": h.course_id,
+        "status": h.status,
+        "title": (s.get("request") or {}).get("title", ""),
+        "variant": h.variant,
+        "progress": f"{done}/{len(s['tasks'])}",
+        "updated_at": h.updated_at,
+        "cost_usd": round(sum(float(t["metering"].get("cost_usd", 0)) for t in tasks), 6),
+    }
+
+
+def course_status(store: EventStore, course_id: str) -> dict[str, Any] | None:
+    head = store.head(course_id)
+    if head is None:
+        return None
+    s = head.snapshot
+    order = {name: i for i, name in enumerate(default_pipeline().order)}
+    tasks = sorted(
+        s["tasks"].items(), key=lambda kv: (order.get(kv[1]["step"], 99), kv[1]["shard"] or 0)
+    )
+    rows = [_task_row(name, t) for name, t in tasks]
+    return {
+        "course_id": course_id,
+        "status": head.status,
+        "title": (s.get("request") or {}).get("title", ""),
+        "variant": head.variant,
+        "version": head.version,
+        "failure": s.get("failure"),
+        "outputs": s.get("outputs", {}),
+        "tasks": rows,
+        "cost_usd": round(sum(r["cost_usd"] for r in rows), 6),
+    }
+
+
+def _task_row(name: str, t: dict[str, Any]) -> dict[str, Any]:
+    wall = None
+    if t["started_at"] and t["finished_at"]:
+        wall = round(parse_iso(t["finished_at"]) - parse_iso(t["started_at"]), 3)
+    m = t["metering"]
+    return {
+        "task": name,
+        "status": t["status"],
+        "attempts": t["attempts"],
+        "generation": t["generation"],
+        "duration_ms": t["duration_ms"],
+        "wall_s": wall,
+        "provider": m.get("provider", ""),
+        "tokens": int(m.get("input_tokens", 0)) + int(m.get("output_tokens", 0)),
+        "cost_usd": round(float(m.get("cost_usd", 0.0)), 6),
+        "error": (t["error"] or {}).get("message", "")[:80],
+    }

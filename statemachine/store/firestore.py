@@ -1,0 +1,203 @@
+"""Firestore EventStore: a head document per course and its events in a subcollection.
+
+Layout: ``courses/{courseId}`` holds the head (status, version, last_hash, updated_at, variant,
+and the folded state as JSON bytes in ``snapshot``); ``courses/{courseId}/events/{version
+zero-padded to 10}`` holds each event's stored bytes (``body``), ``hash``, ``type``,
+``version`` and ``occurred_at``. An append is one transaction: read the head, check the
+expected version, ``create()`` each event document (it fails if the version exists) and set
+the head. The client re-runs a transaction whose commit Firestore aborted on contention; the
+re-run reads the new head and raises ``ConcurrencyConflict``, so a stale append never turns
+into a success. ``quiet`` needs the composite index (status, updated_at) Terraform creates.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import firestore
+from google.cloud.firestore_v1.base_query import FieldFilter
+
+from statemachine.envelope import Envelope, NewEvent, decode
+from statemachine.errors import ConcurrencyConflict, IntegrityError
+from statemachine.ports import Head
+from statemachine.store.base import Prepared, prepare_append
+
+_ACTIVE = ["requested", "running", "paused"]
+_CONTENTION_TRIES = 10  # rounds of the client's own retries before we give up
+_SCAN_PAGE = 300
+
+
+def event_id(version: int) -> str:
+    """Event document id: zero-padded, so document order is version order."""
+    return f"{version:010d}"
+
+
+class FirestoreStore:
+    def __init__(
+        self,
+        project: str | None = None,
+        client: Any = None,
+        collection: str = "courses",
+        *,
+        max_attempts: int = 5,
+        page_size: int = _SCAN_PAGE,
+    ) -> None:
+        self.client = client if client is not None else firestore.Client(project=project)
+        self.collection = collection
+        self.max_attempts = max_attempts
+        self.page_size = page_size
+        self._courses = self.client.collection(collection)
+
+    def close(self) -> None:
+        close = getattr(self.client, "close", None)
+        if close is not None:
+            close()
+
+    # -- writes -------------------------------------------------------------------------
+    def append(self, course_id: str, expected_version: int, events: Sequence[NewEvent]) -> int:
+        head_ref = self._courses.document(course_id)
+        for attempt in range(_CONTENTION_TRIES):
+            transaction = self.client.transaction(max_attempts=self.max_attempts)
+            try:
+                prepared = _append_in(transaction, head_ref, course_id, expected_version, events)
+            except gexc.AlreadyExists:
+                # An event document of this version exists: someone appended first.
+                raise self._conflict(course_id, expected_version) from None
+            except (gexc.Aborted, ValueError) as err:
+                # Aborted while reading, or the client's commit retries ran out: contention.
+                # A conflict only if the head moved on; otherwise back off and try again.
+                contended = isinstance(err, gexc.Aborted) or isinstance(err.__cause__, gexc.Aborted)
+                if not contended:
+                    raise
+                conflict = self._conflict(course_id, expected_version)
+                if conflict.actual != expected_version:
+                    raise conflict from None
+                time.sleep(random.uniform(0, min(0.05 * 2**attempt, 1.0)))
+                continue
+            return prepared.version
+        raise self._conflict(course_id, expected_version)
+
+    def _conflict(self, course_id: str, expected: int) -> ConcurrencyConflict:
+        head = self.head(course_id)
+        return ConcurrencyConflict(course_id, expected, head.version if head else 0)
+
+    # -- reads --------------------------------------------------------------------------
+    def load(
+        self, course_id: str, *, after: int = 0, until: int | None = None
+    ) -> Sequence[Envelope]:
+        query = self._events(course_id).where(filter=FieldFilter("version", ">", after))
+        if until is not None:
+            query = query.where(filter=FieldFilter("version", "<=", until))
+        query = query.order_by("version")
+        return [_decode(course_id, doc.to_dict()) for doc in query.stream()]
+
+    def head(self, course_id: str) -> Head | None:
+        doc = self._courses.document(course_id).get()
+        return _head(doc.id, doc.to_dict()) if doc.exists else None
+
+    def courses(self, *, status: str | None = None, limit: int | None = None) -> Sequence[Head]:
+        query: Any = self._courses
+        if status is not None:
+            # Ordered client-side: status == X ordered by updated_at would need one more index.
+            heads = [
+                _head(d.id, d.to_dict())
+                for d in query.where(filter=FieldFilter("status", "==", status)).stream()
+            ]
+            heads.sort(key=lambda h: h.updated_at or "", reverse=True)
+            return heads[:limit] if limit is not None else heads
+        query = query.order_by("updated_at", direction=firestore.Query.DESCENDING)
+        if limit is not None:
+            query = query.limit(limit)
+        return [_head(d.id, d.to_dict()) for d in query.stream()]
+
+    def quiet(self, before: str, *, limit: int = 1000) -> Sequence[str]:
+        query = (
+            self._courses.where(filter=FieldFilter("status", "in", _ACTIVE))
+            .where(filter=FieldFilter("updated_at", "<", before))
+            .order_by("updated_at")
+            .limit(limit)
+        )
+        return [doc.id for doc in query.select(["updated_at"]).stream()]
+
+    def scan(self) -> Iterator[tuple[str, Sequence[Envelope]]]:
+        last: Any = None
+        while True:
+            query = self._courses.order_by("__name__").select(["version"]).limit(self.page_size)
+            if last is not None:
+                query = query.start_after(last)
+            page = list(query.stream())
+            for doc in page:
+                yield doc.id, self.load(doc.id)
+            if len(page) < self.page_size:
+                return
+            last = page[-1]
+
+    def _events(self, course_id: str) -> Any:
+        return self._courses.document(course_id).collection("events")
+
+
+@firestore.transactional
+def _append_in(
+    transaction: Any,
+    head_ref: Any,
+    course_id: str,
+    expected_version: int,
+    events: Sequence[NewEvent],
+) -> Prepared:
+    doc = head_ref.get(transaction=transaction)
+    current = _snapshot(doc.to_dict()) if doc.exists else None
+    prepared = prepare_append(course_id, current, expected_version, events)
+    events_ref = head_ref.collection("events")
+    for env in prepared.envelopes:
+        transaction.create(
+            events_ref.document(event_id(env.version)),
+            {
+                "body": env.raw,
+                "hash": env.hash,
+                "type": env.type,
+                "version": env.version,
+                "occurred_at": env.occurred_at,
+            },
+        )
+    s = prepared.snapshot
+    transaction.set(
+        head_ref,
+        {
+            "status": s["status"],
+            "version": s["version"],
+            "last_hash": s["last_hash"],
+            "updated_at": s["updated_at"],
+            "variant": s["variant"],
+            "snapshot": json.dumps(s, separators=(",", ":")).encode(),
+        },
+    )
+    return prepared
+
+
+def _snapshot(data: dict[str, Any]) -> Any:
+    return json.loads(bytes(data["snapshot"]))
+
+
+def _head(course_id: str, data: dict[str, Any]) -> Head:
+    return Head(
+        course_id,
+        data["status"],
+        data["version"],
+        data["last_hash"],
+        data.get("updated_at"),
+        data.get("variant"),
+        _snapshot(data),
+    )
+
+
+def _decode(course_id: str, data: dict[str, Any]) -> Envelope:
+    version = data.get("version", -1)
+    try:
+        return decode(bytes(data["body"]), data["hash"])
+    except (ValueError, KeyError, TypeError):
+        raise IntegrityError(course_id, version, "stored bytes are not a valid envelope") from None

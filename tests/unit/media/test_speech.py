@@ -1,0 +1,160 @@
+"""Tests for offline transcription: espeak-ng speech in, the bundled tiny.en model, WER out."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import wave
+from pathlib import Path
+
+import imageio_ffmpeg
+import pytest
+
+from handlers.media.speech import (
+    MODEL_DIR_ENV,
+    MODEL_PACKAGE,
+    Segment,
+    SpeechModelMissing,
+    Transcript,
+    model_dir,
+    transcribe,
+    word_error_rate,
+)
+
+SAMPLES = Path(__file__).resolve().parents[3] / "samples"
+PASSAGE = (
+    "The river carries water from the mountains down to the sea. "
+    "Farmers use the rich soil of the valley to grow wheat and corn. "
+    "Today we will learn how computers store numbers. "
+    "Every number is written in binary, using only zeros and ones. "
+    "Photosynthesis turns sunlight into chemical energy. "
+    "Plants take in carbon dioxide and release oxygen into the air."
+)
+# tiny.en hears espeak-ng's robot voice badly at its default pace (WER ~0.2 on one sentence);
+# 130 words a minute with 30 ms between words is closer to a lecturer and scores ~0.07.
+ESPEAK = ("espeak-ng", "-v", "en-us", "-s", "130", "-g", "3")
+TO_16K_MONO = ("-vn", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le")
+needs_espeak = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None,
+    reason="espeak-ng is not installed (apt-get install espeak-ng)",
+)
+
+
+# ---- word error rate ----------------------------------------------------------------------
+
+
+def test_wer_is_zero_for_identical_text_whatever_case_and_punctuation() -> None:
+    assert word_error_rate("Hello, World! Don't stop.", "hello world dont stop") == 0.0
+    assert word_error_rate("well-known facts", "well known facts") == 0.0
+
+
+def test_wer_counts_substitutions_insertions_and_deletions() -> None:
+    assert word_error_rate("a b c d", "a x c d") == 0.25
+    assert word_error_rate("a b c d", "a b c d e") == 0.25
+    assert word_error_rate("a b c d", "a c d") == 0.25
+    assert word_error_rate("a b c d", "") == 1.0
+    assert word_error_rate("a b", "c d e f") == 2.0  # insertions may push it past 1
+
+
+def test_wer_of_an_empty_reference() -> None:
+    assert word_error_rate("", "") == 0.0
+    assert word_error_rate(" ... ", "something") == 1.0
+
+
+# ---- transcript value ---------------------------------------------------------------------
+
+
+def test_transcript_round_trips_through_dict() -> None:
+    transcript = Transcript(
+        language="en",
+        duration_s=4.5,
+        segments=(Segment(start=0.0, end=2.0, text="one"), Segment(start=2.0, end=4.0, text="two")),
+    )
+    data = json.loads(json.dumps(transcript.to_dict()))
+    assert Transcript.from_dict(data) == transcript
+    assert transcript.text == "one two"
+
+
+# ---- the model ----------------------------------------------------------------------------
+
+
+def test_bundled_model_is_found() -> None:
+    assert (model_dir() / "model.bin").is_file()
+
+
+def test_missing_model_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv(MODEL_DIR_ENV, str(tmp_path))
+    with pytest.raises(SpeechModelMissing, match=MODEL_PACKAGE):
+        model_dir()
+
+
+@pytest.fixture(scope="module")
+def passage_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("speech")
+    raw, wav = folder / "raw.wav", folder / "passage.wav"
+    subprocess.run([*ESPEAK, "-w", str(raw), PASSAGE], check=True)
+    _to_16k_mono(raw, wav)
+    return wav
+
+
+@needs_espeak
+def test_synthetic_speech_is_transcribed(passage_wav: Path) -> None:
+    transcript = transcribe(passage_wav)
+    assert transcript.language == "en"
+    assert word_error_rate(PASSAGE, transcript.text) <= 0.15, transcript.text
+
+
+@needs_espeak
+def test_segments_are_ordered_and_inside_the_audio(passage_wav: Path) -> None:
+    transcript = transcribe(passage_wav)
+    duration = _wav_seconds(passage_wav)
+    assert transcript.duration_s == pytest.approx(duration, abs=0.05)
+    assert transcript.segments
+    previous_end = 0.0
+    for segment in transcript.segments:
+        assert previous_end <= segment.start < segment.end <= duration + 0.05
+        assert segment.text == segment.text.strip() != ""
+        previous_end = segment.end
+
+
+def test_silence_gives_no_segments(tmp_path: Path) -> None:
+    silent = tmp_path / "silence.wav"
+    with wave.open(str(silent), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16_000)
+        out.writeframes(b"\x00\x00" * 16_000 * 3)
+    transcript = transcribe(silent)
+    assert transcript.segments == ()
+    assert transcript.duration_s == pytest.approx(3.0, abs=0.05)
+
+
+@pytest.mark.skipif(
+    not (SAMPLES / "lecture.mp4").is_file() or not (SAMPLES / "ground_truth.json").is_file(),
+    reason="samples/lecture.mp4 and samples/ground_truth.json are not there",
+)
+def test_sample_lecture_is_transcribed(tmp_path: Path) -> None:
+    truth = json.loads((SAMPLES / "ground_truth.json").read_text())
+    spoken = " ".join(slide["spoken"] for slide in truth["slides"])
+    wav = tmp_path / "lecture.wav"
+    _to_16k_mono(SAMPLES / "lecture.mp4", wav)
+    transcript = transcribe(wav)
+    assert word_error_rate(spoken, transcript.text) <= 0.15, transcript.text
+    assert transcript.duration_s == pytest.approx(truth["duration"], abs=0.5)
+
+
+# ---- helpers ------------------------------------------------------------------------------
+
+
+def _to_16k_mono(source: Path, wav: Path) -> None:
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    subprocess.run(
+        [ffmpeg, "-y", "-loglevel", "error", "-i", str(source), *TO_16K_MONO, str(wav)],
+        check=True,
+    )
+
+
+def _wav_seconds(path: Path) -> float:
+    with wave.open(str(path), "rb") as audio:
+        return audio.getnframes() / audio.getframerate()
