@@ -190,7 +190,7 @@ def check(rt: Runtime, ids: list[str], chaos: Chaos) -> dict[str, Any]:
     d = rt.dispatcher.stats
     return {
         "ok": not any(invariants.values()),
-        "invariants": {k: ("held" if not v else v) for k, v in invariants.items()},
+        "invariants": {k: (v or "held") for k, v in invariants.items()},
         "statuses": dict(statuses),
         "counts": {
             "tasks": sum(recorded.values()),

@@ -65,7 +65,8 @@ def call(ctx: StepContext, schema: str, fn: Callable[[], AIResult]) -> AIResult:
     try:
         schemas.validate(schema, result.data)
     except schemas.SchemaError as err:
-        raise PermanentStepError(f"{ctx.task.step}: the provider's answer is invalid: {err}")
+        message = f"{ctx.task.step}: the provider's answer is invalid: {err}"
+        raise PermanentStepError(message) from None
     return result
 
 
