@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
+import schemas
 from statemachine.audit import state_at, verify
 from statemachine.envelope import Envelope
 from statemachine.errors import IntegrityError
@@ -151,6 +152,7 @@ def export_jsonl(events: Iterable[Envelope], out: IO[str]) -> int:
     n = 0
     for e in events:
         record = e.to_dict()
+        schemas.validate("envelope", record)  # what we archive is what the envelope promises
         record["stored"] = e.raw.decode("utf-8")
         out.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
         n += 1

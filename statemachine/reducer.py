@@ -200,6 +200,11 @@ def apply_into(acc: Snapshot, env: Envelope) -> None:
         raise TransitionNotAllowed(acc["status"], env.type, "unknown event type")
     try:
         handler(acc, env)
+    except TransitionNotAllowed as err:
+        if err.event == env.type:
+            raise
+        # A lifecycle names its trigger; callers want the event that was refused.
+        raise TransitionNotAllowed(err.state, env.type, f"{err.event}: {err.detail}") from None
     except (KeyError, TypeError) as err:
         raise TransitionNotAllowed(acc["status"], env.type, f"malformed data: {err!r}") from None
     acc["version"] = env.version

@@ -1,11 +1,12 @@
 """A local dispatcher with Cloud Tasks semantics, configured from ``pipeline.json``.
 
-Per queue: retries with Cloud Tasks' backoff (doubling, then linear, capped), max attempts and
-max retry duration; a token bucket at max dispatches per second and a cap on concurrent
-dispatches; schedule times; named-task de-duplication within a window; a dispatch deadline
-past which an attempt counts as failed. Deliveries carry the X-CloudTasks-* headers and a
-signed bearer token. ``run_until_idle`` drives it on a virtual clock, one delivery at a time;
-``start`` runs worker threads on the real clock.
+Per queue: retries with Cloud Tasks' backoff (doubling, then linear, capped) until both max
+attempts and max retry duration are reached (as Cloud Tasks documents); a token bucket at max
+dispatches per second and a cap on concurrent dispatches; schedule times; named-task
+de-duplication within a window; a dispatch deadline past which an attempt counts as failed.
+Deliveries carry the X-CloudTasks-* headers and a signed bearer token. ``run_until_idle``
+drives it on a virtual clock, one delivery at a time; ``start`` runs worker threads on the
+real clock.
 """
 
 from __future__ import annotations
@@ -179,11 +180,12 @@ class LocalDispatcher:
             if self.record_times:
                 self.stats.delivery_times.append((req.queue, req.name, start))
             self._inflight[req.queue] -= 1
-            if status is not None:
-                entry.executions += 1
             late = elapsed > req.deadline_s
             if late:
                 self.stats.deadline_exceeded += 1
+            # Cloud Tasks counts an execution only for a response in time that is not a 5xx.
+            if status is not None and not late and not 500 <= status < 600:
+                entry.executions += 1
             if status is None or late or not 200 <= status < 300:
                 self._retry(entry, queue)
             self._cond.notify_all()
@@ -195,11 +197,13 @@ class LocalDispatcher:
         now = self.clock.now()
         delay = retry.backoff(entry.retries)
         assert entry.first_attempt is not None
-        over_time = (
-            retry.max_retry_duration_s > 0
-            and now + delay - entry.first_attempt > retry.max_retry_duration_s
+        # Cloud Tasks stops only when both limits are met: max attempts made and max retry
+        # duration passed (a duration of 0 is no limit on time).
+        out_of_time = (
+            retry.max_retry_duration_s <= 0
+            or now + delay - entry.first_attempt > retry.max_retry_duration_s
         )
-        if attempts >= retry.max_attempts or over_time:
+        if attempts >= retry.max_attempts and out_of_time:
             self.stats.gave_up += 1
             return
         self.stats.retries += 1
