@@ -131,6 +131,13 @@ SETTINGS: tuple[Setting, ...] = (
         "COURSEGEN_MAX_VIDEO_SECONDS", str(4 * 3600), "longest accepted video", ("prepare_video",)
     ),
     Setting(
+        "CLOUD_TASKS_EMULATOR_HOST",
+        "",
+        "host:port of a Cloud Tasks emulator (tests only)",
+        ("bridge",),
+        cloud=False,
+    ),
+    Setting(
         "GEMINI_API_KEY",
         "",
         "Gemini API key (Secret Manager in the cloud)",

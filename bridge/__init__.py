@@ -1,0 +1,1 @@
+"""The bridge: ingest requests, advance courses, reconcile, dispatch, and the coursegen CLI."""

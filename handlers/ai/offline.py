@@ -1,0 +1,450 @@
+"""The offline AI provider: Whisper, tesseract and text heuristics; deterministic, no network."""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import math
+import random
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from handlers.ai.port import AIResult, FrameInput, LessonText, StructureInputs
+from handlers.course import by_midpoint
+from handlers.media.ocr import SlideText, read_slides
+
+MIN_LESSON_S = 3.0
+# Talk before the first slide shorter than this belongs to the first slide's lesson.
+MIN_INTRO_S = 10.0
+MIN_TITLE_CONFIDENCE = 0.5
+# OCR reads one slide a little differently from frame to frame: words at least this long and
+# this alike are one word misread; shorter ones ("1" and "2", "A" and "B") must match exactly.
+MISREAD_MIN_CHARS = 4
+MISREAD_RATIO = 0.75
+LESSONS_PER_MODULE = 4
+MAX_SINGLE_MODULE = 5
+LESSON_TERMS = 6
+COURSE_TERMS = 10
+CLOZE_WINDOW_WORDS = 10
+LONG_SENTENCE_WORDS = 30
+DISTRACTORS = 3
+BLANK = "_____"
+# Runs of content words that recur this often are phrases ("gradient descent"); rarer pairs are
+# mostly a noun and its verb ("erosion cuts"), which make poor answers.
+PHRASE_REPEATS = 3
+# A term the lesson's slides also show counts this much extra: the speaker chose to write it.
+SLIDE_BOOST = 2
+
+_STOPWORD_TEXT = """
+    a about above after again against all also am an and any are as at be because been before
+    being below between both but by can could did do does doing down during each else even ever
+    every few for from further get gets got had has have having he her here hers him his how i if
+    in into is it its itself just let like made make makes many may me might more most much must
+    my no nor not now of off on once one only or other our ours out over own per quite rather
+    really same see she should since so some such than that the their theirs them then there
+    these they thing things this those though through thus to too two under until up upon us
+    very was way we well were what when where whether which while who whom whose why will with
+    within without would yet you your yours okay right going gonna want called call use used
+    using lot lots kind sort today something anything everything let's we're it's that's
+    there's"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+# Distractors for a course with too few other lessons; each is dropped if the lesson says it.
+GENERIC_TERMS = (
+    "photosynthesis", "parliament", "magnetism", "algorithm", "inflation", "telescope",
+    "sonnet", "enzyme", "calculus", "pyramid", "volcano", "grammar",
+)  # fmt: skip
+METERING = {"provider": "offline", "prompt_version": "n/a", "input_tokens": 0}
+_WORD = re.compile(r"[a-z]+(?:['-][a-z]+)*")
+_CLAUSE_BREAK = re.compile(r"[^\w\s'-]+|\s-\s|\n")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def _metering(model: str) -> dict[str, Any]:
+    return {**METERING, "model": model, "output_tokens": 0, "cost_usd": 0.0, "calls": 1}
+
+
+class OfflineProvider:
+    """Every AIProvider method computed on this machine; the same input gives the same output."""
+
+    name = "offline"
+
+    def transcribe(self, audio: Path, *, language: str) -> AIResult:
+        from handlers.media.speech import transcribe
+
+        data = transcribe(audio, language=language).to_dict()
+        return AIResult(data=data, metering=_metering("faster-whisper tiny.en int8"))
+
+    def analyze_video(
+        self, video: Path, transcript: Mapping[str, Any], *, scene_times: Sequence[float]
+    ) -> AIResult:
+        duration = _duration(video, transcript, scene_times)
+        data = video_analysis(transcript.get("segments", ()), scene_times, duration)
+        return AIResult(data=data, metering=_metering("offline-text-heuristics"))
+
+    def analyze_frames(self, frames: Sequence[FrameInput]) -> AIResult:
+        texts = read_slides([frame.path for frame in frames])
+        data = {"frames": [_frame_record(f, text) for f, text in zip(frames, texts, strict=True)]}
+        return AIResult(data=data, metering=_metering("tesseract"))
+
+    def generate_structure(self, inputs: StructureInputs) -> AIResult:
+        return AIResult(data=course_structure(inputs), metering=_metering("offline-slide-changes"))
+
+    def add_interactivity(
+        self, structure: Mapping[str, Any], lessons: Sequence[LessonText], *, per_lesson: int
+    ) -> AIResult:
+        data = quizzes(lessons, max(2, per_lesson))
+        return AIResult(data=data, metering=_metering("offline-cloze"))
+
+
+def _frame_record(frame: FrameInput, text: SlideText) -> dict[str, Any]:
+    return {
+        "name": frame.name, "t": round(max(0.0, frame.t), 3),
+        "title": text.title, "body": list(text.body),
+        "title_confidence": min(1.0, max(0.0, text.title_confidence)),
+        "body_confidence": min(1.0, max(0.0, text.body_confidence)),
+    }  # fmt: skip
+
+
+def _duration(video: Path, transcript: Mapping[str, Any], scene_times: Sequence[float]) -> float:
+    duration = float(transcript.get("duration_s") or 0.0)
+    if duration <= 0 and Path(video).is_file():
+        from handlers.media.ffmpeg import probe
+
+        duration = probe(video).duration_s
+    ends = [float(s["end"]) for s in transcript.get("segments", ())]
+    return max([duration, *ends, *scene_times, 0.0])
+
+
+# --- text ---------------------------------------------------------------------------------
+
+
+def mentions(text: str, term: str) -> bool:
+    """Whether ``term`` occurs in ``text`` as whole words, ignoring case."""
+    return re.search(rf"(?<!\w){re.escape(term)}(?!\w)", text, re.IGNORECASE) is not None
+
+
+def term_counts(text: str) -> Counter[str]:
+    """Content words, and two-word phrases said at least PHRASE_REPEATS times."""
+    words: Counter[str] = Counter()
+    pairs: Counter[str] = Counter()
+    for clause in _CLAUSE_BREAK.split(text.lower()):
+        run: list[str] = []
+        for word in [*_WORD.findall(clause), ""]:  # "" flushes the last run
+            if len(word) >= 3 and word not in STOPWORDS:
+                run.append(word)
+                continue
+            words.update(run)
+            pairs.update(f"{a} {b}" for a, b in itertools.pairwise(run))
+            run = []
+    # Counter keeps first-seen order, which the stable sorts below use to break ties.
+    return words + Counter({pair: 2 * n for pair, n in pairs.items() if n >= PHRASE_REPEATS})
+
+
+def ranked_terms(
+    texts: Sequence[str], limit: int | None = None, *, shown: Sequence[str] = ()
+) -> list[list[str]]:
+    """Key terms of each text: those no other text mentions first, then by frequency (plus
+    SLIDE_BOOST when the matching ``shown`` text has them), then by first appearance."""
+    ranked = []
+    for i, text in enumerate(texts):
+        counts = term_counts(text)
+        others = [other for j, other in enumerate(texts) if j != i]
+        slide = shown[i] if i < len(shown) else ""
+        keys = {
+            term: (
+                sum(mentions(other, term) for other in others),
+                -count - (SLIDE_BOOST if slide and mentions(slide, term) else 0),
+            )
+            for term, count in counts.items()
+        }
+        ranked.append(sorted(counts, key=keys.__getitem__)[:limit])
+    return ranked
+
+
+def sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text) if s.strip()]
+
+
+def tidy(sentence: str) -> str:
+    """A sentence as prose: capital first letter, a closing full stop (Whisper may omit both)."""
+    sentence = " ".join(sentence.split())
+    if not sentence:
+        return ""
+    sentence = sentence[0].upper() + sentence[1:]
+    return sentence if sentence[-1] in ".!?" else sentence + "."
+
+
+def opening(texts: Sequence[str], count: int = 2) -> str:
+    """The first ``count`` sentences of segment texts; an unpunctuated segment is one sentence."""
+    found = [tidy(s) for text in texts for s in sentences(text)]
+    return " ".join(found[:count])
+
+
+def heading(text: str, words: int = 3) -> str:
+    """The first few content words, title-cased: what a speaker announces first."""
+    content = [w for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) >= 3]
+    return " ".join(word.capitalize() for word in content[:words])
+
+
+# --- analyze_video ------------------------------------------------------------------------
+
+
+def video_analysis(
+    segments: Sequence[Mapping[str, Any]], scene_times: Sequence[float], duration: float
+) -> dict[str, Any]:
+    """Topics between scene changes, each with the speech inside it, a title and key terms."""
+    cuts = sorted({round(t, 3) for t in scene_times if MIN_LESSON_S <= t <= duration - 1.0})
+    starts: list[float] = [0.0]
+    for cut in cuts:
+        if cut - starts[-1] >= MIN_LESSON_S:
+            starts.append(cut)
+    groups = by_midpoint(segments, starts)
+    texts = [" ".join(group) for group in groups]
+    terms = ranked_terms(texts, LESSON_TERMS)
+    ends = [*starts[1:], max(duration, starts[-1])]
+    topics = [
+        {
+            "start": start,
+            "end": end,
+            "title": heading(text) or f"Part {n}",
+            "summary": opening(groups[n - 1]),
+            "key_terms": terms[n - 1],
+        }
+        for n, (start, end, text) in enumerate(zip(starts, ends, texts, strict=True), start=1)
+    ]
+    everything = [str(s["text"]) for s in segments]
+    return {
+        "summary": opening(everything),
+        "key_terms": ranked_terms([" ".join(everything)], COURSE_TERMS)[0],
+        "topics": topics,
+    }
+
+
+# --- generate_structure -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Span:
+    start: float
+    title: str
+
+
+def course_structure(inputs: StructureInputs) -> dict[str, Any]:
+    """Lessons cut at slide changes (else at topics), grouped into modules of about four."""
+    slides = sorted(inputs.slides, key=lambda f: (float(f["t"]), str(f["name"])))
+    duration = _course_duration(inputs, slides)
+    topics = list(inputs.video_analysis.get("topics", ()))
+    from_topics = [_Span(float(t["start"]), str(t.get("title", ""))) for t in topics]
+    spans = _slide_spans(slides, topics) or from_topics
+    spans = _without_tiny(spans, duration) or [_Span(0.0, _topic_title(topics, 0.0))]
+    spans = [_Span(s.start, s.title or f"Part {n}") for n, s in enumerate(spans, start=1)]
+    starts = [span.start for span in spans]
+    ends = [*starts[1:], duration]
+    groups = by_midpoint(inputs.transcript.get("segments", ()), starts)
+    spoken = [" ".join(group) for group in groups]
+    shown = [_slide_text(slides, start, end) for start, end in zip(starts, ends, strict=True)]
+    texts = [said or seen for said, seen in zip(spoken, shown, strict=True)]
+    terms = ranked_terms(texts, LESSON_TERMS, shown=shown)
+    lessons: list[dict[str, Any]] = [
+        {
+            "title": span.title,
+            "start": round(span.start, 3),
+            "end": round(end, 3),
+            "summary": opening(groups[i]) or opening(shown[i].splitlines()),
+            "key_frames": [f["name"] for f in slides if span.start <= float(f["t"]) < end],
+            "key_terms": terms[i],
+        }
+        for i, (span, end) in enumerate(zip(spans, ends, strict=True))
+    ]
+    title = inputs.title.strip() or lessons[0]["title"]
+    summary = str(inputs.video_analysis.get("summary") or "") or opening(spoken)
+    return {"title": title, "summary": summary, "modules": _modules(lessons, title)}
+
+
+def _course_duration(inputs: StructureInputs, slides: Sequence[Mapping[str, Any]]) -> float:
+    ends = [float(s["end"]) for s in inputs.transcript.get("segments", ())]
+    known = max([inputs.duration_s, float(inputs.transcript.get("duration_s") or 0.0), *ends])
+    if known > 0:
+        return known
+    # No duration anywhere (a silent video, a caller that lost it): the last slide plus a bit.
+    return max([float(f["t"]) for f in slides], default=0.0) + MIN_LESSON_S
+
+
+def _same_title(a: str, b: str) -> bool:
+    words_a, words_b = a.lower().split(), b.lower().split()
+    return len(words_a) == len(words_b) and all(
+        x == y or _misread(x, y) for x, y in zip(words_a, words_b, strict=True)
+    )
+
+
+def _misread(x: str, y: str) -> bool:
+    if min(len(x), len(y)) < MISREAD_MIN_CHARS:
+        return False
+    return difflib.SequenceMatcher(None, x, y).ratio() >= MISREAD_RATIO
+
+
+def _slide_spans(slides: Sequence[Mapping[str, Any]], topics: Sequence[Any]) -> list[_Span]:
+    """A span per run of frames showing one slide title; untitled frames split nothing."""
+    spans: list[_Span] = []
+    for frame in slides:
+        confident = float(frame.get("title_confidence", 1.0)) >= MIN_TITLE_CONFIDENCE
+        title = " ".join(str(frame.get("title", "")).split()) if confident else ""
+        if title and not (spans and _same_title(spans[-1].title, title)):
+            spans.append(_Span(float(frame["t"]), title))
+    if spans and spans[0].start >= MIN_INTRO_S:
+        spans.insert(0, _Span(0.0, _topic_title(topics, 0.0) or "Introduction"))
+    return spans
+
+
+def _topic_title(topics: Sequence[Mapping[str, Any]], t: float) -> str:
+    for topic in topics:
+        if float(topic["start"]) <= t < float(topic["end"]):
+            return str(topic.get("title", ""))
+    return ""
+
+
+def _without_tiny(spans: Sequence[_Span], duration: float) -> list[_Span]:
+    """Drop spans shorter than MIN_LESSON_S (their time goes to the span before) and rejoin
+    neighbours left with one title; the first kept span starts the video."""
+    kept: list[_Span] = []
+    for i, span in enumerate(spans):
+        end = spans[i + 1].start if i + 1 < len(spans) else duration
+        if end - span.start < MIN_LESSON_S:
+            continue
+        if not (kept and span.title and _same_title(kept[-1].title, span.title)):
+            kept.append(span)
+    return [_Span(0.0, kept[0].title), *kept[1:]] if kept else []
+
+
+def _slide_text(slides: Sequence[Mapping[str, Any]], start: float, end: float) -> str:
+    lines: list[str] = []
+    for frame in slides:
+        if start <= float(frame["t"]) < end:
+            for line in [str(frame.get("title", "")), *frame.get("body", ())]:
+                if line.strip() and line not in lines:
+                    lines.append(line)
+    return "\n".join(lines)
+
+
+def _modules(lessons: list[dict[str, Any]], title: str) -> list[dict[str, Any]]:
+    if len(lessons) <= MAX_SINGLE_MODULE:
+        return [{"title": title, "lessons": lessons}]
+    count = math.ceil(len(lessons) / LESSONS_PER_MODULE)
+    # Even sizes: 9 lessons make 3+3+3, not 4+4+1.
+    bounds = [round(k * len(lessons) / count) for k in range(count + 1)]
+    chunks = [lessons[a:b] for a, b in itertools.pairwise(bounds)]
+    return [{"title": chunk[0]["title"], "lessons": chunk} for chunk in chunks]
+
+
+# --- add_interactivity --------------------------------------------------------------------
+
+
+def quizzes(lessons: Sequence[LessonText], per_lesson: int) -> dict[str, Any]:
+    """Per lesson: a multiple-choice question on its key term, then clozes from its sentences."""
+    materials = [_material(lesson) for lesson in lessons]
+    ranked = ranked_terms(materials)
+    out = []
+    for i, lesson in enumerate(lessons):
+        answers = [term for term in ranked[i] if mentions(materials[i], term)]
+        pool = _distractor_pool(ranked, i, materials[i])
+        questions = _questions(lesson, answers, pool, per_lesson)
+        out.append({"lesson": lesson.index, "questions": questions})
+    return {"lessons": out}
+
+
+def _material(lesson: LessonText) -> str:
+    text = f"{lesson.transcript}\n{lesson.slide_text}".strip()
+    return text or lesson.title or f"Lesson {lesson.index + 1}"
+
+
+def _distractor_pool(ranked: Sequence[Sequence[str]], i: int, material: str) -> list[str]:
+    """Other lessons' terms (nearest lessons first), then generic words; none the lesson says."""
+    order = sorted((j for j in range(len(ranked)) if j != i), key=lambda j: abs(j - i))
+    rounds = [ranked[j][k] for k in range(LESSON_TERMS) for j in order if k < len(ranked[j])]
+    pool: list[str] = []
+    for term in [*rounds, *GENERIC_TERMS]:
+        if term.lower() not in material.lower() and term not in pool:
+            pool.append(term)
+    return pool
+
+
+def _questions(
+    lesson: LessonText, answers: Sequence[str], pool: Sequence[str], count: int
+) -> list[dict[str, Any]]:
+    rng = random.Random(f"coursegen-quiz:{lesson.index}")
+    questions = [_multiple_choice(lesson.title, answers[0], pool, rng)] if answers else []
+    lines = [*sentences(lesson.transcript), *lesson.slide_text.splitlines()]
+    used: set[str] = set()
+    # The multiple-choice question took the best term; clozes start with the next one.
+    for term in [*answers[1:], *answers[:1]]:
+        if len(questions) >= count:
+            break
+        question = _cloze(term, lines, used, pool, rng)
+        if question:
+            questions.append(question)
+    extra = 1
+    while answers and len(questions) < count:
+        term = answers[extra % len(answers)]
+        questions.append(_multiple_choice(lesson.title, term, pool[extra:], rng))
+        extra += 1
+    return questions
+
+
+def _choices(answer: str, pool: Sequence[str], rng: random.Random) -> list[str]:
+    key = answer.lower()
+    fitting = [d for d in pool if key not in d.lower() and d.lower() not in key]
+    choices = [answer, *rng.sample(fitting[: 2 * DISTRACTORS], min(DISTRACTORS, len(fitting)))]
+    rng.shuffle(choices)
+    return choices
+
+
+def _multiple_choice(
+    title: str, answer: str, pool: Sequence[str], rng: random.Random
+) -> dict[str, Any]:
+    return {
+        "kind": "multiple_choice",
+        "prompt": f'Which of these comes up in the lesson "{title}"?',
+        "choices": _choices(answer, pool, rng),
+        "answer": answer,
+        "explanation": f'"{answer}" is part of this lesson; the other choices are not.',
+    }
+
+
+def _cloze(
+    term: str, lines: Sequence[str], used: set[str], pool: Sequence[str], rng: random.Random
+) -> dict[str, Any] | None:
+    """Blank out ``term`` in a sentence not used yet (a long one may serve several terms)."""
+    for line in lines:
+        if line in used or not mentions(line, term):
+            continue
+        context = _window(line, term)
+        if len(line.split()) <= LONG_SENTENCE_WORDS:
+            used.add(line)
+        pattern = rf"(?<!\w){re.escape(term)}(?!\w)"
+        return {
+            "kind": "cloze",
+            "prompt": "Fill in the blank: " + re.sub(pattern, BLANK, context, flags=re.I),
+            "choices": _choices(term, pool, rng),
+            "answer": term,
+            "explanation": f'The lesson says: "{context}"',
+        }
+    return None
+
+
+def _window(line: str, term: str) -> str:
+    """The sentence, or for unpunctuated speech the words around the term, so a blank fits."""
+    words = CLOZE_WINDOW_WORDS
+    found = re.search(
+        rf"(?:\S+\s+){{0,{words}}}(?<!\w){re.escape(term)}(?!\w)(?:\s+\S+){{0,{words}}}",
+        line,
+        re.IGNORECASE,
+    )
+    assert found is not None  # the caller checked that the line mentions the term
+    context = tidy(found.group(0))
+    if found.start() > 0:
+        context = "…" + found.group(0)[0] + context[1:]  # mid-sentence: keep the lower case
+    return context if found.end() == len(line) else context.rstrip(".") + "…"

@@ -1,0 +1,101 @@
+"""Cloud Functions entry points (functions-framework): the bridge, the task runner, Pub/Sub events.
+
+The decorators only register; the runtime is built once per process, on first use, from
+``Settings.from_env()`` by ``bridge.cloud.cloud_runtime``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any
+
+import functions_framework
+from flask import Response
+
+log = logging.getLogger("coursegen.main")
+
+_lock = threading.Lock()
+_built: dict[str, Any] = {}
+
+
+def runtime() -> Any:
+    """The process's CloudRuntime (built on first use)."""
+    with _lock:
+        if "runtime" not in _built:
+            from bridge.cloud import cloud_runtime
+            from bridge.settings import Settings
+
+            _built["runtime"] = cloud_runtime(Settings.from_env())
+        return _built["runtime"]
+
+
+def _bridge_app() -> Any:
+    with _lock:
+        if "app" not in _built:
+            from bridge.http import create_bridge_app
+
+            _built["app"] = create_bridge_app(runtime)
+        return _built["app"]
+
+
+@functions_framework.http
+def bridge(request: Any) -> Any:
+    """HTTP: Pub/Sub push (/pubsub/course-requests, /pubsub/course-events) and /reconcile."""
+    app = _bridge_app()
+    with app.request_context(request.environ):
+        return app.full_dispatch_request()
+
+
+@functions_framework.http
+def run_task(request: Any) -> Any:
+    """HTTP: the task endpoint Cloud Tasks calls (COURSEGEN_STEP restricts it to one step)."""
+    from handlers.endpoint import MAX_BODY_BYTES, problem
+
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        answer = problem(413, "Payload too large", f"task bodies are at most {MAX_BODY_BYTES}")
+    else:
+        body = request.get_data(cache=False)
+        answer = runtime().endpoint.handle(dict(request.headers), body, request.url)
+    return Response(
+        json.dumps(answer.body),
+        answer.status,
+        headers=dict(answer.headers),
+        mimetype=answer.headers.get("Content-Type", "application/json"),
+    )
+
+
+@functions_framework.cloud_event
+def ingest_course_request(cloud_event: Any) -> None:
+    """Pub/Sub CloudEvent on course-requests: ingest, or dead-letter a malformed message."""
+    from bridge.http import ingest_envelope
+
+    _settle("course request", ingest_envelope(runtime(), _envelope(cloud_event)))
+
+
+@functions_framework.cloud_event
+def on_course_event(cloud_event: Any) -> None:
+    """Pub/Sub CloudEvent on course-events: advance the course it names."""
+    from bridge.http import advance_envelope
+
+    _settle("course event", advance_envelope(runtime(), _envelope(cloud_event)))
+
+
+@functions_framework.cloud_event
+def legacy_step_created(cloud_event: Any) -> None:
+    """Firestore trigger of the legacy transport (placeholder: the lead wires it in)."""
+    log.info("legacy_step_created: %s (not wired yet)", getattr(cloud_event, "get", dict)("id"))
+
+
+def _envelope(cloud_event: Any) -> dict[str, Any]:
+    data = cloud_event.data if isinstance(cloud_event.data, dict) else {}
+    message = data.get("message")
+    return {**data, "message": message if isinstance(message, dict) else {}}
+
+
+def _settle(what: str, outcome: tuple[int, dict[str, Any]]) -> None:
+    status, body = outcome
+    if status >= 500:  # raising makes Eventarc deliver the event again
+        raise RuntimeError(f"{what} not processed ({status}): {body.get('detail')}")
+    log.info("%s: %s", what, body)
