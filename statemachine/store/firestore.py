@@ -79,7 +79,8 @@ class FirestoreStore:
                     raise conflict from None
                 time.sleep(random.uniform(0, min(0.05 * 2**attempt, 1.0)))
                 continue
-            return prepared.version
+            version: int = prepared.version
+            return version
         raise self._conflict(course_id, expected_version)
 
     def _conflict(self, course_id: str, expected: int) -> ConcurrencyConflict:
@@ -98,7 +99,7 @@ class FirestoreStore:
 
     def head(self, course_id: str) -> Head | None:
         doc = self._courses.document(course_id).get()
-        return _head(doc.id, doc.to_dict()) if doc.exists else None
+        return _head(doc.id, doc.to_dict() or {}) if doc.exists else None
 
     def courses(self, *, status: str | None = None, limit: int | None = None) -> Sequence[Head]:
         query: Any = self._courses

@@ -1,0 +1,251 @@
+"""OpenAI (openai) behind the AI port.
+
+Transcription uses ``verbose_json`` segments; audio over the upload limit is cut into chunks
+in silences and the segments are stitched with their offsets. Everything else is a chat
+completion with a strict ``json_schema`` response format made from ``schemas/ai/``; key
+frames go as ``image_url`` data URLs. OpenAI takes no video, so ``analyze_video`` works from
+the transcript and the scene-change times. ``max_retries`` and the timeout are explicit.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import openai
+
+import schemas
+from handlers.ai import prompts
+from handlers.ai.audio_chunks import MAX_UPLOAD_BYTES, split_on_silence, stitch
+from handlers.ai.port import (
+    AIResult,
+    FrameInput,
+    LessonText,
+    PermanentProviderError,
+    ProviderError,
+    StructureInputs,
+    TransientProviderError,
+)
+from handlers.ai.pricing import Price
+from handlers.ai.structured import (
+    Meter,
+    RepairRequest,
+    Reply,
+    openai_strict_schema,
+    redact,
+    retry_after,
+    structured_answer,
+)
+
+DEFAULT_MODEL = "gpt-4.1-mini"
+DEFAULT_TRANSCRIBE_MODEL = "whisper-1"  # the model that returns verbose_json segments
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAIConfig:
+    api_key: str = field(repr=False)
+    model: str = DEFAULT_MODEL
+    transcribe_model: str = DEFAULT_TRANSCRIBE_MODEL
+    base_url: str | None = None  # a local stub or a proxy; None: api.openai.com
+    timeout_s: float = 300.0  # per HTTP request
+    max_retries: int = 3  # SDK retries after the first attempt (429, 408, 409, 5xx, network)
+    upload_limit_bytes: int = MAX_UPLOAD_BYTES
+    image_detail: str = "auto"
+    prices: Mapping[str, Price] | None = None
+
+
+class OpenAIProvider:
+    name = "openai"
+
+    def __init__(self, config: OpenAIConfig) -> None:
+        if not config.api_key:
+            raise PermanentProviderError("OPENAI_API_KEY is not set: the openai provider needs it")
+        self.config = config
+        self.model = config.model
+        self._client = openai.OpenAI(
+            api_key=config.api_key,
+            base_url=config.base_url or None,
+            timeout=config.timeout_s,
+            max_retries=config.max_retries,
+        )
+
+    def __repr__(self) -> str:
+        return f"OpenAIProvider(model={self.model!r})"
+
+    # --- the port ------------------------------------------------------------------------
+
+    def transcribe(self, audio: Path, *, language: str) -> AIResult:
+        model = self.config.transcribe_model
+        meter = Meter(self.name, model, f"{model}:verbose_json", prices=self.config.prices)
+        code = (language or "").split("-")[0].lower()
+        parts: list[tuple[float, list[dict[str, Any]]]] = []
+        duration = 0.0
+        detected = ""
+        with tempfile.TemporaryDirectory(prefix="coursegen-chunks-") as scratch:
+            chunks = split_on_silence(
+                Path(audio), Path(scratch), max_bytes=self.config.upload_limit_bytes
+            )
+            for chunk in chunks:
+                answer = self._transcribe_chunk(chunk.path, code)
+                seconds = float(getattr(answer, "duration", 0.0) or chunk.duration_s)
+                meter.add(audio_seconds=seconds)
+                segments = [
+                    {"start": s.start, "end": s.end, "text": s.text}
+                    for s in (answer.segments or [])
+                ]
+                parts.append((chunk.offset_s, segments))
+                duration = max(duration, chunk.offset_s + seconds)
+                detected = detected or str(getattr(answer, "language", "") or "")
+        data = {
+            "language": code or _language_code(detected),
+            "duration_s": round(duration, 3),
+            "segments": stitch(parts),
+        }
+        try:
+            schemas.validate("ai/transcript", data)
+        except schemas.SchemaError as err:
+            raise PermanentProviderError(f"transcribe: unusable transcription: {err}") from None
+        return AIResult(data, meter.as_dict())
+
+    def analyze_video(
+        self, video: Path, transcript: Mapping[str, Any], *, scene_times: Sequence[float]
+    ) -> AIResult:
+        prompt = prompts.ANALYZE_VIDEO_FROM_TRANSCRIPT
+        inputs = prompts.json_block(prompts.video_inputs(transcript, scene_times))
+        content = [{"type": "text", "text": prompt.render(inputs=inputs)}]
+        return self._structured("ai/video_analysis", prompt, content)
+
+    def analyze_frames(self, frames: Sequence[FrameInput]) -> AIResult:
+        prompt = prompts.ANALYZE_FRAMES
+        inputs = prompts.json_block(prompts.frames_inputs(frames))
+        content: list[dict[str, Any]] = [{"type": "text", "text": prompt.render(inputs=inputs)}]
+        for frame in frames:
+            url = "data:image/jpeg;base64," + base64.b64encode(frame.path.read_bytes()).decode()
+            content.append({"type": "text", "text": f"frame {frame.name} at t={frame.t:.3f}"})
+            content.append(
+                {"type": "image_url", "image_url": {"url": url, "detail": self.config.image_detail}}
+            )
+        return self._structured("ai/frame_analysis", prompt, content)
+
+    def generate_structure(self, inputs: StructureInputs) -> AIResult:
+        prompt = prompts.STRUCTURE
+        text = prompt.render(inputs=prompts.json_block(prompts.structure_inputs(inputs)))
+        return self._structured("ai/course_structure", prompt, [{"type": "text", "text": text}])
+
+    def add_interactivity(
+        self, structure: Mapping[str, Any], lessons: Sequence[LessonText], *, per_lesson: int
+    ) -> AIResult:
+        prompt = prompts.INTERACTIVITY
+        inputs = prompts.json_block(prompts.interactivity_inputs(structure, lessons, per_lesson))
+        text = prompt.render(inputs=inputs, per_lesson=per_lesson)
+        return self._structured("ai/interactivity", prompt, [{"type": "text", "text": text}])
+
+    # --- calls ---------------------------------------------------------------------------
+
+    def _transcribe_chunk(self, path: Path, language: str) -> Any:
+        extra: dict[str, Any] = {"language": language} if language else {}
+        with self._sdk_errors("transcribe"), open(path, "rb") as handle:
+            return self._client.audio.transcriptions.create(
+                model=self.config.transcribe_model,
+                file=handle,
+                response_format="verbose_json",
+                timestamp_granularities=["segment"],
+                **extra,
+            )
+
+    def _structured(
+        self, schema_name: str, prompt: prompts.Prompt, content: list[dict[str, Any]]
+    ) -> AIResult:
+        meter = Meter(self.name, self.model, prompt.ref, prices=self.config.prices)
+        response_format = {
+            "type": "json_schema",
+            "json_schema": {
+                "name": schema_name.rsplit("/", 1)[-1],
+                "schema": openai_strict_schema(schemas.load(schema_name)),
+                "strict": True,
+            },
+        }
+        messages: list[dict[str, Any]] = [
+            {"role": "system", "content": prompt.system},
+            {"role": "user", "content": content},
+        ]
+
+        def ask(repair: RepairRequest | None) -> Reply:
+            sent = list(messages)
+            if repair is not None:
+                sent += [
+                    {"role": "assistant", "content": repair.previous},
+                    {"role": "user", "content": repair.instruction},
+                ]
+            with self._sdk_errors(prompt.id):
+                completion = self._client.chat.completions.create(
+                    model=self.model,
+                    messages=sent,  # type: ignore[arg-type]
+                    response_format=response_format,  # type: ignore[arg-type]
+                    temperature=0.2,
+                )
+            return _reply(completion, prompt.id)
+
+        data = structured_answer(schema_name, ask, meter, prune=True)
+        return AIResult(data, meter.as_dict())
+
+    @contextlib.contextmanager
+    def _sdk_errors(self, what: str) -> Iterator[None]:
+        """SDK exceptions as the port's transient / permanent errors, keys redacted."""
+        try:
+            yield
+        except ProviderError:
+            raise
+        except openai.APIStatusError as err:
+            raise _mapped(err, what, self.config.api_key) from err
+        except openai.APIConnectionError as err:  # APITimeoutError included
+            kind = "timed out" if isinstance(err, openai.APITimeoutError) else "failed to connect"
+            raise TransientProviderError(
+                redact(f"{what}: OpenAI request {kind}: {err}", [self.config.api_key])
+            ) from err
+        except openai.OpenAIError as err:
+            raise PermanentProviderError(
+                redact(f"{what}: OpenAI error {type(err).__name__}: {err}", [self.config.api_key])
+            ) from err
+
+
+def _reply(completion: Any, what: str) -> Reply:
+    usage = completion.usage
+    input_tokens = int(getattr(usage, "prompt_tokens", 0) or 0)
+    output_tokens = int(getattr(usage, "completion_tokens", 0) or 0)
+    if not completion.choices:
+        return Reply("", input_tokens, output_tokens)
+    choice = completion.choices[0]
+    refusal = getattr(choice.message, "refusal", None)
+    if refusal:
+        raise PermanentProviderError(f"{what}: OpenAI refused to answer: {refusal}")
+    if choice.finish_reason == "content_filter":
+        raise PermanentProviderError(f"{what}: OpenAI withheld the answer (content filter)")
+    return Reply(choice.message.content or "", input_tokens, output_tokens)
+
+
+def _mapped(err: openai.APIStatusError, what: str, key: str) -> ProviderError:
+    code = int(err.status_code)
+    body = err.body if isinstance(err.body, dict) else {}
+    detail = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
+    reason = str(detail.get("code") or detail.get("type") or "")
+    message = redact(
+        f"{what}: OpenAI answered HTTP {code}{f' ({reason})' if reason else ''}: "
+        f"{detail.get('message') or err.message}",
+        [key],
+    )
+    if reason == "insufficient_quota":  # a 429 that no amount of waiting fixes
+        return PermanentProviderError(message)
+    if code in (408, 409, 429) or code >= 500:
+        return TransientProviderError(message, retry_after_s=retry_after(err.response.headers))
+    return PermanentProviderError(message)
+
+
+def _language_code(name: str) -> str:
+    """whisper's verbose_json names the language ("english"); the schema wants any string."""
+    return name.strip().lower() or "und"
