@@ -307,5 +307,15 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
     Console().print(table)
 
 
+def _register_extensions() -> None:
+    """Command groups that live beside their code: operations and the dashboard."""
+    from bridge import ops_cli, serve_cli
+
+    ops_cli.register(main)
+    serve_cli.register(main)
+
+
+_register_extensions()
+
 if __name__ == "__main__":  # pragma: no cover
     main()
