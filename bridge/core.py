@@ -186,6 +186,29 @@ class Bridge:
                     variant=state.variant,
                 )
 
+    # -- recover ------------------------------------------------------------------------
+    def recover(self, *, limit: int = 100_000) -> dict[str, int]:
+        """Re-enqueue the waiting tasks of every active course after a restart.
+
+        Cloud Tasks keeps its queues; the local dispatcher's queue lives in memory and dies
+        with the process. Every task that is scheduled, running (its process died) or
+        retrying is dispatched again; the endpoint's idempotency makes a stale copy a no-op.
+        """
+        courses = tasks = 0
+        for head in self.store.courses(limit=limit):
+            if head.status not in ("requested", "running", "paused"):
+                continue
+            courses += 1
+            self.advance(head.course_id)
+            state = self._state(head.course_id)
+            if state is None:
+                continue
+            for task in state.tasks.values():
+                if task.status in ("running", "retrying"):
+                    self._dispatch(state, task)
+                    tasks += 1
+        return {"courses": courses, "tasks": tasks}
+
     # -- reconcile ----------------------------------------------------------------------
     def reconcile(self, quiet_s: float, *, limit: int = 1000) -> dict[str, int]:
         """Advance every non-terminal course quiet for ``quiet_s``: rescues lost notifications."""
