@@ -132,8 +132,10 @@ def simulate(
     ]
     rounds = 0
     while clock.now() - start < max_virtual_s:
-        rt.dispatcher.run_until_idle(until=clock.now() + RECONCILE_EVERY_S)
-        clock.advance_to(clock.now() + RECONCILE_EVERY_S)
+        # Deliver what falls due in the next interval, on time, then reconcile at its end.
+        horizon = clock.now() + RECONCILE_EVERY_S
+        rt.dispatcher.run_until_idle(until=horizon)
+        clock.advance_to(horizon)
         rt.bridge.reconcile(QUIET_S)
         rounds += 1
         if rt.dispatcher.pending() == 0 and not rt.store.quiet("9999", limit=1):

@@ -29,7 +29,7 @@ class HmacVerifier:
     def __call__(self, headers: Mapping[str, str], body: bytes, url: str) -> str:
         token = bearer(headers)
         parts = token.split(".")
-        if len(parts) != 3 or parts[0] != "v1" or not parts[1].isdigit():
+        if len(parts) != 3 or parts[0] != "v1" or not _decimal(parts[1], 12):
             raise Unauthorized("malformed task token")
         expires_at = int(parts[1])
         expected = sign(self.secret, body, expires_at)
@@ -38,6 +38,11 @@ class HmacVerifier:
         if expires_at < self.now():
             raise Unauthorized("task token expired")
         return "local-dispatcher"
+
+
+def _decimal(text: str, max_digits: int) -> bool:
+    """ASCII digits only (``str.isdigit`` admits "²", which ``int`` refuses), and not too many."""
+    return 0 < len(text) <= max_digits and text.isascii() and text.isdigit()
 
 
 def allow_all(headers: Mapping[str, str], body: bytes, url: str) -> str:

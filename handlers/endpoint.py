@@ -254,6 +254,8 @@ def _parse(body: bytes) -> tuple[Any, Answer | None]:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError) as err:
         return None, problem(400, "Malformed JSON", f"the body is not JSON: {err}")
+    except RecursionError:
+        return None, problem(400, "Malformed JSON", "the body nests too deeply")
     try:
         schemas.validate("task_payload", payload)
     except schemas.SchemaError as err:
@@ -262,8 +264,8 @@ def _parse(body: bytes) -> tuple[Any, Answer | None]:
 
 
 def _attempt(headers: Mapping[str, str], payload: Mapping[str, Any]) -> int:
-    retries = header(headers, "X-CloudTasks-TaskRetryCount")
-    if retries is not None and retries.strip().isdigit():
+    retries = (header(headers, "X-CloudTasks-TaskRetryCount") or "").strip()
+    if 0 < len(retries) <= 6 and retries.isascii() and retries.isdigit():
         return int(retries) + 1
     attempt: int = payload["attempt"]
     return attempt

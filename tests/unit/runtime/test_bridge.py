@@ -1,0 +1,317 @@
+"""The bridge: ingest validates and is idempotent, advance schedules each task once (also from
+8 threads on SQLite), a crash between append and dispatch heals, reconcile rescues, rollout."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+
+import pytest
+
+from bridge.core import Bridge, InvalidRequest, course_id_for, variant_for
+from bridge.dispatch import task_name
+from bridge.dispatch.local import LocalDispatcher
+from bridge.runtime import embedded
+from handlers.registry import TransientStepError
+from statemachine.audit import verify
+from statemachine.pipeline import default_pipeline
+from statemachine.store.memory import MemoryStore
+from statemachine.store.sqlite import SqliteStore
+from tests.factories import requested, started, succeeded
+
+from .conftest import REQUEST, Env, RecordingDispatcher, ScriptedDeliver, Steps, settings
+
+
+def scheduled_per_task(store, course_id: str) -> Counter[str]:
+    return Counter(e.data["task"] for e in store.load(course_id) if e.type == "TaskScheduled")
+
+
+@pytest.fixture
+def recording() -> RecordingDispatcher:
+    return RecordingDispatcher()
+
+
+@pytest.fixture
+def bridge(clock, recording) -> Bridge:
+    return Bridge(MemoryStore(), recording, default_pipeline(), clock)
+
+
+# -- ingest ---------------------------------------------------------------------------------
+GS = "gs://lectures/rivers.mp4"
+
+
+@pytest.mark.parametrize(
+    ("message", "field"),
+    [
+        ({}, "videoUri"),
+        ({"videoUri": GS}, "title"),
+        ({"videoUri": GS, "title": 5}, "title"),
+        ({"videoUri": GS, "title": ""}, "title"),
+        ({"videoUri": GS, "title": "t" * 301}, "title"),
+        ({"videoUri": "ftp://host/video.mp4", "title": "t"}, "videoUri"),
+        ({"videoUri": "gs://b/has space.mp4", "title": "t"}, "videoUri"),
+        ({"videoUri": GS, "title": "t", "courseId": "../x"}, "courseId"),
+        ({"videoUri": GS, "title": "t", "courseId": "a/b"}, "courseId"),
+        ({"videoUri": GS, "title": "t", "language": "English"}, "language"),
+        ({"videoUri": GS, "title": "t", "options": {"maxFrames": 0}}, "options/maxFrames"),
+        ({"videoUri": GS, "title": "t", "options": {"shell": "rm"}}, "'shell' was unexpected"),
+        ({"videoUri": GS, "title": "t", "priority": 1}, "'priority' was unexpected"),
+        (["not", "an", "object"], "is not of type 'object'"),
+    ],
+)
+def test_an_invalid_request_names_its_field_and_writes_nothing(bridge, recording, message, field):
+    with pytest.raises(InvalidRequest) as caught:
+        bridge.ingest(message, message_id="m1")
+
+    assert field in str(caught.value)
+    assert any(field in e for e in caught.value.errors)
+    assert bridge.store.courses() == []
+    assert list(bridge.store.scan()) == []
+    assert recording.accepted == []
+
+
+def test_the_course_id_is_deterministic_from_the_message_id(bridge, recording):
+    first = bridge.ingest(REQUEST, message_id="msg-1")
+    version = bridge.store.head(first).version
+    again = bridge.ingest(REQUEST, message_id="msg-1")  # Pub/Sub redelivers
+    other = bridge.ingest(REQUEST, message_id="msg-2")
+
+    assert first == again == course_id_for("msg-1", REQUEST)
+    assert other != first
+    events = bridge.store.load(first)
+    assert [e.type for e in events].count("CourseRequested") == 1
+    assert bridge.store.head(first).version == version
+    assert events[0].data["request_id"] == "msg-1"
+    assert scheduled_per_task(bridge.store, first) == {"prepare_video": 1}
+    assert recording.names()[task_name(f"{first}:prepare_video:1")] == 1
+
+
+def test_the_course_id_without_a_message_id_comes_from_the_content_or_the_message(bridge):
+    assert course_id_for(None, REQUEST) == course_id_for(None, dict(reversed(REQUEST.items())))
+    assert course_id_for(None, REQUEST) != course_id_for(None, {**REQUEST, "title": "Other"})
+    assert bridge.ingest({**REQUEST, "courseId": "chosen-1"}, message_id="m") == "chosen-1"
+
+
+def test_advancing_twice_schedules_nothing_twice(bridge, recording):
+    course = bridge.ingest(REQUEST, message_id="m1")
+    version = bridge.store.head(course).version
+
+    assert bridge.advance(course) == []
+    assert bridge.advance(course) == []
+
+    assert bridge.store.head(course).version == version
+    assert scheduled_per_task(bridge.store, course) == {"prepare_video": 1}
+    # the waiting task was offered to the queue again and refused by name each time
+    assert len(recording.accepted) == 1
+    assert len(recording.refused) == 2
+    assert bridge.stats["deduplicated"] == 2
+
+
+def test_advancing_an_unknown_course_does_nothing(bridge, recording):
+    assert bridge.advance("nosuchcourse") == []
+    assert recording.accepted == []
+
+
+def test_eight_threads_advancing_at_once_schedule_each_task_once(tmp_path, clock):
+    store = SqliteStore(tmp_path / "events.db", synchronous="NORMAL")
+    dispatcher = RecordingDispatcher()
+    bridge = Bridge(store, dispatcher, default_pipeline(), clock)
+    courses = [f"course{n}" for n in range(4)]
+    for course in courses:
+        store.append(course, 0, [requested()])
+
+    def stampede() -> None:
+        barrier = threading.Barrier(8)
+        errors: list[BaseException] = []
+
+        def work(seed: int) -> None:
+            order = list(courses)
+            random.Random(seed).shuffle(order)
+            try:
+                barrier.wait()
+                for course in order:
+                    bridge.advance(course)
+            except BaseException as err:  # surfaced below
+                errors.append(err)
+
+        threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert errors == []
+
+    stampede()  # prepare_video
+    for course in courses:
+        v = store.head(course).version
+        store.append(course, v, [started(course), succeeded(course, duration_s=60.0)])
+    stampede()  # extract_frames, transcribe, analyze_video
+    for course in courses:
+        v = store.head(course).version
+        store.append(
+            course,
+            v,
+            [started(course, "extract_frames"), succeeded(course, "extract_frames", shards=4)],
+        )
+    stampede()  # analyze_frames#0..3
+
+    expected = {
+        "prepare_video",
+        "extract_frames",
+        "transcribe",
+        "analyze_video",
+        *(f"analyze_frames#{n}" for n in range(4)),
+    }
+    for course in courses:
+        per_task = scheduled_per_task(store, course)
+        assert set(per_task) == expected
+        assert set(per_task.values()) == {1}, per_task
+        verify(course, store.load(course), store.head(course))
+    accepted = dispatcher.names()
+    assert len(accepted) == len(courses) * len(expected)
+    assert set(accepted.values()) == {1}
+    # every thread that lost the race offered the waiting tasks again; the queue refused them
+    assert len(dispatcher.refused) >= 3 * len(courses) * 7
+    store.close()
+
+
+def test_a_crash_between_append_and_dispatch_heals_on_the_next_advance(clock):
+    deliver = ScriptedDeliver(clock)
+    queue = LocalDispatcher(default_pipeline(), deliver, clock)
+
+    class CrashOnce:
+        crashed = False
+
+        def dispatch(self, request):
+            if not self.crashed:
+                self.crashed = True
+                raise RuntimeError("process died before the task reached the queue")
+            queue.dispatch(request)
+
+    bridge = Bridge(MemoryStore(), CrashOnce(), default_pipeline(), clock)
+    with pytest.raises(RuntimeError, match="process died"):
+        bridge.ingest(REQUEST, message_id="m1")
+    course = course_id_for("m1", REQUEST)
+    assert scheduled_per_task(bridge.store, course) == {"prepare_video": 1}
+    assert queue.pending() == 0  # recorded, never dispatched
+
+    assert bridge.advance(course) == []  # nothing new to decide, but the waiting task goes out
+    assert queue.pending() == 1
+    bridge.advance(course)  # a second re-dispatch: the queue refuses the name
+    assert queue.stats.deduplicated == 1
+    assert bridge.stats["deduplicated"] == 1
+    assert queue.pending() == 1
+
+    queue.run_until_idle()
+    assert len(deliver.calls) == 1
+    assert deliver.calls[0].header("X-CloudTasks-TaskName") == task_name(
+        f"{course}:prepare_video:1"
+    )
+    assert scheduled_per_task(bridge.store, course) == {"prepare_video": 1}
+
+
+def test_recover_re_enqueues_waiting_tasks_after_a_restart(tmp_path, clock):
+    # The local queue lives in memory: a restart loses it; the SQLite history does not.
+    def start(steps: Steps):
+        cfg = settings(COURSEGEN_STORE="sqlite", COURSEGEN_SQLITE_SYNCHRONOUS="NORMAL")
+        return embedded(tmp_path, settings=cfg, steps=steps.registry(), clock=clock)
+
+    before = Steps()
+    before.fail("prepare_video", TransientStepError("busy"))
+    rt = start(before)
+    retrying = rt.bridge.ingest(REQUEST, message_id="m1")
+    rt.dispatcher.run_until_idle(max_deliveries=1)  # fails; its retry is lost with the process
+    waiting = rt.bridge.ingest(REQUEST, message_id="m2")  # never delivered
+    assert rt.store.head(retrying).snapshot["tasks"]["prepare_video"]["status"] == "retrying"
+    rt.close()
+
+    after = Steps()
+    rt = start(after)
+    assert rt.dispatcher.pending() == 0
+
+    assert rt.bridge.recover() == {"courses": 2, "tasks": 1}
+    rt.dispatcher.run_until_idle()
+
+    assert rt.store.head(retrying).status == "completed"
+    assert rt.store.head(waiting).status == "completed"
+    assert after.calls["prepare_video"] == 2
+    assert rt.bridge.recover() == {"courses": 0, "tasks": 0}
+    rt.close()
+
+
+# -- reconcile ------------------------------------------------------------------------------
+def test_reconcile_rescues_a_lost_notification_and_leaves_healthy_courses_alone(env: Env):
+    lost = env.ingest("lost")
+    env.lost.add(lost)  # every notification about it is dropped
+    healthy = env.ingest("healthy")
+    env.rt.dispatcher.run_until_idle()
+    assert env.status(healthy) == "completed"
+    assert env.status(lost) == "running"
+    stuck = env.types(lost)
+    assert stuck[-1] == "TaskSucceeded"  # prepare_video done, nobody told the bridge
+    waiting = env.ingest("waiting")  # healthy: its first task is in the queue
+    env.clock.advance_to(env.clock.now() + 200)
+    recent = env.ingest("recent")
+    versions = env.versions()
+
+    result = env.rt.bridge.reconcile(120)
+
+    assert result == {"checked": 2, "rescued": 1}  # lost and waiting; not recent, not done
+    assert env.types(lost)[len(stuck) :] == ["TaskScheduled"] * 3
+    after = env.versions()
+    for course in (healthy, waiting, recent):
+        assert after[course] == versions[course]
+
+    for _ in range(20):  # the reconciler alone carries the lost course to the end
+        env.rt.dispatcher.run_until_idle()
+        env.clock.advance_to(env.clock.now() + 200)
+        env.rt.bridge.reconcile(120)
+        if env.status(lost) == "completed":
+            break
+    assert env.status(lost) == "completed"
+    assert env.rt.bridge.stats["rescues"] >= 4
+    for course in (healthy, waiting, recent, lost):
+        verify(course, env.store.load(course), env.store.head(course))
+
+
+def test_reconcile_ignores_courses_that_are_not_quiet_yet(env: Env):
+    env.lost.add(env.ingest("lost"))
+    env.rt.dispatcher.run_until_idle()
+    assert env.rt.bridge.reconcile(3600) == {"checked": 0, "rescued": 0}
+
+
+# -- rollout --------------------------------------------------------------------------------
+IDS = [course_id_for(f"m{n}", REQUEST) for n in range(1000)]
+
+
+def test_variant_for_is_deterministic_and_honours_the_rollout_percent():
+    assert {variant_for(c, 0) for c in IDS} == {"legacy"}
+    assert {variant_for(c, 100) for c in IDS} == {"cloudtasks"}
+    half = sum(variant_for(c, 50) == "cloudtasks" for c in IDS)
+    assert 430 <= half <= 570
+    assert [variant_for(c, 50) for c in IDS] == [variant_for(c, 50) for c in IDS]
+    for low, high in ((10, 50), (50, 90)):  # raising the percent never moves a course back
+        moved_back = [c for c in IDS if variant_for(c, low) == "cloudtasks"]
+        assert all(variant_for(c, high) == "cloudtasks" for c in moved_back)
+
+
+@pytest.mark.parametrize(("percent", "variant"), [(0, "legacy"), (100, "cloudtasks")])
+def test_the_variant_picks_the_transport(clock, percent, variant):
+    main, legacy = RecordingDispatcher(), RecordingDispatcher()
+    bridge = Bridge(
+        MemoryStore(),
+        main,
+        default_pipeline(),
+        clock,
+        rollout_percent=percent,
+        legacy_dispatcher=legacy,
+    )
+
+    course = bridge.ingest(REQUEST, message_id="m1")
+
+    assert bridge.store.head(course).variant == variant
+    used, unused = (legacy, main) if variant == "legacy" else (main, legacy)
+    assert len(used.accepted) == 1
+    assert unused.accepted == []
+    assert used.accepted[0].payload["data"]["variant"] == variant
