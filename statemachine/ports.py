@@ -43,6 +43,21 @@ class EventStore(Protocol):
         """Every course's history, course by course (for audit and replay at scale)."""
         ...
 
+    def tasks(self, course_id: str) -> Sequence[Mapping[str, Any]]:
+        """The task status projection of a course (rows of ``store.projection.TASK_COLUMNS``),
+        written in the append's transaction; sorted by task name."""
+        ...
+
+    def all_tasks(self) -> Iterator[Mapping[str, Any]]:
+        """Every task status row, by course id then task name."""
+        ...
+
+    def replace_projections(self, course_id: str, snapshot: Mapping[str, Any]) -> bool:
+        """Rewrite the head and every task row of a course from ``snapshot`` (the fold of its
+        whole history) in one transaction; False, writing nothing, if the history has moved
+        past the snapshot's version meanwhile."""
+        ...
+
 
 class Clock(Protocol):
     def now(self) -> float:

@@ -26,12 +26,25 @@ def requested(title: str = "Rivers", uri: str = "gs://bucket/lecture.mp4") -> Ne
     return new(CourseRequested(video_uri=uri, title=title))
 
 
-def scheduled(course_id: str, step: str = "prepare_video", queue: str = "video-preparation-queue",
-              shard: int | None = None, generation: int = 1) -> NewEvent:
+def scheduled(
+    course_id: str,
+    step: str = "prepare_video",
+    queue: str = "video-preparation-queue",
+    shard: int | None = None,
+    generation: int = 1,
+) -> NewEvent:
     name = step if shard is None else f"{step}#{shard}"
     middle = step if shard is None else f"{step}:{shard}"
-    return new(TaskScheduled(task=name, step=step, shard=shard, generation=generation,
-                             idempotency_key=f"{course_id}:{middle}:{generation}", queue=queue))
+    return new(
+        TaskScheduled(
+            task=name,
+            step=step,
+            shard=shard,
+            generation=generation,
+            idempotency_key=f"{course_id}:{middle}:{generation}",
+            queue=queue,
+        )
+    )
 
 
 def started(course_id: str, step: str = "prepare_video", attempt: int = 1) -> NewEvent:
@@ -39,9 +52,16 @@ def started(course_id: str, step: str = "prepare_video", attempt: int = 1) -> Ne
 
 
 def succeeded(course_id: str, step: str = "prepare_video", **summary: object) -> NewEvent:
-    return new(TaskSucceeded(task=step, idempotency_key=f"{course_id}:{step}:1", attempt=1,
-                             outputs={"video": f"file:///tmp/{course_id}/video.mp4"},
-                             summary=dict(summary), duration_ms=12))
+    return new(
+        TaskSucceeded(
+            task=step,
+            idempotency_key=f"{course_id}:{step}:1",
+            attempt=1,
+            outputs={"video": f"file:///tmp/{course_id}/video.mp4"},
+            summary=dict(summary),
+            duration_ms=12,
+        )
+    )
 
 
 def one_step_history(store: EventStore, course_id: str) -> int:

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 from statemachine.envelope import Envelope, NewEvent
 from statemachine.ports import Head
-from statemachine.store.base import is_active, prepare_append
+from statemachine.store.base import Prepared, is_active, prepare_append
+from statemachine.store.projection import task_rows, touched_tasks
 
 
 class MemoryStore:
     def __init__(self) -> None:
         self._events: dict[str, list[Envelope]] = {}
         self._heads: dict[str, tuple[Head, str]] = {}  # head + its snapshot as JSON
+        self._tasks: dict[str, dict[str, dict[str, Any]]] = {}  # course -> task -> row
         self._lock = threading.Lock()
 
     def load(
@@ -31,9 +34,16 @@ class MemoryStore:
             current = json.loads(stored[1]) if stored else None
             prepared = prepare_append(course_id, current, expected_version, events)
             self._events.setdefault(course_id, []).extend(prepared.envelopes)
-            head = prepared.head()
-            self._heads[course_id] = (head, json.dumps(prepared.snapshot))
+            self._write(course_id, prepared, touched_tasks(prepared.envelopes))
             return prepared.version
+
+    def _write(self, course_id: str, prepared: Prepared, names: set[str] | None) -> None:
+        """Head and task rows (``names`` only; every task, replacing all, when None)."""
+        self._heads[course_id] = (prepared.head(), json.dumps(prepared.snapshot))
+        rows = task_rows(prepared.snapshot, names)
+        if names is None:
+            self._tasks[course_id] = {}
+        self._tasks.setdefault(course_id, {}).update((r["task"], r) for r in rows)
 
     def head(self, course_id: str) -> Head | None:
         with self._lock:
@@ -74,3 +84,22 @@ class MemoryStore:
             ids = sorted(self._events)
         for course_id in ids:
             yield course_id, self.load(course_id)
+
+    def tasks(self, course_id: str) -> Sequence[Mapping[str, Any]]:
+        with self._lock:
+            rows = self._tasks.get(course_id, {})
+            return [dict(rows[name]) for name in sorted(rows)]
+
+    def all_tasks(self) -> Iterator[Mapping[str, Any]]:
+        with self._lock:
+            ids = sorted(self._tasks)
+        for course_id in ids:
+            yield from self.tasks(course_id)
+
+    def replace_projections(self, course_id: str, snapshot: Mapping[str, Any]) -> bool:
+        with self._lock:
+            if len(self._events.get(course_id, [])) != snapshot["version"]:
+                return False
+            copy = json.loads(json.dumps(snapshot))
+            self._write(course_id, Prepared([], copy), None)
+            return True

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from statemachine.envelope import Envelope, Loads, NewEvent, decode
 from statemachine.errors import IntegrityError
 from statemachine.ports import Head
 from statemachine.store.base import prepare_append
+from statemachine.store.projection import TASK_COLUMNS, task_rows, touched_tasks
 
 try:  # orjson decodes the stored canonical JSON ~3x faster; the result is identical
     import orjson
@@ -55,7 +56,38 @@ CREATE TABLE IF NOT EXISTS courses (
     snapshot   BLOB    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS courses_by_status_updated ON courses (status, updated_at);
+CREATE TABLE IF NOT EXISTS tasks (  -- task status projection (store/projection.py)
+    course_id   TEXT    NOT NULL,
+    task        TEXT    NOT NULL,
+    step        TEXT    NOT NULL,
+    shard       INTEGER,
+    status      TEXT    NOT NULL,
+    attempts    INTEGER NOT NULL,
+    generation  INTEGER NOT NULL,
+    variant     TEXT,
+    error_type  TEXT,
+    last_error  TEXT,
+    queued_at   TEXT,
+    started_at  TEXT,
+    finished_at TEXT,
+    duration_ms INTEGER,
+    cost_usd    REAL    NOT NULL,
+    PRIMARY KEY (course_id, task)
+) WITHOUT ROWID;
 """
+
+_UPSERT_TASK = (
+    f"INSERT OR REPLACE INTO tasks ({', '.join(TASK_COLUMNS)})"
+    f" VALUES ({', '.join('?' for _ in TASK_COLUMNS)})"
+)
+_UPSERT_HEAD = (
+    "INSERT INTO courses (course_id, status, version, last_hash, updated_at,"
+    " variant, snapshot) VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (course_id) DO UPDATE SET status = excluded.status,"
+    " version = excluded.version, last_hash = excluded.last_hash,"
+    " updated_at = excluded.updated_at, variant = excluded.variant,"
+    " snapshot = excluded.snapshot"
+)
 
 _ACTIVE = ("requested", "running", "paused")
 
@@ -118,29 +150,47 @@ class SqliteStore:
                         for e in prepared.envelopes
                     ],
                 )
-                s = prepared.snapshot
-                conn.execute(
-                    "INSERT INTO courses (course_id, status, version, last_hash, updated_at,"
-                    " variant, snapshot) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                    " ON CONFLICT (course_id) DO UPDATE SET status = excluded.status,"
-                    " version = excluded.version, last_hash = excluded.last_hash,"
-                    " updated_at = excluded.updated_at, variant = excluded.variant,"
-                    " snapshot = excluded.snapshot",
-                    (
-                        course_id,
-                        s["status"],
-                        s["version"],
-                        s["last_hash"],
-                        s["updated_at"],
-                        s["variant"],
-                        _dumps(s),
-                    ),
-                )
+                _write_projections(conn, prepared.snapshot, touched_tasks(prepared.envelopes))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             return prepared.version
+
+    def replace_projections(self, course_id: str, snapshot: Mapping[str, Any]) -> bool:
+        with self._conn() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    "SELECT MAX(version) FROM events WHERE course_id = ?", (course_id,)
+                ).fetchone()
+                if (row[0] or 0) != snapshot["version"]:
+                    conn.execute("ROLLBACK")
+                    return False
+                conn.execute("DELETE FROM tasks WHERE course_id = ?", (course_id,))
+                _write_projections(conn, snapshot, None)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            return True
+
+    def tasks(self, course_id: str) -> Sequence[Mapping[str, Any]]:
+        with self._conn() as conn:
+            rows = conn.execute(
+                f"SELECT {', '.join(TASK_COLUMNS)} FROM tasks WHERE course_id = ? ORDER BY task",
+                (course_id,),
+            ).fetchall()
+        return [dict(zip(TASK_COLUMNS, r, strict=True)) for r in rows]
+
+    def all_tasks(self) -> Iterator[Mapping[str, Any]]:
+        with self._conn() as conn:
+            cursor = conn.execute(
+                f"SELECT {', '.join(TASK_COLUMNS)} FROM tasks ORDER BY course_id, task"
+            )
+            while rows := cursor.fetchmany(8192):
+                for r in rows:
+                    yield dict(zip(TASK_COLUMNS, r, strict=True))
 
     def load(
         self, course_id: str, *, after: int = 0, until: int | None = None
@@ -228,6 +278,27 @@ class SqliteStore:
     def heads(self) -> dict[str, Head]:
         """Every head, by course id (one query, for audits)."""
         return {h.course_id: h for h in self.courses()}
+
+
+def _write_projections(
+    conn: sqlite3.Connection, s: Mapping[str, Any], names: set[str] | None
+) -> None:
+    """The head row and the task rows of ``names`` (every task when None), from snapshot ``s``."""
+    conn.execute(
+        _UPSERT_HEAD,
+        (
+            s["course_id"],
+            s["status"],
+            s["version"],
+            s["last_hash"],
+            s["updated_at"],
+            s["variant"],
+            _dumps(s),
+        ),
+    )
+    rows = task_rows(s, names)
+    if rows:
+        conn.executemany(_UPSERT_TASK, [tuple(r[c] for c in TASK_COLUMNS) for r in rows])
 
 
 def _decode(course_id: str, version: int, body: bytes, stored_hash: str) -> Envelope:

@@ -83,8 +83,16 @@ def test_scan_yields_every_history(store):
 def test_invalid_event_data_is_refused(store):
     store.append("c1", 0, [requested()])
     store.append("c1", 1, [scheduled("c1")])
-    bad = new(TaskSucceeded(task="prepare_video", idempotency_key="c1:prepare_video:1",
-                            attempt=0, outputs={}, summary={}, duration_ms=-5))
+    bad = new(
+        TaskSucceeded(
+            task="prepare_video",
+            idempotency_key="c1:prepare_video:1",
+            attempt=0,
+            outputs={},
+            summary={},
+            duration_ms=-5,
+        )
+    )
     with pytest.raises(ValueError, match="attempt"):
         store.append("c1", 2, [bad])
     assert store.head("c1").version == 2
@@ -94,9 +102,16 @@ def test_oversized_event_is_refused_with_a_clear_error(store):
     store.append("c1", 0, [requested()])
     store.append("c1", 1, [scheduled("c1")])
     store.append("c1", 2, [started("c1")])
-    huge = new(TaskSucceeded(task="prepare_video", idempotency_key="c1:prepare_video:1",
-                             attempt=1, outputs={}, summary={"blob": "x" * 1_000_000},
-                             duration_ms=1))
+    huge = new(
+        TaskSucceeded(
+            task="prepare_video",
+            idempotency_key="c1:prepare_video:1",
+            attempt=1,
+            outputs={},
+            summary={"blob": "x" * 1_000_000},
+            duration_ms=1,
+        )
+    )
     with pytest.raises(EventTooLarge, match="artifact storage"):
         store.append("c1", 3, [huge])
     assert store.head("c1").version == 3

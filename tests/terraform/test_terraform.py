@@ -119,12 +119,19 @@ def pipeline_with_extras(tmp_path: Path) -> Path:
     """A copy of pipeline.json with one queue and one step more."""
     pipeline = json.loads(PIPELINE_PATH.read_text())
     pipeline["queues"]["extra-test-queue"] = {
-        "retry": {"maxAttempts": 7, "minBackoffSeconds": 2, "maxBackoffSeconds": 20,
-                  "maxDoublings": 1, "maxRetryDurationSeconds": 120},
+        "retry": {
+            "maxAttempts": 7,
+            "minBackoffSeconds": 2,
+            "maxBackoffSeconds": 20,
+            "maxDoublings": 1,
+            "maxRetryDurationSeconds": 120,
+        },
         "rateLimits": {"maxDispatchesPerSecond": 3, "maxConcurrentDispatches": 1},
     }
     pipeline["steps"]["extra_test_step"] = {
-        "queue": "extra-test-queue", "after": ["finalize"], "provider": "offline",
+        "queue": "extra-test-queue",
+        "after": ["finalize"],
+        "provider": "offline",
         "resources": {"memory": "256Mi", "cpu": 1, "timeoutSeconds": 60, "concurrency": 2},
     }
     copy = tmp_path / "pipeline.json"
@@ -155,8 +162,9 @@ def test_terraform_fmt_check_passes() -> None:
     cli = TerraformCommand(cwd=str(REPO))
     for target in (TERRAFORM, FIXTURES):
         # check_input=True + write=False: report only, never rewrite files.
-        result = cli.fmt(dir=str(target), check_input=True, write=False, list=True,
-                         diff=True, recursive=True)
+        result = cli.fmt(
+            dir=str(target), check_input=True, write=False, list=True, diff=True, recursive=True
+        )
         assert result.retcode == 0, f"terraform fmt would change:\n{result.value}\n{result.error}"
 
 
@@ -173,7 +181,10 @@ def test_every_module_is_documented_and_used() -> None:
         if module != "coursegen":
             assert f'source = "../{module}"' in wiring, f"modules/coursegen does not use {module}"
     for env in ("dev", "prod"):
-        assert 'source = "../../modules/coursegen"' in (TERRAFORM / "envs" / env / "main.tf").read_text()
+        assert (
+            'source = "../../modules/coursegen"'
+            in (TERRAFORM / "envs" / env / "main.tf").read_text()
+        )
         assert 'backend "gcs" {}' in (TERRAFORM / "envs" / env / "versions.tf").read_text()
 
 
@@ -189,7 +200,9 @@ def test_no_queue_or_step_name_is_hard_coded() -> None:
         for name in sorted(names)
         if re.search(rf"(?<![\w-]){re.escape(name)}(?![\w-])", path.read_text())
     ]
-    assert not offenders, "queue/step names belong in schemas/pipeline.json only:\n" + "\n".join(offenders)
+    assert not offenders, "queue/step names belong in schemas/pipeline.json only:\n" + "\n".join(
+        offenders
+    )
 
 
 def test_queues_and_step_services_iterate_over_pipeline_json() -> None:
@@ -200,7 +213,10 @@ def test_queues_and_step_services_iterate_over_pipeline_json() -> None:
         assert hcl_expr(found[collection]) == f"local.pipeline.{collection}"
         resolved = (path.parent / "../../../schemas/pipeline.json").resolve()
         assert resolved == PIPELINE_PATH
-    assert hcl_expr(resource(queues_tf, "google_cloud_tasks_queue", "this")["for_each"]) == "local.queues"
+    assert (
+        hcl_expr(resource(queues_tf, "google_cloud_tasks_queue", "this")["for_each"])
+        == "local.queues"
+    )
     step = resource(services_tf, "google_cloudfunctions2_function", "step")
     assert hcl_expr(step["for_each"]) == "local.steps"
 
@@ -216,8 +232,17 @@ def test_adding_a_queue_and_a_step_needs_no_tf_edit(tmp_path: Path) -> None:
         body = body.replace("each.value", "v").replace("each.key", "k")
         return f"{{ for k, v in {collection} : k => {{ {body} }} }}"
 
-    retry, rate, service = queue["retry_config"][0], queue["rate_limits"][0], step["service_config"][0]
-    fields = ["available_memory", "available_cpu", "timeout_seconds", "max_instance_request_concurrency"]
+    retry, rate, service = (
+        queue["retry_config"][0],
+        queue["rate_limits"][0],
+        step["service_config"][0],
+    )
+    fields = [
+        "available_memory",
+        "available_cpu",
+        "timeout_seconds",
+        "max_instance_request_concurrency",
+    ]
     out = terraform_eval(
         tmp_path / "queues",
         module_locals_tf("queues", ["pipeline", "queues"], pipeline)
@@ -241,10 +266,10 @@ def test_adding_a_queue_and_a_step_needs_no_tf_edit(tmp_path: Path) -> None:
         r, limits = spec["retry"], spec["rateLimits"]
         assert out["retry"][name] == {
             "max_attempts": r["maxAttempts"],
-            "min_backoff": f'{r["minBackoffSeconds"]}s',
-            "max_backoff": f'{r["maxBackoffSeconds"]}s',
+            "min_backoff": f"{r['minBackoffSeconds']}s",
+            "max_backoff": f"{r['maxBackoffSeconds']}s",
             "max_doublings": r["maxDoublings"],
-            "max_retry_duration": f'{r["maxRetryDurationSeconds"]}s',
+            "max_retry_duration": f"{r['maxRetryDurationSeconds']}s",
         }
         assert out["rate"][name] == {
             "max_dispatches_per_second": limits["maxDispatchesPerSecond"],
@@ -258,8 +283,12 @@ def test_adding_a_queue_and_a_step_needs_no_tf_edit(tmp_path: Path) -> None:
             "timeout_seconds": res["timeoutSeconds"],
             "max_instance_request_concurrency": res["concurrency"],
         }
-    assert sorted(out["entry_steps"]) == sorted(n for n, s in expected["steps"].items() if not s["after"])
-    assert sorted(out["ai_steps"]) == sorted(n for n, s in expected["steps"].items() if "provider" in s)
+    assert sorted(out["entry_steps"]) == sorted(
+        n for n, s in expected["steps"].items() if not s["after"]
+    )
+    assert sorted(out["ai_steps"]) == sorted(
+        n for n, s in expected["steps"].items() if "provider" in s
+    )
 
 
 # --- entry points ------------------------------------------------------------------------
@@ -274,11 +303,21 @@ def test_entry_points_named_by_terraform_exist_in_main_py() -> None:
     assert named == ENTRY_POINTS
     main_py = REPO / "main.py"
     if not main_py.exists():
-        pytest.skip("main.py is not written yet; entry points to provide: " + ", ".join(sorted(named)))
-    defined = {node.name for node in ast.parse(main_py.read_text()).body
-               if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    defined |= {t.id for node in ast.parse(main_py.read_text()).body if isinstance(node, ast.Assign)
-                for t in node.targets if isinstance(t, ast.Name)}
+        pytest.skip(
+            "main.py is not written yet; entry points to provide: " + ", ".join(sorted(named))
+        )
+    defined = {
+        node.name
+        for node in ast.parse(main_py.read_text()).body
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+    }
+    defined |= {
+        t.id
+        for node in ast.parse(main_py.read_text()).body
+        if isinstance(node, ast.Assign)
+        for t in node.targets
+        if isinstance(t, ast.Name)
+    }
     assert named <= defined, f"main.py lacks {sorted(named - defined)}"
 
 
@@ -303,21 +342,36 @@ def env_by_service() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     """
     services_tf = MODULES / "services" / "main.tf"
     found = locals_of(services_tf)
-    maps = {name: set(k for k in found[name] if not k.startswith("__"))
-            for name in ("env_common", "env_bridge", "env_step", "env_entry_step", "secret_env")}
+    maps = {
+        name: set(k for k in found[name] if not k.startswith("__"))
+        for name in ("env_common", "env_bridge", "env_step", "env_entry_step", "secret_env")
+    }
     rollout = named(parse(MODULES / "rollout" / "outputs.tf")["output"], "bridge_env")
     rollout_keys = set(k for k in rollout["value"] if not k.startswith("__"))
 
     assert "length(step.after) == 0" in expr_text(found["entry_steps"])
     assert 'contains(keys(step), "provider")' in expr_text(found["ai_steps"])
-    bridge_env = resource(services_tf, "google_cloudfunctions2_function", "bridge")["service_config"][0]
-    assert expr_text(bridge_env["environment_variables"]) == "merge(local.env_common, local.env_bridge, var.rollout_env)"
-    assert "rollout_env = module.rollout.bridge_env" in re.sub(r"\s+", " ", (MODULES / "coursegen" / "main.tf").read_text())
-    step_config = resource(services_tf, "google_cloudfunctions2_function", "step")["service_config"][0]
+    bridge_env = resource(services_tf, "google_cloudfunctions2_function", "bridge")[
+        "service_config"
+    ][0]
+    assert (
+        expr_text(bridge_env["environment_variables"])
+        == "merge(local.env_common, local.env_bridge, var.rollout_env)"
+    )
+    assert "rollout_env = module.rollout.bridge_env" in re.sub(
+        r"\s+", " ", (MODULES / "coursegen" / "main.tf").read_text()
+    )
+    step_config = resource(services_tf, "google_cloudfunctions2_function", "step")[
+        "service_config"
+    ][0]
     step_env = expr_text(step_config["environment_variables"])
-    assert step_env.startswith("merge(local.env_common, local.env_step, {COURSEGEN_STEP = each.key}")
+    assert step_env.startswith(
+        "merge(local.env_common, local.env_step, {COURSEGEN_STEP = each.key}"
+    )
     assert "contains(keys(local.entry_steps), each.key) ? local.env_entry_step : {}" in step_env
-    secrets_for_each = expr_text(named(step_config["dynamic"], "secret_environment_variables")["for_each"])
+    secrets_for_each = expr_text(
+        named(step_config["dynamic"], "secret_environment_variables")["for_each"]
+    )
     assert secrets_for_each == "contains(keys(local.ai_steps), each.key) ? local.secret_env : {}"
 
     steps = PIPELINE["steps"]
@@ -341,11 +395,14 @@ def test_every_cloud_setting_reaches_the_services_that_read_it() -> None:
     plain, secret = env_by_service()
     missing = [
         f"{s.env} -> {service}"
-        for s in settings() if s.cloud
+        for s in settings()
+        if s.cloud
         for service in sorted(readers(s))
         if s.env not in (secret if s.secret else plain).get(service, set())
     ]
-    assert not missing, "settings not set in Terraform for a service that reads them:\n" + "\n".join(missing)
+    assert not missing, (
+        "settings not set in Terraform for a service that reads them:\n" + "\n".join(missing)
+    )
 
 
 def test_step_specific_settings_and_secrets_reach_only_their_steps() -> None:
@@ -354,14 +411,18 @@ def test_step_specific_settings_and_secrets_reach_only_their_steps() -> None:
         if not s.cloud or "steps" in s.services or "bridge" in s.services:
             continue
         given = {svc for svc, names in (secret if s.secret else plain).items() if s.env in names}
-        assert given == readers(s), f"{s.env} is given to {sorted(given)}, read by {sorted(readers(s))}"
+        assert given == readers(s), (
+            f"{s.env} is given to {sorted(given)}, read by {sorted(readers(s))}"
+        )
 
 
 def test_terraform_sets_no_local_only_or_unknown_setting() -> None:
     plain, secret = env_by_service()
     known = {s.env: s for s in settings()}
     everything = set().union(*plain.values(), *secret.values())
-    assert everything <= set(known), f"unknown settings in Terraform: {sorted(everything - set(known))}"
+    assert everything <= set(known), (
+        f"unknown settings in Terraform: {sorted(everything - set(known))}"
+    )
     local_only = sorted(e for e in everything if not known[e].cloud)
     assert not local_only, f"cloud=False settings must not be set by Terraform: {local_only}"
     leaked = sorted(e for e in set().union(*plain.values()) if known[e].secret)
@@ -373,10 +434,19 @@ def test_terraform_sets_no_local_only_or_unknown_setting() -> None:
 
 @pytest.mark.parametrize(
     ("percent", "legacy", "ok"),
-    [(100, False, True), (30, True, True), (0, True, True), (30, False, False), (101, True, False),
-     (-1, True, False), (12.5, True, False)],
+    [
+        (100, False, True),
+        (30, True, True),
+        (0, True, True),
+        (30, False, False),
+        (101, True, False),
+        (-1, True, False),
+        (12.5, True, False),
+    ],
 )
-def test_rollout_knobs_are_validated(tmp_path: Path, percent: float, legacy: bool, ok: bool) -> None:
+def test_rollout_knobs_are_validated(
+    tmp_path: Path, percent: float, legacy: bool, ok: bool
+) -> None:
     main_tf = f"""
 module "rollout" {{
   source                 = {json.dumps(str(MODULES / "rollout"))}
@@ -387,8 +457,10 @@ output "env" {{ value = module.rollout.bridge_env }}
 """
     if ok:
         out = terraform_eval(tmp_path, main_tf)
-        assert out["env"] == {"COURSEGEN_ROLLOUT_PERCENT": str(percent),
-                              "COURSEGEN_LEGACY_TRIGGER_ENABLED": str(legacy).lower()}
+        assert out["env"] == {
+            "COURSEGEN_ROLLOUT_PERCENT": str(percent),
+            "COURSEGEN_LEGACY_TRIGGER_ENABLED": str(legacy).lower(),
+        }
     else:
         with pytest.raises(AssertionError):
             terraform_eval(tmp_path, main_tf)

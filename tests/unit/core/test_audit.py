@@ -20,8 +20,9 @@ from statemachine.pipeline import default_pipeline
 def finished(tmp_path):
     """A completed course in a SQLite store under tmp_path; (data dir, course id)."""
     settings = Settings.from_env({"COURSEGEN_STORE": "sqlite"})
-    rt = embedded(tmp_path, settings=settings, steps=noop_steps(default_pipeline()),
-                  clock=VirtualClock())
+    rt = embedded(
+        tmp_path, settings=settings, steps=noop_steps(default_pipeline()), clock=VirtualClock()
+    )
     course_id = rt.bridge.ingest({"videoUri": "gs://b/l.mp4", "title": "Audit"}, message_id="m1")
     rt.dispatcher.run_until_idle()
     assert rt.store.head(course_id).status == "completed"
@@ -48,12 +49,14 @@ def test_an_intact_history_verifies(finished):
 def test_editing_an_events_data_is_detected_at_that_version(finished):
     data, course_id = finished
     with db(data) as conn:
-        body = conn.execute("SELECT body FROM events WHERE course_id=? AND version=7",
-                            (course_id,)).fetchone()[0]
+        body = conn.execute(
+            "SELECT body FROM events WHERE course_id=? AND version=7", (course_id,)
+        ).fetchone()[0]
         forged = body.replace(b'"actor":"bridge"', b'"actor":"mallory"')
         assert forged != body
-        conn.execute("UPDATE events SET body=? WHERE course_id=? AND version=7",
-                     (forged, course_id))
+        conn.execute(
+            "UPDATE events SET body=? WHERE course_id=? AND version=7", (forged, course_id)
+        )
     result = cli("replay", course_id, "--verify", "--json", "--data", str(data))
     assert result.exit_code == 2
     verdict = json.loads(result.output)
@@ -65,13 +68,15 @@ def test_rehashing_an_edited_event_breaks_the_next_link(finished):
 
     data, course_id = finished
     with db(data) as conn:
-        body = conn.execute("SELECT body FROM events WHERE course_id=? AND version=4",
-                            (course_id,)).fetchone()[0]
+        body = conn.execute(
+            "SELECT body FROM events WHERE course_id=? AND version=4", (course_id,)
+        ).fetchone()[0]
         forged = body.replace(b'"duration_ms":', b'"duration_ms":9')
-        conn.execute("UPDATE events SET body=?, hash=? WHERE course_id=? AND version=4",
-                     (forged, hashlib.sha256(forged).hexdigest(), course_id))
-    verdict = json.loads(cli("replay", course_id, "--verify", "--json", "--data",
-                             str(data)).output)
+        conn.execute(
+            "UPDATE events SET body=?, hash=? WHERE course_id=? AND version=4",
+            (forged, hashlib.sha256(forged).hexdigest(), course_id),
+        )
+    verdict = json.loads(cli("replay", course_id, "--verify", "--json", "--data", str(data)).output)
     assert verdict["first_bad_version"] == 5 and "prev_hash" in verdict["problem"]
 
 
@@ -87,32 +92,39 @@ def test_deleting_an_event_is_detected(finished):
 def test_deleting_the_last_event_is_detected_by_the_head(finished):
     data, course_id = finished
     with db(data) as conn:
-        last = conn.execute("SELECT max(version) FROM events WHERE course_id=?",
-                            (course_id,)).fetchone()[0]
+        last = conn.execute(
+            "SELECT max(version) FROM events WHERE course_id=?", (course_id,)
+        ).fetchone()[0]
         conn.execute("DELETE FROM events WHERE course_id=? AND version=?", (course_id, last))
-    verdict = json.loads(cli("replay", course_id, "--verify", "--json", "--data",
-                             str(data)).output)
+    verdict = json.loads(cli("replay", course_id, "--verify", "--json", "--data", str(data)).output)
     assert verdict["ok"] is False and verdict["first_bad_version"] == last
 
 
 def test_swapping_two_events_is_detected(finished):
     data, course_id = finished
     with db(data) as conn:
-        rows = conn.execute("SELECT version, body, hash FROM events WHERE course_id=? AND "
-                            "version IN (5, 6) ORDER BY version", (course_id,)).fetchall()
+        rows = conn.execute(
+            "SELECT version, body, hash FROM events WHERE course_id=? AND "
+            "version IN (5, 6) ORDER BY version",
+            (course_id,),
+        ).fetchall()
         for (version, _, _), (_, body, h) in zip(rows, reversed(rows), strict=True):
-            conn.execute("UPDATE events SET body=?, hash=? WHERE course_id=? AND version=?",
-                         (body, h, course_id, version))
-    verdict = json.loads(cli("replay", course_id, "--verify", "--json", "--data",
-                             str(data)).output)
+            conn.execute(
+                "UPDATE events SET body=?, hash=? WHERE course_id=? AND version=?",
+                (body, h, course_id, version),
+            )
+    verdict = json.loads(cli("replay", course_id, "--verify", "--json", "--data", str(data)).output)
     assert verdict["first_bad_version"] == 5
 
 
 def test_audit_names_every_bad_course(finished):
     data, course_id = finished
     with db(data) as conn:
-        conn.execute("UPDATE courses SET snapshot=replace(snapshot, 'completed', 'running') "
-                     "WHERE course_id=?", (course_id,))
+        conn.execute(
+            "UPDATE courses SET snapshot=replace(snapshot, 'completed', 'running') "
+            "WHERE course_id=?",
+            (course_id,),
+        )
     result = cli("audit", "--json", "--data", str(data))
     assert result.exit_code == 2
     report = json.loads(result.output)

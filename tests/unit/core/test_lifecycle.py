@@ -22,10 +22,13 @@ def test_machines_are_built_once_per_process():
 @pytest.mark.parametrize("cycle", [COURSE, TASK])
 def test_compiled_table_agrees_with_a_transitions_model(cycle):
     for (source, trigger), dest in cycle.table.items():
-        machine = Machine(model=None, states=list(cycle.states),
-                          transitions=[{"trigger": t, "source": s, "dest": d}
-                                       for s, t, d in cycle.edges()],
-                          initial=source, auto_transitions=False)
+        machine = Machine(
+            model=None,
+            states=list(cycle.states),
+            transitions=[{"trigger": t, "source": s, "dest": d} for s, t, d in cycle.edges()],
+            initial=source,
+            auto_transitions=False,
+        )
 
         class Model:
             pass
@@ -49,8 +52,13 @@ def test_an_unreachable_state_is_refused_when_built():
 
 def test_a_trap_state_is_refused_when_built():
     with pytest.raises(ValueError, match="cannot reach a terminal"):
-        build("x", ["a", "loop", "end"], [("go", "a", "loop"), ("spin", "loop", "loop"),
-                                          ("stop", "a", "end")], initial="a", terminal=["end"])
+        build(
+            "x",
+            ["a", "loop", "end"],
+            [("go", "a", "loop"), ("spin", "loop", "loop"), ("stop", "a", "end")],
+            initial="a",
+            terminal=["end"],
+        )
 
 
 def test_task_retry_belongs_to_the_queue():

@@ -28,8 +28,7 @@ from statemachine.store.base import prepare_append
 from tests.factories import new, requested
 
 PIPE = default_pipeline()
-COMMON = settings(max_examples=120, deadline=None,
-                  suppress_health_check=[HealthCheck.too_slow])
+COMMON = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 class Driver:
@@ -60,8 +59,7 @@ class Driver:
             if t.status in ("scheduled", "retrying") and state.status in ("running", "paused"):
                 found.append(("start", name))
             if t.status == "running" and state.status in ("running", "paused", "failed"):
-                found += [("succeed", name), ("fail", name), ("fail_hard", name),
-                          ("exhaust", name)]
+                found += [("succeed", name), ("fail", name), ("fail_hard", name), ("exhaust", name)]
                 if state.status != "failed":
                     found.append(("start", name))
         if state.status == "running":
@@ -93,15 +91,39 @@ class Driver:
         fan = {s.fan_out.source: s.fan_out.count_field for s in PIPE.steps.values() if s.fan_out}
         events = {
             "start": [TaskStarted(task=name, idempotency_key=key, attempt=attempt)],
-            "succeed": [TaskSucceeded(task=name, idempotency_key=key, attempt=task.attempts,
-                                      outputs={}, duration_ms=1,
-                                      summary={fan[task.step]: 3} if task.step in fan else {})],
-            "fail": [TaskFailed(task=name, idempotency_key=key, attempt=task.attempts,
-                                error_type="E", message="m", retryable=True)],
-            "fail_hard": [TaskFailed(task=name, idempotency_key=key, attempt=task.attempts,
-                                     error_type="E", message="m", retryable=False)],
-            "exhaust": [TaskExhausted(task=name, idempotency_key=key, attempts=task.attempts,
-                                      error="e")],
+            "succeed": [
+                TaskSucceeded(
+                    task=name,
+                    idempotency_key=key,
+                    attempt=task.attempts,
+                    outputs={},
+                    duration_ms=1,
+                    summary={fan[task.step]: 3} if task.step in fan else {},
+                )
+            ],
+            "fail": [
+                TaskFailed(
+                    task=name,
+                    idempotency_key=key,
+                    attempt=task.attempts,
+                    error_type="E",
+                    message="m",
+                    retryable=True,
+                )
+            ],
+            "fail_hard": [
+                TaskFailed(
+                    task=name,
+                    idempotency_key=key,
+                    attempt=task.attempts,
+                    error_type="E",
+                    message="m",
+                    retryable=False,
+                )
+            ],
+            "exhaust": [
+                TaskExhausted(task=name, idempotency_key=key, attempts=task.attempts, error="e")
+            ],
         }[move[0]]
         self.push(events)
 
@@ -167,19 +189,38 @@ def random_event(draw) -> Event:
     name = draw(st.sampled_from(["prepare_video", "transcribe", "analyze_frames#1", "finalize"]))
     step = name.split("#")[0]
     key = f"c1:{step}:1" if "#" not in name else "c1:analyze_frames:1:1"
-    return draw(st.sampled_from([
-        TaskScheduled(task=name, step=step, shard=1 if "#" in name else None, generation=1,
-                      idempotency_key=key, queue="ai-analysis-queue"),
-        TaskStarted(task=name, idempotency_key=key, attempt=1),
-        TaskSucceeded(task=name, idempotency_key=key, attempt=1, outputs={}, summary={},
-                      duration_ms=1),
-        TaskFailed(task=name, idempotency_key=key, attempt=1, error_type="E", message="m",
-                   retryable=draw(st.booleans())),
-        TaskExhausted(task=name, idempotency_key=key, attempts=1, error="e"),
-        CourseCancelled(reason="r"), CoursePaused(reason="r"), CourseResumed(reason="r"),
-        CourseRedriven(tasks=(name,), reason="r"),
-        requested().event,
-    ]))
+    return draw(
+        st.sampled_from(
+            [
+                TaskScheduled(
+                    task=name,
+                    step=step,
+                    shard=1 if "#" in name else None,
+                    generation=1,
+                    idempotency_key=key,
+                    queue="ai-analysis-queue",
+                ),
+                TaskStarted(task=name, idempotency_key=key, attempt=1),
+                TaskSucceeded(
+                    task=name, idempotency_key=key, attempt=1, outputs={}, summary={}, duration_ms=1
+                ),
+                TaskFailed(
+                    task=name,
+                    idempotency_key=key,
+                    attempt=1,
+                    error_type="E",
+                    message="m",
+                    retryable=draw(st.booleans()),
+                ),
+                TaskExhausted(task=name, idempotency_key=key, attempts=1, error="e"),
+                CourseCancelled(reason="r"),
+                CoursePaused(reason="r"),
+                CourseResumed(reason="r"),
+                CourseRedriven(tasks=(name,), reason="r"),
+                requested().event,
+            ]
+        )
+    )
 
 
 @COMMON
@@ -190,8 +231,7 @@ def test_illegal_events_only_ever_raise_transition_not_allowed(data):
     for _ in range(count):
         event = random_event(data.draw)
         version = snap["version"] if snap else 0
-        working = None if snap is None else fold([], CourseState.from_snapshot(snap)) \
-            .to_snapshot()
+        working = None if snap is None else fold([], CourseState.from_snapshot(snap)).to_snapshot()
         try:
             snap = prepare_append("c1", working, version, [new(event)]).snapshot
         except TransitionNotAllowed as err:

@@ -8,9 +8,27 @@ from pathlib import Path
 
 CORE = Path(__file__).resolve().parents[3] / "statemachine"
 ALLOWED_THIRD_PARTY = {"transitions", "schemas", "statemachine"}
-BANNED_MODULES = {"os", "time", "random", "socket", "subprocess", "uuid", "secrets", "pathlib",
-                  "io", "sqlite3", "shutil", "tempfile", "urllib", "http", "requests", "logging",
-                  "threading", "asyncio", "importlib"}
+BANNED_MODULES = {
+    "os",
+    "time",
+    "random",
+    "socket",
+    "subprocess",
+    "uuid",
+    "secrets",
+    "pathlib",
+    "io",
+    "sqlite3",
+    "shutil",
+    "tempfile",
+    "urllib",
+    "http",
+    "requests",
+    "logging",
+    "threading",
+    "asyncio",
+    "importlib",
+}
 BANNED_CALLS = {"open", "input", "print", "exec", "eval", "__import__"}
 BANNED_ATTRS = {"now", "utcnow", "today", "environ", "getenv", "time_ns", "perf_counter"}
 
@@ -27,8 +45,11 @@ def violations(path: Path) -> list[str]:
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import | ast.ImportFrom):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else [
-                node.module or ""]
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+            )
             for name in names:
                 top = name.split(".")[0]
                 if top in BANNED_MODULES:
@@ -50,8 +71,10 @@ def test_core_modules_do_no_io_clock_random_or_environment():
 
 def test_the_checker_catches_what_it_bans(tmp_path):
     bad = tmp_path / "bad.py"
-    bad.write_text("import os\nimport time\nfrom datetime import datetime\n"
-                   "x = datetime.now()\ny = open('f')\nimport orjson\n")
+    bad.write_text(
+        "import os\nimport time\nfrom datetime import datetime\n"
+        "x = datetime.now()\ny = open('f')\nimport orjson\n"
+    )
     found = violations(bad)
     assert any("imports os" in f for f in found)
     assert any("imports time" in f for f in found)

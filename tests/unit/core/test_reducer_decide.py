@@ -48,8 +48,16 @@ class Course:
         task = self.state.task(name)
         key = task.idempotency_key
         self.push(TaskStarted(task=name, idempotency_key=key, attempt=1))
-        self.push(TaskSucceeded(task=name, idempotency_key=key, attempt=1, outputs={},
-                                summary=summary, duration_ms=5))
+        self.push(
+            TaskSucceeded(
+                task=name,
+                idempotency_key=key,
+                attempt=1,
+                outputs={},
+                summary=summary,
+                duration_ms=5,
+            )
+        )
 
 
 def names(commands) -> list[str]:
@@ -78,7 +86,7 @@ def test_fan_out_and_fan_in():
     c.run("extract_frames", shards=3)
     shards = c.decide_and_record()
     assert names(shards) == ["analyze_frames#0", "analyze_frames#1", "analyze_frames#2"]
-    assert [s.idempotency_key for s in shards][0] == "c1:analyze_frames:0:1"
+    assert shards[0].idempotency_key == "c1:analyze_frames:0:1"
     c.run("transcribe")
     c.run("analyze_video")
     c.run("analyze_frames#0")
@@ -121,10 +129,18 @@ def test_exhaustion_fails_the_course_and_redrive_continues_without_redoing():
     c.run("prepare_video")
     c.decide_and_record()
     key = c.state.task("transcribe").idempotency_key
-    c.push(TaskStarted(task="transcribe", idempotency_key=key, attempt=1),
-           TaskFailed(task="transcribe", idempotency_key=key, attempt=1, error_type="Boom",
-                      message="model crashed", retryable=True),
-           TaskExhausted(task="transcribe", idempotency_key=key, attempts=1, error="boom"))
+    c.push(
+        TaskStarted(task="transcribe", idempotency_key=key, attempt=1),
+        TaskFailed(
+            task="transcribe",
+            idempotency_key=key,
+            attempt=1,
+            error_type="Boom",
+            message="model crashed",
+            retryable=True,
+        ),
+        TaskExhausted(task="transcribe", idempotency_key=key, attempts=1, error="boom"),
+    )
     commands = c.decide_and_record()
     assert isinstance(commands[0], FailCourse) and commands[0].task == "transcribe"
     assert c.state.status == "failed"
@@ -141,9 +157,17 @@ def test_retrying_task_is_left_to_the_queue():
     c = Course()
     c.decide_and_record()
     key = c.state.task("prepare_video").idempotency_key
-    c.push(TaskStarted(task="prepare_video", idempotency_key=key, attempt=1),
-           TaskFailed(task="prepare_video", idempotency_key=key, attempt=1, error_type="Net",
-                      message="reset", retryable=True))
+    c.push(
+        TaskStarted(task="prepare_video", idempotency_key=key, attempt=1),
+        TaskFailed(
+            task="prepare_video",
+            idempotency_key=key,
+            attempt=1,
+            error_type="Net",
+            message="reset",
+            retryable=True,
+        ),
+    )
     assert c.state.task("prepare_video").status == "retrying"
     assert decide(c.state) == []
 
@@ -173,12 +197,19 @@ def test_upcast_v1_course_requested_on_read():
     from statemachine.audit import verify
     from statemachine.envelope import GENESIS_HASH, canonical, decode, digest
 
-    body = {"course_id": "old", "version": 1, "type": "CourseRequested", "schema_version": 1,
-            "occurred_at": "2025-01-01T00:00:00.000000Z", "actor": "legacy",
-            "causation_id": None, "correlation_id": None, "idempotency_key": None,
-            "data": {"video_url": "gs://b/old.mp4", "title": "Old", "language": "en",
-                     "options": {}},
-            "prev_hash": GENESIS_HASH}
+    body = {
+        "course_id": "old",
+        "version": 1,
+        "type": "CourseRequested",
+        "schema_version": 1,
+        "occurred_at": "2025-01-01T00:00:00.000000Z",
+        "actor": "legacy",
+        "causation_id": None,
+        "correlation_id": None,
+        "idempotency_key": None,
+        "data": {"video_url": "gs://b/old.mp4", "title": "Old", "language": "en", "options": {}},
+        "prev_hash": GENESIS_HASH,
+    }
     raw = canonical(body)
     env = decode(raw, digest(raw), json.loads)
     assert env.schema_version == 2

@@ -60,13 +60,20 @@ def test_task_payload_is_the_plans_shape():
 
 def test_pipeline_has_the_plans_queues_and_the_eight_steps():
     pipe = default_pipeline()
-    assert set(pipe.queues) == {"video-preparation-queue", "media-processing-queue",
-                                "ai-analysis-queue", "course-building-queue"}
+    assert set(pipe.queues) == {
+        "video-preparation-queue",
+        "media-processing-queue",
+        "ai-analysis-queue",
+        "course-building-queue",
+    }
     assert pipe.order[0] == "prepare_video" and pipe.order[-1] == FINAL_STEP
     assert len(pipe.steps) == 8
     assert pipe.steps["analyze_frames"].fan_out is not None
-    assert set(pipe.steps["generate_structure"].after) == {"transcribe", "analyze_video",
-                                                           "analyze_frames"}
+    assert set(pipe.steps["generate_structure"].after) == {
+        "transcribe",
+        "analyze_video",
+        "analyze_frames",
+    }
 
 
 def test_every_step_reaches_finalize():
