@@ -20,11 +20,11 @@ from statemachine.commands import Command, ScheduleTask, to_event
 from statemachine.decide import decide
 from statemachine.envelope import NewEvent
 from statemachine.errors import ConcurrencyConflict, TransitionNotAllowed
-from statemachine.events import CourseRequested
+from statemachine.events import CourseRequested, TaskExhausted
 from statemachine.pipeline import Pipeline
 from statemachine.ports import Clock, EventStore
 from statemachine.state import CourseState, TaskState
-from statemachine.timefmt import iso
+from statemachine.timefmt import iso, parse_iso
 
 log = logging.getLogger("coursegen.bridge")
 
@@ -213,13 +213,59 @@ class Bridge:
     def reconcile(self, quiet_s: float, *, limit: int = 1000) -> dict[str, int]:
         """Advance every non-terminal course quiet for ``quiet_s``: rescues lost notifications."""
         before = iso(self.clock.now() - quiet_s)
-        checked = rescued = 0
+        checked = rescued = abandoned = 0
         for course_id in self.store.quiet(before, limit=limit):
             checked += 1
+            abandoned += self._exhaust_abandoned(course_id)
             if self.advance(course_id):
                 rescued += 1
         self.stats["rescues"] += rescued
-        return {"checked": checked, "rescued": rescued}
+        return {"checked": checked, "rescued": rescued, "abandoned": abandoned}
+
+    def _exhaust_abandoned(self, course_id: str) -> int:
+        """Record TaskExhausted for tasks the queue has given up on without any result.
+
+        A handler that dies after TaskStarted on its last attempts leaves the task running
+        (or retrying) forever: once both of the queue's limits have passed, plus a backoff
+        and a dispatch deadline, no delivery will ever come, so the course must fail.
+        """
+        state = self._state(course_id)
+        if state is None or state.status not in ("running", "paused"):
+            return 0
+        now = self.clock.now()
+        stale = []
+        for task in state.tasks.values():
+            if task.status not in ("running", "retrying") or task.started_at is None:
+                continue
+            retry = self.pipeline.queues[task.queue].retry
+            deadline = self.pipeline.steps[task.step].timeout_s
+            horizon = retry.max_retry_duration_s + retry.max_backoff_s + deadline
+            if task.last_attempt >= retry.max_attempts and now - parse_iso(task.started_at) > (
+                horizon
+            ):
+                stale.append(task)
+        if not stale:
+            return 0
+        events = [
+            NewEvent(
+                event=TaskExhausted(
+                    task=t.name,
+                    idempotency_key=t.idempotency_key,
+                    attempts=t.attempts,
+                    error="no result within the queue's retry limits: the handler never answered",
+                ),
+                occurred_at=iso(now),
+                actor="reconciler",
+                correlation_id=course_id,
+                idempotency_key=t.idempotency_key,
+            )
+            for t in stale
+        ]
+        try:
+            self.store.append(course_id, state.version, events)
+        except (ConcurrencyConflict, TransitionNotAllowed):
+            return 0  # the course moved on: the next round looks again
+        return len(events)
 
 
 def scheduled_view(state: CourseState, c: ScheduleTask, at: str) -> TaskState:

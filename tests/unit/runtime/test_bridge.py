@@ -257,7 +257,7 @@ def test_reconcile_rescues_a_lost_notification_and_leaves_healthy_courses_alone(
 
     result = env.rt.bridge.reconcile(120)
 
-    assert result == {"checked": 2, "rescued": 1}  # lost and waiting; not recent, not done
+    assert result == {"checked": 2, "rescued": 1, "abandoned": 0}  # lost and waiting; not recent, not done
     assert env.types(lost)[len(stuck) :] == ["TaskScheduled"] * 3
     after = env.versions()
     for course in (healthy, waiting, recent):
@@ -278,7 +278,7 @@ def test_reconcile_rescues_a_lost_notification_and_leaves_healthy_courses_alone(
 def test_reconcile_ignores_courses_that_are_not_quiet_yet(env: Env):
     env.lost.add(env.ingest("lost"))
     env.rt.dispatcher.run_until_idle()
-    assert env.rt.bridge.reconcile(3600) == {"checked": 0, "rescued": 0}
+    assert env.rt.bridge.reconcile(3600) == {"checked": 0, "rescued": 0, "abandoned": 0}
 
 
 # -- rollout --------------------------------------------------------------------------------
@@ -315,3 +315,43 @@ def test_the_variant_picks_the_transport(clock, percent, variant):
     assert len(used.accepted) == 1
     assert unused.accepted == []
     assert used.accepted[0].payload["data"]["variant"] == variant
+
+
+def test_reconcile_exhausts_a_task_whose_handler_never_answered():
+    """The handler died after TaskStarted on the last attempt and the queue gave up: the
+    reconciler records TaskExhausted once the queue's limits have passed, and the course fails."""
+    from bridge.clock import VirtualClock
+    from bridge.runtime import embedded
+    from bridge.synthetic import noop_steps
+    from statemachine.envelope import NewEvent
+    from statemachine.events import TaskStarted
+    from statemachine.pipeline import default_pipeline
+    from statemachine.store.memory import MemoryStore
+    from statemachine.timefmt import iso
+
+    clock = VirtualClock()
+    pipe = default_pipeline()
+    rt = embedded("/tmp/unused-reconcile", steps=noop_steps(pipe), clock=clock, store=MemoryStore())
+    course = rt.bridge.ingest({"videoUri": "gs://b/v.mp4", "title": "T"}, message_id="m-dead")
+    head = rt.store.head(course)
+    task = head.snapshot["tasks"]["prepare_video"]
+    retry = pipe.queues[task["queue"]].retry
+    rt.store.append(
+        course,
+        head.version,
+        [
+            NewEvent(
+                event=TaskStarted(
+                    task="prepare_video", idempotency_key=task["key"], attempt=retry.max_attempts
+                ),
+                occurred_at=iso(clock.now()),
+                actor="task-endpoint",
+            )
+        ],
+    )
+    assert rt.bridge.reconcile(60)["abandoned"] == 0  # too early: the queue may still deliver
+    clock.sleep(retry.max_retry_duration_s + retry.max_backoff_s + 901)
+    assert rt.bridge.reconcile(60)["abandoned"] == 1
+    state = rt.store.head(course)
+    assert state.status == "failed"
+    assert state.snapshot["tasks"]["prepare_video"]["status"] == "exhausted"
