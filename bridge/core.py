@@ -16,7 +16,7 @@ from typing import Any
 import schemas
 from bridge.dispatch import AlreadyExists, Dispatcher, TaskRequest, task_name
 from handlers import analytics
-from statemachine.commands import Command, ScheduleTask, to_event
+from statemachine.commands import Command, CompleteCourse, ScheduleTask, to_event
 from statemachine.decide import decide
 from statemachine.envelope import NewEvent
 from statemachine.errors import ConcurrencyConflict, TransitionNotAllowed
@@ -90,6 +90,8 @@ class Bridge:
             self.store.append(course_id, 0, [new])
         except ConcurrencyConflict:
             log.info("course %s already requested; redelivery ignored", course_id)
+        else:
+            analytics.emit("course_requested", course_id=course_id, variant=variant, actor=actor)
         self.advance(course_id)
         return course_id
 
@@ -181,7 +183,7 @@ class Bridge:
                 )
             else:
                 analytics.emit(
-                    "course_" + ("completed" if state.status == "completed" else "failed"),
+                    "course_completed" if isinstance(c, CompleteCourse) else "course_failed",
                     course_id=state.course_id,
                     variant=state.variant,
                 )

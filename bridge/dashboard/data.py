@@ -1,0 +1,250 @@
+"""Read models of the dashboard: course rows, one course, its event log and its Gantt bars."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bridge.replay import check, timeline
+from bridge.views import course_status
+from statemachine.envelope import Envelope
+from statemachine.pipeline import default_pipeline
+from statemachine.ports import EventStore, Head
+from statemachine.timefmt import parse_iso
+
+COURSE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+FRAME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
+OUTPUT_FILES = ("course.html", "course.json")
+MAX_ROWS = 500
+_SCAN = 5000  # heads read for one filtered list
+_STEP_ORDER = ("exhausted", "failed", "retrying", "running", "scheduled", "pending")
+
+
+def course_rows(
+    store: EventStore,
+    *,
+    status: str | None = None,
+    variant: str | None = None,
+    q: str | None = None,
+    limit: int = 100,
+    now: float | None = None,
+) -> list[dict[str, Any]]:
+    """Courses newest first, filtered by status, variant and a text in the id or title."""
+    at = time.time() if now is None else now
+    needle = (q or "").strip().lower()
+    rows = []
+    for head in store.courses(status=status or None, limit=_SCAN):
+        if variant and head.variant != variant:
+            continue
+        row = _row(head, at)
+        if needle and needle not in row["course_id"].lower() and needle not in row["title"].lower():
+            continue
+        rows.append(row)
+        if len(rows) >= limit:
+            break
+    return rows
+
+
+def _row(head: Head, now: float) -> dict[str, Any]:
+    s = head.snapshot
+    tasks = list(s["tasks"].values())
+    done = sum(1 for t in tasks if t["status"] == "succeeded")
+    created = s.get("created_at")
+    return {
+        "course_id": head.course_id,
+        "title": str((s.get("request") or {}).get("title", "")),
+        "status": head.status,
+        "variant": head.variant or "",
+        "done": done,
+        "total": len(tasks),
+        "progress": f"{done}/{len(tasks)}",
+        "percent": _percent(head.status, done, len(tasks)),
+        "created_at": created,
+        "updated_at": head.updated_at,
+        "age_s": round(max(0.0, now - parse_iso(created)), 1) if created else None,
+        "cost_usd": round(sum(float(t["metering"].get("cost_usd", 0)) for t in tasks), 6),
+        "version": head.version,
+    }
+
+
+def _percent(status: str, done: int, total: int) -> int:
+    if status == "completed":
+        return 100
+    return int(100 * done / total) if total else 0
+
+
+def course_detail(
+    store: EventStore, artifacts_root: Path, course_id: str, now: float | None = None
+) -> dict[str, Any] | None:
+    """Status and tasks (``bridge.views.course_status``) plus what the page draws."""
+    head = store.head(course_id)
+    view = course_status(store, course_id) if head else None
+    if head is None or view is None:
+        return None
+    row = _row(head, time.time() if now is None else now)
+    steps = step_statuses(view["tasks"])
+    task_counts: dict[str, int] = {}
+    for t in view["tasks"]:
+        task_counts[t["status"]] = task_counts.get(t["status"], 0) + 1
+    return {
+        **view,
+        **{k: row[k] for k in ("created_at", "updated_at", "age_s", "done", "total", "percent")},
+        "steps": steps,
+        "highlight": {
+            "course": {view["status"]: view["status"]},
+            "task": {s: s for s in task_counts},
+            "pipeline": steps,
+        },
+        "badges": {"task": {s: str(n) for s, n in task_counts.items()}},
+        "links": outputs(artifacts_root, course_id),
+    }
+
+
+def step_statuses(tasks: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Each pipeline step's status: its tasks' worst, ``waiting`` before it is scheduled."""
+    by_step: dict[str, set[str]] = {}
+    for t in tasks:
+        by_step.setdefault(t["task"].split("#")[0], set()).add(t["status"])
+    out = {}
+    for step in default_pipeline().order:
+        found = by_step.get(step)
+        if not found:
+            out[step] = "waiting"
+            continue
+        out[step] = next((s for s in _STEP_ORDER if s in found), "succeeded")
+    return out
+
+
+def outputs(artifacts_root: Path, course_id: str) -> dict[str, Any]:
+    """Links to the course's outputs that exist on disk (course.html, course.json, frames)."""
+    base = f"/courses/{course_id}/outputs"
+    folder = artifacts_root / course_id
+    files = {name: f"{base}/{name}" for name in OUTPUT_FILES if (folder / name).is_file()}
+    frames_dir = folder / "media" / "frames"
+    frames = []
+    if frames_dir.is_dir():
+        frames = sorted(
+            p.name
+            for p in frames_dir.iterdir()
+            if p.is_file() and FRAME_NAME.match(p.name) and p.suffix.lower() in (".jpg", ".png")
+        )
+    return {
+        "files": files,
+        "frames": [f"{base}/media/frames/{name}" for name in frames[:200]],
+        "frame_count": len(frames),
+    }
+
+
+def output_path(artifacts_root: Path, course_id: str, name: str) -> Path | None:
+    """The file an output URL names, or None: only known names, never outside the folder."""
+    if not COURSE_ID.match(course_id):
+        return None
+    if name in OUTPUT_FILES:
+        rel = Path(name)
+    elif name.startswith("media/frames/") and FRAME_NAME.match(name.rsplit("/", 1)[-1]):
+        rel = Path("media/frames") / name.rsplit("/", 1)[-1]
+    else:
+        return None
+    root = artifacts_root.resolve()
+    path = (root / course_id / rel).resolve()
+    if root not in path.parents or not path.is_file():
+        return None
+    return path
+
+
+def event_log(store: EventStore, course_id: str, *, after: int = 0) -> dict[str, Any] | None:
+    """The timeline after version ``after``, with the whole history's verification."""
+    if store.head(course_id) is None:
+        return None
+    verdict = check(store, course_id)
+    events = store.load(course_id, after=after)
+    return {
+        "course_id": course_id,
+        "verification": verdict.as_dict(),
+        "events": [r.as_dict() for r in timeline(events)],
+    }
+
+
+def gantt(store: EventStore, course_id: str, now: float | None = None) -> dict[str, Any] | None:
+    """A bar per task attempt, in seconds since the course was requested."""
+    head = store.head(course_id)
+    if head is None:
+        return None
+    events = store.load(course_id)
+    if not events:
+        return None
+    t0 = parse_iso(events[0].occurred_at)
+    bars = attempt_bars(events, t0)
+    last = parse_iso(events[-1].occurred_at)
+    active = head.status in ("requested", "running", "paused")
+    end = max(last, time.time() if now is None else now) if active else last
+    order = {name: i for i, name in enumerate(default_pipeline().order)}
+    rows = sorted(
+        {b["task"]: b for b in bars},
+        key=lambda t: (order.get(t.split("#")[0], 99), int(t.split("#")[1]) if "#" in t else -1),
+    )
+    return {
+        "course_id": course_id,
+        "status": head.status,
+        "started_at": events[0].occurred_at,
+        "span_s": round(max(end - t0, 0.001), 3),
+        "rows": rows,
+        "bars": bars,
+    }
+
+
+def attempt_bars(events: Sequence[Envelope], t0: float) -> list[dict[str, Any]]:
+    """TaskStarted .. TaskSucceeded / TaskFailed / TaskExhausted per task and attempt; the wait
+    before each start (queued after scheduling, or backing off after a failure) comes along."""
+    waiting: dict[str, float] = {}
+    open_: dict[str, dict[str, Any]] = {}
+    bars: list[dict[str, Any]] = []
+    for e in events:
+        task = str(e.data.get("task") or "")
+        at = round(parse_iso(e.occurred_at) - t0, 3)
+        match e.type:
+            case "TaskScheduled":
+                waiting[task] = at
+            case "TaskStarted":
+                if task in open_:  # a redelivery after a lost answer or a crash
+                    _close(open_.pop(task), at, "lost")
+                bar = {
+                    "task": task,
+                    "step": task.split("#")[0],
+                    "attempt": int(e.data.get("attempt", 0)),
+                    "queued_s": waiting.pop(task, None),
+                    "start_s": at,
+                    "end_s": None,
+                    "outcome": "running",
+                }
+                open_[task] = bar
+                bars.append(bar)
+            case "TaskSucceeded" | "TaskFailed":
+                bar = open_.pop(task, None)
+                outcome = "succeeded" if e.type == "TaskSucceeded" else _failure(e.data)
+                if bar is not None:
+                    _close(bar, at, outcome)
+                if outcome == "retrying":
+                    waiting[task] = at
+            case "TaskExhausted":
+                waiting.pop(task, None)
+                bar = open_.pop(task, None) or _last(bars, task)
+                if bar is not None:
+                    _close(bar, bar["end_s"] if bar["end_s"] is not None else at, "exhausted")
+    return bars
+
+
+def _failure(data: Mapping[str, Any]) -> str:
+    return "retrying" if data.get("retryable") else "failed"
+
+
+def _close(bar: dict[str, Any], at: float, outcome: str) -> None:
+    bar["end_s"] = at
+    bar["outcome"] = outcome
+
+
+def _last(bars: Sequence[dict[str, Any]], task: str) -> dict[str, Any] | None:
+    return next((b for b in reversed(bars) if b["task"] == task), None)
