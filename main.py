@@ -56,7 +56,9 @@ def run_task(request: Any) -> Any:
     if (request.content_length or 0) > MAX_BODY_BYTES:
         answer = problem(413, "Payload too large", f"task bodies are at most {MAX_BODY_BYTES}")
     else:
-        body = request.get_data(cache=False)
+        # At most one byte past the cap (a chunked body has no length to check up front);
+        # the endpoint answers 413 for that byte before parsing anything.
+        body = request.stream.read(MAX_BODY_BYTES + 1)
         answer = runtime().endpoint.handle(dict(request.headers), body, request.url)
     return Response(
         json.dumps(answer.body),
@@ -84,8 +86,30 @@ def on_course_event(cloud_event: Any) -> None:
 
 @functions_framework.cloud_event
 def legacy_step_created(cloud_event: Any) -> None:
-    """Firestore trigger of the legacy transport (placeholder: the lead wires it in)."""
-    log.info("legacy_step_created: %s (not wired yet)", getattr(cloud_event, "get", dict)("id"))
+    """Eventarc ``google.cloud.firestore.document.v1.created`` on ``legacy_steps/{stepId}``:
+    run the step the new document names through the task endpoint's logic. A retryable
+    failure raises (Eventarc delivers the event again); anything else is acknowledged."""
+    from bridge.dispatch.firestore_trigger import document_fields, step_runner
+
+    try:
+        document = document_fields(cloud_event.data)
+    except ValueError as err:
+        log.error("legacy step event %s ignored: %s", _event_id(cloud_event), err)
+        return
+    rt = runtime()
+    with _lock:
+        run = _built.get("legacy_run")
+        if run is None:
+            run = _built["legacy_run"] = step_runner(rt.endpoint)
+    answer = run(document)
+    if answer.status >= 500:
+        raise RuntimeError(f"legacy step {document.get('name')}: {answer.body.get('detail')}")
+    log.info("legacy step %s: %s", document.get("name"), dict(answer.body))
+
+
+def _event_id(cloud_event: Any) -> Any:
+    get = getattr(cloud_event, "get", None)
+    return get("id") if get is not None else None
 
 
 def _envelope(cloud_event: Any) -> dict[str, Any]:

@@ -13,6 +13,11 @@ from typing import Any
 from bridge.clock import SystemClock
 from bridge.core import Bridge
 from bridge.dispatch import Dispatcher, TaskRequest
+from bridge.dispatch.firestore_trigger import (
+    FirestoreStepDocuments,
+    LegacyDisabled,
+    LegacyTriggerDispatcher,
+)
 from bridge.pubsub import PubSubNotifier, make_publisher
 from bridge.settings import Settings
 from handlers.artifacts import ArtifactStore, LocalArtifacts
@@ -79,9 +84,11 @@ def cloud_runtime(
     verify: Verifier | None = None,
     task_signer: Callable[[bytes], str] | None = None,
     scratch: str | Path | None = None,
+    firestore_client: Any = None,
 ) -> CloudRuntime:
     """Everything a cloud service needs, built from ``settings``; keyword arguments replace a
-    part (tests pass emulator clients, synthetic steps, a different verifier)."""
+    part (tests pass emulator clients, synthetic steps, a different verifier, the Firestore
+    client of the legacy transport's ``legacy_steps``)."""
     cfg = settings
     project = cfg.get("GOOGLE_CLOUD_PROJECT") or None
     clk = clock or SystemClock()
@@ -113,6 +120,7 @@ def cloud_runtime(
         pipeline=pipe,
         clock=clk,
         rollout_percent=cfg.get_int("COURSEGEN_ROLLOUT_PERCENT"),
+        legacy_dispatcher=_legacy(cfg, project, events, dispatcher, clk, firestore_client),
     )
     return CloudRuntime(
         cfg, events, clk, pipe, dispatcher, notifier, artifacts, check, endpoint, bridge
@@ -193,6 +201,27 @@ def _dispatcher(
         cfg.get("COURSEGEN_OIDC_AUDIENCE") or None,
         signer=signer,
     )
+
+
+def _legacy(
+    cfg: Settings,
+    project: str | None,
+    events: EventStore,
+    main: Dispatcher,
+    clock: Clock,
+    client: Any,
+) -> Dispatcher:
+    """The legacy transport: step documents in Firestore while the legacy trigger is enabled;
+    once it is disabled, legacy-variant courses fall back to the main transport (logged)."""
+    if not cfg.get_bool("COURSEGEN_LEGACY_TRIGGER_ENABLED") or isinstance(main, NoDispatcher):
+        return LegacyDisabled(main)
+    if client is None:
+        client = getattr(events, "client", None)
+    if client is None:
+        from google.cloud import firestore
+
+        client = firestore.Client(project=project)
+    return LegacyTriggerDispatcher(FirestoreStepDocuments(client), clock)
 
 
 def _tasks_emulator(cfg: Settings) -> str | None:

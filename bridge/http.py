@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hmac
 import ipaddress
 import json
 import logging
 import re
+import socket
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -24,12 +26,14 @@ from flask import Flask, Response, request
 
 from bridge.core import InvalidRequest
 from handlers.auth import Unauthorized
+from handlers.media.fetch import is_public_address
 
 log = logging.getLogger("coursegen.http")
 
 MAX_BODY_BYTES = 1024 * 1024
 COURSE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
 VIDEO_SCHEMES = ("gs", "https")
+_LEGACY_IPV4 = re.compile(r"[0-9][0-9a-fx.]*", re.IGNORECASE)
 _BLOCKED_HOSTS = {"localhost", "metadata", "metadata.google.internal", "metadata.goog"}
 
 
@@ -67,6 +71,9 @@ def create_bridge_app(runtime_factory: Callable[[], Any]) -> Flask:
             if (request.content_length or 0) > MAX_BODY_BYTES:
                 return problem(413, "Payload too large", f"bodies are at most {MAX_BODY_BYTES}")
             body = request.get_data(cache=False)
+            if request.content_length is None and len(body) >= MAX_BODY_BYTES:
+                # A chunked body is cut at the cap without an error: reaching it is too large.
+                return problem(413, "Payload too large", f"bodies are at most {MAX_BODY_BYTES}")
             rt = runtime()
             try:
                 rt.verify(dict(request.headers), body, request.url)
@@ -98,8 +105,75 @@ def create_bridge_app(runtime_factory: Callable[[], Any]) -> Flask:
     )
     app.add_url_rule("/pubsub/course-events", view_func=guarded(course_events), methods=["POST"])
     app.add_url_rule("/reconcile", view_func=guarded(reconcile), methods=["POST"])
+    _operator_routes(app, runtime)
     _error_handlers(app)
     return app
+
+
+def _operator_routes(app: Flask, runtime: Callable[[], Any]) -> None:
+    """``POST /operator/courses/<id>/<cancel|pause|resume|redrive>`` with ``{reason, step?}``."""
+    from bridge import operations
+
+    def operate(course_id: str, operation: str) -> Response:
+        if operation not in operations.OPERATIONS:
+            return problem(404, "Not found", f"no operation {operation!r}")
+        if not COURSE_ID.match(course_id):
+            return problem(404, "Unknown course", f"no course {course_id!r:.80}")
+        body = request.get_data(cache=False)
+        rt = runtime()
+        try:
+            operator = operator_identity(rt, dict(request.headers), body, request.url)
+        except Unauthorized as err:
+            log.warning("refused %s: %s", request.path, err)
+            return problem(401, "Unauthorized", str(err))
+        try:
+            args = json.loads(body or b"{}")
+        except (ValueError, UnicodeDecodeError) as err:
+            return problem(400, "Malformed JSON", f"the body is not JSON: {err}")
+        except RecursionError:
+            return problem(400, "Malformed JSON", "the body nests too deeply")
+        if not isinstance(args, dict):
+            return problem(400, "Malformed JSON", "the body must be a JSON object")
+        reason, step = args.get("reason"), args.get("step")
+        if not isinstance(reason, str) or not isinstance(step, str | None):
+            return problem(422, "Invalid operation", "reason must be a string, step a string")
+        try:
+            result = operations.perform(
+                operation,
+                rt.bridge.store,
+                rt.bridge,
+                course_id,
+                operator=operator,
+                reason=reason,
+                step=step,
+            )
+        except operations.OperationError as err:
+            return respond((err.status, err.problem()))
+        log.info("operator %s: %s %s (%s)", operator, operation, course_id, reason[:200])
+        return respond((200, result))
+
+    app.add_url_rule(
+        "/operator/courses/<course_id>/<operation>", view_func=operate, methods=["POST"]
+    )
+
+
+def operator_identity(rt: Any, headers: Mapping[str, str], body: bytes, url: str) -> str:
+    """Who calls an operator route: with COURSEGEN_OPERATOR_TOKEN set (local), the bearer of
+    that token, named by the ``X-Coursegen-Operator`` header; otherwise the caller the app's
+    verifier proves (OIDC in the cloud: the account's email). ``Unauthorized`` if neither."""
+    from handlers.auth import allow_all, bearer, header
+
+    settings = getattr(rt, "settings", None)
+    token = settings.get("COURSEGEN_OPERATOR_TOKEN") if settings is not None else ""
+    if token:
+        offered = bearer(headers)
+        if not hmac.compare_digest(offered.encode(), token.encode()):
+            raise Unauthorized("wrong operator token")
+        return header(headers, "X-Coursegen-Operator") or "token"
+    if rt.verify is allow_all:
+        raise Unauthorized("operator routes need OIDC or COURSEGEN_OPERATOR_TOKEN")
+    caller: str = rt.verify(headers, body, url)
+    return caller
 
 
 def _error_handlers(app: Flask) -> None:
@@ -128,6 +202,8 @@ def push_envelope(body: bytes) -> dict[str, Any] | Response:
         envelope = json.loads(body)
     except (ValueError, UnicodeDecodeError) as err:
         return problem(400, "Not a push envelope", f"the body is not JSON: {err}")
+    except RecursionError:  # not transient: a 5xx would have it delivered again forever
+        return problem(400, "Not a push envelope", "the body nests too deeply")
     if not isinstance(envelope, dict) or not isinstance(envelope.get("message"), dict):
         return problem(400, "Not a push envelope", "expected {message: {data, ...}, ...}")
     return envelope
@@ -146,6 +222,8 @@ def message_json(envelope: Mapping[str, Any]) -> dict[str, Any]:
         decoded = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as err:
         raise Rejected(f"message.data is not JSON: {err}") from None
+    except RecursionError:
+        raise Rejected("message.data is not JSON: it nests too deeply") from None
     if not isinstance(decoded, dict):
         raise Rejected(f"message.data must be a JSON object, not {type(decoded).__name__}")
     return decoded
@@ -177,14 +255,27 @@ def hostile_uri(uri: str) -> str | None:
     if not host:
         return "no host or bucket"
     if parts.scheme == "https":
-        if host in _BLOCKED_HOSTS or host.endswith(".internal") or host.endswith(".local"):
+        internal = (".internal", ".local", ".localhost")
+        if host in _BLOCKED_HOSTS or host.endswith(internal):
             return f"internal host {host!r}"
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            return None
-        if not ip.is_global:
+        ip = literal_ip(host)
+        if ip is not None and not is_public_address(ip):
             return f"non-public address {host}"
+    return None
+
+
+def literal_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a numeric host names, including the legacy IPv4 forms that resolvers
+    accept (``2130706433``, ``0x7f.1``, ``0177.0.0.1``, ``127.1``: all 127.0.0.1)."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if _LEGACY_IPV4.fullmatch(host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))  # parses; never resolves
+        except OSError:
+            return None
     return None
 
 

@@ -1,9 +1,267 @@
-"""Operator commands (cancel, pause, resume, redrive, stats, rebuild-projections, diagram)."""
+"""Operator commands: cancel, pause, resume, redrive, work, stats, rebuild-projections."""
 
 from __future__ import annotations
 
+import getpass
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import click
+
+from bridge.settings import Settings
+
+REASON_HELP = "Why (required; recorded in the course's history)."
 
 
 def register(main: click.Group) -> None:
     """Add the operator commands to ``coursegen``."""
+    from bridge.cli import data_option
+
+    def operation(name: str, doc: str, with_step: bool = False) -> None:
+        @click.argument("course_id")
+        @click.option("--reason", required=True, help=REASON_HELP)
+        @click.option(
+            "--operator",
+            envvar="USER",
+            default=None,
+            help="Who acts: recorded as actor operator:NAME [env USER].",
+        )
+        @data_option
+        @click.option("--json", "as_json", is_flag=True)
+        def command(
+            course_id: str,
+            reason: str,
+            operator: str | None,
+            data: Path,
+            as_json: bool,
+            step: str | None = None,
+        ) -> None:
+            _operate(name, course_id, reason, operator, data, as_json, step)
+
+        command.__doc__ = doc
+        if with_step:
+            command = click.option("--step", help="Only the tasks of this step.")(command)
+        main.command(name)(command)
+
+    operation(
+        "cancel",
+        "Cancel COURSE_ID: its queued and running tasks become no-ops when they arrive.",
+    )
+    operation("pause", "Pause COURSE_ID: no new task is scheduled until it is resumed.")
+    operation("resume", "Resume a paused COURSE_ID and schedule what is due.")
+    operation(
+        "redrive",
+        "Run the failed and exhausted tasks of COURSE_ID again, as a new generation; the "
+        "course continues where it stopped, and succeeded steps are not run again.",
+        with_step=True,
+    )
+    main.command("work")(data_option(_work_command()))
+    main.command("stats")(data_option(_stats_command()))
+    main.command("rebuild-projections")(data_option(_rebuild_command()))
+
+
+def _operator(name: str | None) -> str:
+    if name:
+        return name
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        raise click.UsageError("name the operator with --operator (or set USER)") from None
+
+
+def _operate(
+    name: str,
+    course_id: str,
+    reason: str,
+    operator: str | None,
+    data: Path,
+    as_json: bool,
+    step: str | None,
+) -> None:
+    from bridge import operations
+
+    store, bridge, close = _operator_context(data, needs_bridge=name in ("resume", "redrive"))
+    try:
+        result = operations.perform(
+            name, store, bridge, course_id, operator=_operator(operator), reason=reason, step=step
+        )
+    except operations.OperationError as err:
+        if as_json:
+            click.echo(json.dumps(err.problem(), indent=2), err=True)
+            sys.exit(1)
+        state = f"\n{json.dumps(err.state, indent=2)}" if err.state else ""
+        raise click.ClickException(f"{err.detail}{state}") from None
+    finally:
+        close()
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    click.echo(
+        f"{result['operation']} {course_id}: now {result['status']} (version {result['version']},"
+        f" by {result['actor']})"
+    )
+    if result.get("tasks"):
+        click.echo(f"redriven: {', '.join(result['tasks'])}")
+    if result.get("scheduled"):
+        click.echo(f"scheduled: {', '.join(result['scheduled'])}")
+        if Settings.from_env().get("COURSEGEN_STORE") == "sqlite":
+            click.echo(f"run them with: coursegen work --data {data} --until-idle")
+
+
+def _operator_context(data: Path, *, needs_bridge: bool) -> tuple[Any, Any, Callable[[], None]]:
+    """The store, a bridge (None: the cloud reconciler advances) and how to close them."""
+    from bridge.cli import _store
+
+    cfg = Settings.from_env()
+    kind = cfg.get("COURSEGEN_STORE")
+    if kind == "sqlite" and needs_bridge:
+        _store(data, cfg).close()  # a clear error when there is no store in --data
+        from bridge.runtime import embedded
+
+        rt = embedded(data, settings=cfg)
+        return rt.store, rt.bridge, rt.close
+    if kind == "firestore" and needs_bridge and cfg.get("COURSEGEN_DISPATCHER") == "cloudtasks":
+        from bridge.cloud import cloud_runtime
+
+        crt = cloud_runtime(cfg)
+        return crt.store, crt.bridge, crt.close
+    store = _store(data, cfg)
+    return store, None, getattr(store, "close", lambda: None)
+
+
+def _work_command() -> Callable[..., None]:
+    @click.option(
+        "--until-idle",
+        is_flag=True,
+        help="Stop once no course is active or nothing is queued (default: run until Ctrl-C).",
+    )
+    @click.option("--workers", default=4, show_default=True, help="Delivery threads.")
+    @click.option("--synthetic", is_flag=True, hidden=True, help="No-op steps (drills, tests).")
+    @click.option("--json", "as_json", is_flag=True)
+    def work(data: Path, until_idle: bool, workers: int, synthetic: bool, as_json: bool) -> None:
+        """Run the embedded runtime on --data: re-enqueue the waiting tasks of every active
+        course (the local queue lives in memory and dies with its process), then deliver."""
+        from bridge.runtime import embedded
+
+        cfg = Settings.from_env()
+        if cfg.get("COURSEGEN_STORE") != "sqlite":
+            raise click.ClickException("work runs the embedded runtime: COURSEGEN_STORE=sqlite")
+        steps = None
+        if synthetic:
+            from bridge.synthetic import noop_steps
+            from statemachine.pipeline import default_pipeline
+
+            steps = noop_steps(default_pipeline())
+        rt = embedded(data, settings=cfg, steps=steps)
+        try:
+            summary = run_worker(rt, until_idle=until_idle, workers=workers)
+        except KeyboardInterrupt:
+            summary = {"interrupted": True}
+        finally:
+            rt.close()
+        click.echo(json.dumps(summary, indent=2) if as_json else _work_line(summary))
+
+    return work
+
+
+def run_worker(
+    rt: Any,
+    *,
+    until_idle: bool,
+    workers: int = 4,
+    poll_s: float = 0.2,
+    reconcile_every_s: float = 30.0,
+    timeout_s: float | None = None,
+) -> dict[str, Any]:
+    """Recover, deliver on threads, reconcile now and then; return when idle (``until_idle``)."""
+    recovered = rt.bridge.recover()
+    rt.start(workers)
+    started = last_reconcile = time.monotonic()
+    quiet_s = float(rt.settings.get_int("COURSEGEN_RECONCILE_QUIET_SECONDS"))
+    while timeout_s is None or time.monotonic() - started < timeout_s:
+        time.sleep(poll_s)
+        if time.monotonic() - last_reconcile >= reconcile_every_s:
+            rt.bridge.reconcile(quiet_s)
+            last_reconcile = time.monotonic()
+        if until_idle and (rt.pending() == 0 or not _active(rt.store)):
+            break
+    counts: dict[str, int] = {}
+    for head in rt.store.courses():
+        counts[head.status] = counts.get(head.status, 0) + 1
+    return {"recovered": recovered, "courses": counts, "wall_s": round(time.monotonic() - started)}
+
+
+def _active(store: Any) -> bool:
+    return any(h.status in ("requested", "running", "paused") for h in store.courses())
+
+
+def _work_line(summary: dict[str, Any]) -> str:
+    if summary.get("interrupted"):
+        return "interrupted"
+    r = summary["recovered"]
+    return (
+        f"re-enqueued {r['tasks']} tasks of {r['courses']} active courses; now {summary['courses']}"
+    )
+
+
+def _stats_command() -> Callable[..., None]:
+    @click.option("--since", help="Only courses requested since: an ISO time or an age (24h, 7d).")
+    @click.option("--json", "as_json", is_flag=True)
+    def stats(data: Path, since: str | None, as_json: bool) -> None:
+        """Per step and variant: count, p50/p95 duration, failure rate, attempts, cost."""
+        from bridge.cli import _store
+        from bridge.stats import collect, since_iso, summarize
+        from statemachine.pipeline import default_pipeline
+
+        try:
+            cutoff = since_iso(since, time.time()) if since else None
+        except ValueError as err:
+            raise click.BadParameter(str(err), param_hint="--since") from None
+        store = _store(data)
+        report = summarize(collect(store.scan(), cutoff), default_pipeline().order)
+        if as_json:
+            click.echo(json.dumps({"since": cutoff, **report}, indent=2))
+            return
+        click.echo(f"courses requested since {cutoff or 'the beginning'}\n")
+        click.echo(text_table(report["variants"]))
+        click.echo(text_table(report["steps"]))
+
+    return stats
+
+
+def text_table(rows: list[dict[str, Any]]) -> str:
+    """Plain aligned columns (wide tables stay readable in a narrow terminal or a log)."""
+    if not rows:
+        return "(nothing)\n"
+    cells = [[str(k) for k in rows[0]]]
+    cells += [["-" if v is None else str(v) for v in row.values()] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def _rebuild_command() -> Callable[..., None]:
+    @click.option("--check", is_flag=True, help="Only compare; exit 2 if any projection differs.")
+    @click.option("--json", "as_json", is_flag=True)
+    def rebuild_projections(data: Path, check: bool, as_json: bool) -> None:
+        """Rebuild every course head and task status row from the event log."""
+        from bridge.cli import _store
+        from bridge.projections import rebuild
+
+        report = rebuild(_store(data), check_only=check).as_dict()
+        if as_json:
+            click.echo(json.dumps(report, indent=2))
+        else:
+            verb = "differ" if check else "were rewritten"
+            click.echo(
+                f"{report['courses']} courses, {report['tasks']} tasks: "
+                f"{report['changed']} courses' projections {verb}"
+            )
+        if report["moved"] or (check and report["changed"]):
+            sys.exit(2)
+
+    return rebuild_projections

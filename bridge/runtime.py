@@ -11,6 +11,12 @@ from typing import Any
 from bridge.clock import SystemClock
 from bridge.core import Bridge
 from bridge.dispatch import TaskRequest
+from bridge.dispatch.firestore_trigger import (
+    LegacyDisabled,
+    LegacyTriggerDispatcher,
+    LocalStepDocuments,
+    step_runner,
+)
 from bridge.dispatch.local import LocalDispatcher
 from bridge.settings import Settings
 from handlers.artifacts import LocalArtifacts
@@ -36,9 +42,33 @@ class Runtime:
     bridge: Bridge
     artifacts: LocalArtifacts
     notifications: list[tuple[str, int]] = field(default_factory=list)
+    legacy: LocalStepDocuments | None = None  # the legacy transport, when it is enabled
+
+    def start(self, workers: int = 4) -> None:
+        """Deliver on threads against the real clock, on every transport."""
+        self.dispatcher.start(workers)
+        if self.legacy is not None:
+            self.legacy.start(max(1, workers // 2))
+
+    def pending(self) -> int:
+        """Tasks queued or running on every transport."""
+        return self.dispatcher.pending() + (self.legacy.pending() if self.legacy else 0)
+
+    def run_until_idle(self, *, until: float | None = None) -> int:
+        """Deliver on a virtual clock until no transport has anything due (before ``until``)."""
+        total = 0
+        while True:
+            done = self.dispatcher.run_until_idle(until=until)
+            if self.legacy is not None:
+                done += self.legacy.run_until_idle(until=until)
+            total += done
+            if done == 0:
+                return total
 
     def close(self) -> None:
         self.dispatcher.stop()
+        if self.legacy is not None:
+            self.legacy.stop()
         close = getattr(self.store, "close", None)
         if close:
             close()
@@ -101,7 +131,13 @@ def embedded(
         clock=clk,
         rollout_percent=cfg.get_int("COURSEGEN_ROLLOUT_PERCENT"),
     )
-    rt = Runtime(cfg, events, clk, pipe, endpoint, dispatcher, bridge, artifacts)
+    legacy = None
+    if cfg.get_bool("COURSEGEN_LEGACY_TRIGGER_ENABLED"):
+        legacy = LocalStepDocuments(step_runner(endpoint), clk, pipe)
+        bridge.legacy_dispatcher = LegacyTriggerDispatcher(legacy, clk)
+    else:
+        bridge.legacy_dispatcher = LegacyDisabled(dispatcher)
+    rt = Runtime(cfg, events, clk, pipe, endpoint, dispatcher, bridge, artifacts, legacy=legacy)
     holder["rt"] = rt
     return rt
 

@@ -99,6 +99,14 @@ SETTINGS: tuple[Setting, ...] = (
         ("bridge",),
     ),
     Setting(
+        "COURSEGEN_OPERATOR_TOKEN",
+        "",
+        "bearer token of the bridge's /operator/ routes when it runs locally (cloud: OIDC)",
+        ("bridge",),
+        secret=True,
+        cloud=False,
+    ),
+    Setting(
         "COURSEGEN_RECONCILE_QUIET_SECONDS",
         "300",
         "a non-terminal course quiet this long is advanced",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from typing import Any
 
@@ -47,6 +48,8 @@ def emit(
     if variant is not None:
         record["variant"] = variant
     if trace:
+        # Cloud Logging links a line to its trace only by the full resource name.
+        project = project or os.environ.get("GOOGLE_CLOUD_PROJECT")
         record["logging.googleapis.com/trace"] = (
             f"projects/{project}/traces/{trace}" if project else trace
         )

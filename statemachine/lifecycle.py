@@ -138,7 +138,9 @@ TASK = build(
         ("fail", "running", "retrying"),
         ("fail_permanently", "running", "failed"),
         ("exhaust", ["scheduled", "running", "retrying"], "exhausted"),
-        ("redrive", ["failed", "exhausted"], "pending"),
+        # An operator's redrive; of a failed course it also takes the tasks left unfinished
+        # (their deliveries were acknowledged as no-ops while the course was failed).
+        ("redrive", ["scheduled", "running", "retrying", "failed", "exhausted"], "pending"),
     ],
     initial="pending",
     terminal=["succeeded", "failed", "exhausted"],

@@ -3,11 +3,13 @@
 Layout: ``courses/{courseId}`` holds the head (status, version, last_hash, updated_at, variant,
 and the folded state as JSON bytes in ``snapshot``); ``courses/{courseId}/events/{version
 zero-padded to 10}`` holds each event's stored bytes (``body``), ``hash``, ``type``,
-``version`` and ``occurred_at``. An append is one transaction: read the head, check the
-expected version, ``create()`` each event document (it fails if the version exists) and set
-the head. The client re-runs a transaction whose commit Firestore aborted on contention; the
-re-run reads the new head and raises ``ConcurrencyConflict``, so a stale append never turns
-into a success. ``quiet`` needs the composite index (status, updated_at) Terraform creates.
+``version`` and ``occurred_at``; ``courses/{courseId}/tasks/{task}`` holds the task status
+projection (store/projection.py). An append is one transaction: read the head, check the
+expected version, ``create()`` each event document (it fails if the version exists), set
+the head and the task documents of the tasks the new events touch. The client re-runs a
+transaction whose commit Firestore aborted on contention; the re-run reads the new head and
+raises ``ConcurrencyConflict``, so a stale append never turns into a success. ``quiet``
+needs the composite index (status, updated_at) Terraform creates.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -26,6 +28,7 @@ from statemachine.envelope import Envelope, NewEvent, decode
 from statemachine.errors import ConcurrencyConflict, IntegrityError
 from statemachine.ports import Head
 from statemachine.store.base import Prepared, prepare_append
+from statemachine.store.projection import task_rows, touched_tasks
 
 _ACTIVE = ["requested", "running", "paused"]
 _CONTENTION_TRIES = 10  # rounds of the client's own retries before we give up
@@ -126,6 +129,22 @@ class FirestoreStore:
         return [doc.id for doc in query.select(["updated_at"]).stream()]
 
     def scan(self) -> Iterator[tuple[str, Sequence[Envelope]]]:
+        for course_id, _ in self._course_ids():
+            yield course_id, self.load(course_id)
+
+    def _events(self, course_id: str) -> Any:
+        return self._courses.document(course_id).collection("events")
+
+    # -- projections --------------------------------------------------------------------
+    def tasks(self, course_id: str) -> Sequence[Mapping[str, Any]]:
+        docs = self._courses.document(course_id).collection("tasks").order_by("__name__")
+        return [doc.to_dict() for doc in docs.stream()]
+
+    def all_tasks(self) -> Iterator[Mapping[str, Any]]:
+        for course_id, _ in self._course_ids():
+            yield from self.tasks(course_id)
+
+    def _course_ids(self) -> Iterator[tuple[str, Any]]:
         last: Any = None
         while True:
             query = self._courses.order_by("__name__").select(["version"]).limit(self.page_size)
@@ -133,13 +152,15 @@ class FirestoreStore:
                 query = query.start_after(last)
             page = list(query.stream())
             for doc in page:
-                yield doc.id, self.load(doc.id)
+                yield doc.id, doc
             if len(page) < self.page_size:
                 return
             last = page[-1]
 
-    def _events(self, course_id: str) -> Any:
-        return self._courses.document(course_id).collection("events")
+    def replace_projections(self, course_id: str, snapshot: Mapping[str, Any]) -> bool:
+        transaction = self.client.transaction(max_attempts=self.max_attempts)
+        replaced: bool = _replace_in(transaction, self._courses.document(course_id), dict(snapshot))
+        return replaced
 
 
 @firestore.transactional
@@ -165,7 +186,31 @@ def _append_in(
                 "occurred_at": env.occurred_at,
             },
         )
-    s = prepared.snapshot
+    _set_projections(transaction, head_ref, prepared.snapshot, touched_tasks(prepared.envelopes))
+    return prepared
+
+
+@firestore.transactional
+def _replace_in(transaction: Any, head_ref: Any, snapshot: dict[str, Any]) -> bool:
+    last = (
+        head_ref.collection("events")
+        .order_by("version", direction=firestore.Query.DESCENDING)
+        .limit(1)
+    )
+    found = [doc.get("version") for doc in transaction.get(last)]
+    if (found[0] if found else 0) != snapshot["version"]:
+        return False
+    stale = {doc.id for doc in transaction.get(head_ref.collection("tasks").select(["status"]))}
+    for name in stale - set(snapshot["tasks"]):
+        transaction.delete(head_ref.collection("tasks").document(name))
+    _set_projections(transaction, head_ref, snapshot, None)
+    return True
+
+
+def _set_projections(
+    transaction: Any, head_ref: Any, s: dict[str, Any], names: set[str] | None
+) -> None:
+    """The head document and the task documents of ``names`` (every task when None)."""
     transaction.set(
         head_ref,
         {
@@ -177,7 +222,9 @@ def _append_in(
             "snapshot": json.dumps(s, separators=(",", ":")).encode(),
         },
     )
-    return prepared
+    tasks_ref = head_ref.collection("tasks")
+    for row in task_rows(s, names):
+        transaction.set(tasks_ref.document(row["task"]), row)
 
 
 def _snapshot(data: dict[str, Any]) -> Any:
