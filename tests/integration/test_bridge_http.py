@@ -177,7 +177,12 @@ def test_a_malformed_course_event_is_acked_and_dead_lettered(client, rt, data):
 
 def test_reconcile_reports_what_it_did(client, rt):
     r = client.post("/reconcile")
-    assert r.status_code == 200 and r.json == {"status": "reconciled", "checked": 0, "rescued": 0, "abandoned": 0}
+    assert r.status_code == 200 and r.json == {
+        "status": "reconciled",
+        "checked": 0,
+        "rescued": 0,
+        "abandoned": 0,
+    }
 
 
 def test_a_transient_failure_is_a_503_problem(rt):
