@@ -257,7 +257,8 @@ def test_reconcile_rescues_a_lost_notification_and_leaves_healthy_courses_alone(
 
     result = env.rt.bridge.reconcile(120)
 
-    assert result == {"checked": 2, "rescued": 1, "abandoned": 0}  # lost and waiting; not recent, not done
+    # lost and waiting; not recent, not done
+    assert result == {"checked": 2, "rescued": 1, "abandoned": 0}
     assert env.types(lost)[len(stuck) :] == ["TaskScheduled"] * 3
     after = env.versions()
     for course in (healthy, waiting, recent):
