@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from bridge.dispatch import AlreadyExists, Dispatcher, TaskRequest
+from bridge.dispatch.driver import Driven
 from handlers.endpoint import Answer, TaskEndpoint, problem
 from statemachine.pipeline import Pipeline
 from statemachine.ports import Clock
@@ -185,11 +186,13 @@ def _event_data() -> Any:
         return DocumentEventData
 
 
-class LocalStepDocuments:
+class LocalStepDocuments(Driven):
     """An in-process ``legacy_steps`` with its on-create trigger: each new document is run
     once by ``run``; a retryable answer (5xx, or no answer) runs it again after the queue's
     backoff, as Eventarc's retry policy would. Driven like the local dispatcher:
     ``run_until_idle`` on a virtual clock, ``start`` on threads."""
+
+    thread_name = "legacy"
 
     def __init__(
         self,
@@ -206,9 +209,7 @@ class LocalStepDocuments:
         self._queue: list[tuple[float, int, str, int]] = []  # eta, seq, doc id, tries
         self._seq = itertools.count()
         self._inflight = 0
-        self._cond = threading.Condition()
-        self._stopping = False
-        self._threads: list[threading.Thread] = []
+        super().__init__()
 
     def create(self, doc_id: str, data: Mapping[str, Any]) -> None:
         with self._cond:
@@ -225,7 +226,7 @@ class LocalStepDocuments:
         with self._cond:
             return len(self._queue) + self._inflight
 
-    def _take(self, now: float) -> tuple[tuple[float, int, str, int] | None, float | None]:
+    def _pick(self, now: float) -> tuple[tuple[float, int, str, int] | None, float | None]:
         if not self._queue:
             return None, None
         if self._queue[0][0] > now:
@@ -249,48 +250,3 @@ class LocalStepDocuments:
                 eta = self.clock.now() + retry.backoff(tries + 1)
                 heapq.heappush(self._queue, (eta, next(self._seq), doc_id, tries + 1))
             self._cond.notify_all()
-
-    def run_until_idle(self, *, until: float | None = None) -> int:
-        """Deliver on a virtual clock (jumped to each next due time); the deliveries made."""
-        jump = getattr(self.clock, "advance_to", None)
-        if jump is None:
-            raise TypeError("run_until_idle needs a clock with advance_to (a virtual clock)")
-        done = 0
-        while True:
-            with self._cond:
-                item, soonest = self._take(self.clock.now())
-            if item is None:
-                if soonest is None or (until is not None and soonest > until):
-                    return done
-                jump(soonest)
-                continue
-            self._deliver(item)
-            done += 1
-
-    def start(self, workers: int = 2) -> None:
-        self._stopping = False
-        for i in range(workers):
-            t = threading.Thread(target=self._work, name=f"legacy-{i}", daemon=True)
-            t.start()
-            self._threads.append(t)
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        for t in self._threads:
-            t.join(timeout=30)
-        self._threads.clear()
-
-    def _work(self) -> None:
-        while True:
-            with self._cond:
-                while True:
-                    if self._stopping:
-                        return
-                    item, soonest = self._take(self.clock.now())
-                    if item is not None:
-                        break
-                    wait = 1.0 if soonest is None else max(0.0, soonest - self.clock.now())
-                    self._cond.wait(timeout=min(wait, 1.0))
-            self._deliver(item)

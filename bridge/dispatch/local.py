@@ -14,13 +14,13 @@ from __future__ import annotations
 import heapq
 import itertools
 import json
-import threading
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
 from bridge.dispatch import AlreadyExists, TaskRequest
+from bridge.dispatch.driver import Driven
 from statemachine.pipeline import Pipeline, Queue
 from statemachine.ports import Clock
 
@@ -79,7 +79,7 @@ class DispatchStats:
         return {k: v for k, v in self.__dict__.items() if k != "delivery_times"}
 
 
-class LocalDispatcher:
+class LocalDispatcher(Driven):
     def __init__(
         self,
         pipeline: Pipeline,
@@ -104,9 +104,7 @@ class LocalDispatcher:
         self._inflight = dict.fromkeys(pipeline.queues, 0)
         self._names: dict[str, float] = {}
         self._seq = itertools.count()
-        self._cond = threading.Condition()
-        self._stopping = False
-        self._threads: list[threading.Thread] = []
+        super().__init__()
 
     # -- the port -----------------------------------------------------------------------
     def dispatch(self, request: TaskRequest) -> None:
@@ -211,66 +209,10 @@ class LocalDispatcher:
         entry.seq = next(self._seq)
         heapq.heappush(self._heaps[queue.name], entry)
 
-    # -- driving ------------------------------------------------------------------------
-    def run_until_idle(
-        self,
-        *,
-        until: float | None = None,
-        max_deliveries: int | None = None,
-        advance: Callable[[float], None] | None = None,
-    ) -> int:
-        """Deliver, one at a time, jumping the (virtual) clock to each next due time.
-
-        Stops when nothing is queued, at virtual time ``until``, or after ``max_deliveries``.
-        """
-        jump = advance or getattr(self.clock, "advance_to", None)
-        if jump is None:
-            raise TypeError("run_until_idle needs a clock with advance_to (a virtual clock)")
-        done = 0
-        while max_deliveries is None or done < max_deliveries:
-            with self._cond:
-                entry, soonest = self._pick(self.clock.now())
-            if entry is None:
-                if soonest is None or (until is not None and soonest > until):
-                    break
-                jump(soonest)
-                continue
-            self._deliver(entry)
-            done += 1
-        return done
-
-    def start(self, workers: int = 4) -> None:
-        """Deliver on ``workers`` threads against the real clock until ``stop``."""
-        self._stopping = False
-        for i in range(workers):
-            t = threading.Thread(target=self._work, name=f"dispatch-{i}", daemon=True)
-            t.start()
-            self._threads.append(t)
-
-    def stop(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._cond.notify_all()
-        for t in self._threads:
-            t.join(timeout=30)
-        self._threads.clear()
-
+    # -- driving: run_until_idle, start and stop come from Driven --------------------
     def wait_idle(self, timeout: float | None = None) -> bool:
         with self._cond:
             return self._cond.wait_for(
                 lambda: not any(self._heaps.values()) and not any(self._inflight.values()),
                 timeout,
             )
-
-    def _work(self) -> None:
-        while True:
-            with self._cond:
-                while True:
-                    if self._stopping:
-                        return
-                    entry, soonest = self._pick(self.clock.now())
-                    if entry is not None:
-                        break
-                    wait = None if soonest is None else max(0.0, soonest - self.clock.now())
-                    self._cond.wait(timeout=wait if wait is None else min(wait, 1.0))
-            self._deliver(entry)
