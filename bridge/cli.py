@@ -148,6 +148,8 @@ def replay(
     store = _store(data)
     if check:
         verdict = rp.check(store, course_id)
+        if verdict.ok and verdict.events == 0 and store.head(course_id) is None:
+            raise click.ClickException(f"no course {course_id!r}")  # nothing is not verified
         _emit(verdict.as_dict()) if as_json else click.echo(
             f"{course_id}: verified {verdict.events} events"
             if verdict.ok
@@ -196,7 +198,7 @@ def audit(data: Path, as_json: bool) -> None:
 
 
 @main.command()
-@click.option("--courses", default=1000, show_default=True)
+@click.option("--courses", default=1000, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=7, show_default=True)
 @click.option("--fail-rate", default=0.2, show_default=True, help="Transient step failures.")
 @click.option("--permanent-rate", default=0.0, show_default=True, help="Permanent failures.")
@@ -252,8 +254,20 @@ def bench() -> None:
 
 
 @bench.command("store")
-@click.option("--courses", default=10_000, show_default=True, help="Courses to replay.")
-@click.option("--write-courses", default=300, show_default=True, help="Courses to append.")
+@click.option(
+    "--courses",
+    default=10_000,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Courses to replay.",
+)
+@click.option(
+    "--write-courses",
+    default=300,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Courses to append.",
+)
 @click.option(
     "--synchronous", type=click.Choice(["FULL", "NORMAL"]), default="FULL", show_default=True
 )
@@ -267,8 +281,8 @@ def bench_store(courses: int, write_courses: int, synchronous: str, as_json: boo
 
 
 @bench.command("pipeline")
-@click.option("--courses", default=1000, show_default=True)
-@click.option("--workers", default=4, show_default=True)
+@click.option("--courses", default=1000, show_default=True, type=click.IntRange(min=1))
+@click.option("--workers", default=4, show_default=True, type=click.IntRange(min=1))
 @click.option(
     "--synchronous", type=click.Choice(["FULL", "NORMAL"]), default="FULL", show_default=True
 )
@@ -282,7 +296,13 @@ def bench_pipeline(courses: int, workers: int, synchronous: str, as_json: bool) 
 
 
 @bench.command("media")
-@click.option("--minutes", default=10, show_default=True, help="Length of the generated video.")
+@click.option(
+    "--minutes",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=1, max=600),
+    help="Length of the generated video.",
+)
 @click.option("--json", "as_json", is_flag=True)
 def bench_media(minutes: int, as_json: bool) -> None:
     """extract_frames against a decode-only pass; the offline pipeline on the sample."""

@@ -139,7 +139,13 @@ def _work_command() -> Callable[..., None]:
         is_flag=True,
         help="Stop once no course is active or nothing is queued (default: run until Ctrl-C).",
     )
-    @click.option("--workers", default=4, show_default=True, help="Delivery threads.")
+    @click.option(
+        "--workers",
+        default=4,
+        show_default=True,
+        type=click.IntRange(min=1),
+        help="Delivery threads.",
+    )
     @click.option("--synthetic", is_flag=True, hidden=True, help="No-op steps (drills, tests).")
     @click.option("--json", "as_json", is_flag=True)
     def work(data: Path, until_idle: bool, workers: int, synthetic: bool, as_json: bool) -> None:

@@ -1,7 +1,9 @@
 """Artifact storage: a local folder (embedded default) or GCS, behind one small port.
 
 Writes go to a temporary name beside the target and are renamed into place, so a crash never
-leaves a half-written artifact under its real name.
+leaves a half-written artifact under its real name. The file is fsynced before the rename and
+its folder after it, so an artifact is on disk before any event that names it is appended (a
+power cut cannot leave a history pointing at an empty or missing file).
 """
 
 from __future__ import annotations
@@ -31,6 +33,23 @@ class ArtifactStore(Protocol):
         ...
 
 
+def fsync_dir(folder: str | Path) -> None:
+    """Make a rename or a new entry in ``folder`` durable (POSIX leaves it to the caller)."""
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_durably(tmp: str | Path, target: str | Path) -> None:
+    """Rename a finished temporary file onto ``target``: its bytes first, then the name."""
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, target)
+    fsync_dir(Path(target).parent)
+
+
 def check_name(course_id: str, name: str) -> None:
     if not _SAFE_NAME.match(name) or ".." in name.split("/"):
         raise ValueError(f"unsafe artifact name {name!r}")
@@ -56,7 +75,10 @@ class LocalArtifacts:
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
             os.replace(tmp, target)
+            fsync_dir(target.parent)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise

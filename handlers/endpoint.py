@@ -21,7 +21,7 @@ from handlers.auth import Unauthorized, header
 from handlers.registry import StepContext, StepFn, StepResult
 from statemachine.commands import idempotency_key
 from statemachine.envelope import NewEvent
-from statemachine.errors import ConcurrencyConflict, TransitionNotAllowed
+from statemachine.errors import ConcurrencyConflict, EventTooLarge, TransitionNotAllowed
 from statemachine.events import Event, TaskExhausted, TaskFailed, TaskStarted, TaskSucceeded
 from statemachine.pipeline import Pipeline
 from statemachine.ports import EventStore
@@ -187,6 +187,13 @@ class TaskEndpoint:
                 assert current is not None
                 course, task, version = fresh, current, fresh.version
                 continue
+            except (schemas.SchemaError, EventTooLarge) as err:
+                if not isinstance(outcome, TaskSucceeded):
+                    raise
+                # A result the history cannot hold would fail the same way on every retry:
+                # record a permanent failure instead of leaving the task running for ever.
+                outcome = _unrecordable(outcome, err)
+                continue
             self._log(course, task, attempt, events, trace)
             self.notify(course_id, version)
             return _answer(name, events[-1])
@@ -333,6 +340,18 @@ def _failed(task: TaskState, attempt: int, err: Exception, t0: float, t1: float)
         message=message[:4000],
         retryable=retryable,
         duration_ms=max(0, int((t1 - t0) * 1000)),
+    )
+
+
+def _unrecordable(result: TaskSucceeded, err: Exception) -> TaskFailed:
+    return TaskFailed(
+        task=result.task,
+        idempotency_key=result.idempotency_key,
+        attempt=result.attempt,
+        error_type="UnrecordableResult",
+        message=f"the step's result cannot be recorded: {err}"[:4000],
+        retryable=False,
+        duration_ms=result.duration_ms,
     )
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 import imageio_ffmpeg
 
+from handlers.artifacts import replace_durably
+
 MEDIA_ERROR_KINDS = ("empty", "not_video", "truncated", "too_large", "too_long", "ffmpeg_failed")
 PROBE_TIMEOUT_S = 30.0
 TAIL_SECONDS = 3.0
@@ -276,10 +278,8 @@ def _audio_output(target: Path) -> list[str]:
 
 
 def _publish(tmp: Path, final: Path) -> None:
-    """Make the finished file durable, then swap it in with one atomic rename."""
-    with open(tmp, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(tmp, final)
+    """Make the finished file durable, then swap it in with one atomic rename (and sync that)."""
+    replace_durably(tmp, final)
 
 
 def _tail(stderr: str) -> str:

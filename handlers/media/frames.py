@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from handlers.artifacts import replace_durably
 from handlers.media.ffmpeg import MediaError, run_ffmpeg
 
 FRAME_GLOB = "frame_*.jpg"
@@ -163,7 +164,7 @@ def _thin(candidates: Sequence[_Candidate], max_frames: int) -> list[_Candidate]
 def _publish(candidate: _Candidate, out_dir: Path) -> Frame:
     name = f"frame_{round(candidate.t * 1000):08d}.jpg"
     path = out_dir / name
-    os.replace(candidate.tmp_path, path)
+    replace_durably(candidate.tmp_path, path)
     return Frame(
         name=name, path=path, t=candidate.t, kind=candidate.kind, phash=f"{candidate.phash:016x}"
     )

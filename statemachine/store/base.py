@@ -64,14 +64,28 @@ def prepare_append(
     envelopes: list[Envelope] = []
     prev = acc["last_hash"]
     for offset, new in enumerate(events, start=1):
-        schemas.validate(f"events/{new.type}", to_data(new.event))
-        env = seal(course_id, expected_version + offset, prev, new)
+        env = _sealed(course_id, expected_version + offset, prev, new)
         if len(env.raw) > max_event_bytes:
             raise EventTooLarge(course_id, env.type, len(env.raw), max_event_bytes)
         apply_into(acc, env)
         envelopes.append(env)
         prev = env.hash
     return Prepared(envelopes, acc)
+
+
+def _sealed(course_id: str, version: int, prev: str, new: NewEvent) -> Envelope:
+    """Validate and seal one event; data that cannot be canonical JSON (a non-finite number,
+    a field of the wrong Python type) is a ``SchemaError`` like any other invalid data."""
+    name = f"events/{new.type}"
+    try:
+        data = to_data(new.event)
+    except (TypeError, ValueError) as err:
+        raise schemas.SchemaError(name, [f"data: {err}"]) from None
+    schemas.validate(name, data)
+    try:
+        return seal(course_id, version, prev, new)
+    except (TypeError, ValueError) as err:  # e.g. "Out of range float values are not JSON"
+        raise schemas.SchemaError(name, [f"data: {err}"]) from None
 
 
 def is_active(status: str) -> bool:

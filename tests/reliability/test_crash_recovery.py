@@ -1,0 +1,111 @@
+"""SIGKILL the embedded runtime mid-step, between a result and its advance, and mid-append."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from bridge.core import course_id_for
+from statemachine.state import CourseState
+from statemachine.store.sqlite import SqliteStore
+from tests.reliability.crash_driver import MESSAGE_ID
+from tests.reliability.helpers import (
+    SAMPLE,
+    assert_artifacts_whole,
+    assert_course_output,
+    assert_history_sound,
+    finish,
+    kill_at,
+)
+
+pytestmark = pytest.mark.slow
+
+COURSE = course_id_for(MESSAGE_ID, {"videoUri": str(SAMPLE), "title": "Crash Test Lecture"})
+
+# Each chain kills one process after another in the same data folder, then lets one finish.
+# (point, seconds to wait after reaching it before the kill)
+CHAINS = {
+    "steps": [
+        ("commit:CourseRequested", 0.0),  # the very first append, uncommitted
+        ("step:extract_frames", 0.3),  # ffmpeg is writing frames
+        ("step:transcribe", 1.0),  # whisper is decoding
+        ("after-step:analyze_video", 0.0),  # work done and written, result not recorded
+        ("rename:course.json", 0.0),  # the temporary course.json is complete, not renamed
+    ],
+    "bookkeeping": [
+        ("before-advance:prepare_video", 0.0),  # result committed, nothing scheduled yet
+        ("commit:TaskSucceeded:transcribe", 0.0),  # the result's append, uncommitted
+        ("commit:TaskStarted:generate_structure", 0.0),
+        ("before-advance:generate_structure", 0.0),
+        ("commit:CourseCompleted", 0.0),  # the bridge's last append, uncommitted
+    ],
+}
+
+
+def events(data: Path) -> list:
+    store = SqliteStore(data / "events.db")
+    try:
+        return list(store.load(COURSE))
+    finally:
+        store.close()
+
+
+def task_status(data: Path, task: str) -> str | None:
+    store = SqliteStore(data / "events.db")
+    try:
+        head = store.head(COURSE)
+        found = CourseState.from_snapshot(head.snapshot).task(task) if head else None
+        return found.status if found else None
+    finally:
+        store.close()
+
+
+def assert_left_as_killed(data: Path, point: str) -> None:
+    """What the kill at ``point`` left behind is what that point means."""
+    kind, _, arg = point.partition(":")
+    history = events(data)
+    last = history[-1] if history else None
+    if kind == "commit":
+        etype, _, task = arg.partition(":")
+        found = [e for e in history if e.type == etype and e.data.get("task", task) == task]
+        assert not found, f"the killed append of {arg} was committed"
+    elif kind == "before-advance":
+        assert last is not None and last.type == "TaskSucceeded" and last.data["task"] == arg
+    elif kind in ("step", "after-step"):
+        assert task_status(data, arg) == "running"  # started, and no result recorded
+        if point == "step:extract_frames":  # killed mid-ffmpeg: its scratch folder remains
+            frames = data / "artifacts" / COURSE / "media" / "frames"
+            assert list(frames.glob(".frames-*"))
+    elif kind == "rename":
+        folder = data / "artifacts" / COURSE
+        assert not (folder / arg).exists()
+        assert list(folder.glob(f".{arg}.*")), "the temporary file should be left behind"
+
+
+@pytest.mark.parametrize("chain", sorted(CHAINS))
+def test_killed_runs_resume_to_one_sound_course(tmp_path: Path, chain: str) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    started = time.monotonic()
+    for point, delay in CHAINS[chain]:
+        ran = kill_at(data, point, delay=delay)
+        print(f"\n  killed at {point} after {ran:.1f} s")
+        assert_left_as_killed(data, point)
+    summary = finish(data)
+    print(f"\n{chain}: {len(CHAINS[chain])} kills, completed in {time.monotonic() - started:.1f} s")
+
+    assert summary["status"] == "completed", summary
+    assert summary["course_id"] == COURSE and summary["resumed"]
+    store = SqliteStore(data / "events.db")
+    try:
+        assert_history_sound(store, COURSE)  # verifies; each task's result recorded once
+        started_twice = [e.data["task"] for e in store.load(COURSE) if e.type == "TaskStarted"]
+        assert len(started_twice) > len(set(started_twice))  # killed steps really ran again
+    finally:
+        store.close()
+    leftovers = assert_artifacts_whole(data / "artifacts")
+    assert_course_output(data / "artifacts", COURSE)
+    if chain == "steps":
+        assert any(p.name.startswith(".course.json.") for p in leftovers)
