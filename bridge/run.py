@@ -135,10 +135,8 @@ def _summary(rt: Runtime, course_id: str, view: dict[str, Any], wall: float) -> 
     for task in view.get("tasks", []):
         step = task["task"].split("#")[0]
         steps[step] = round(steps.get(step, 0.0) + (task["duration_ms"] or 0) / 1000, 3)
-    course = view.get("tasks") and next((t for t in view["tasks"] if t["task"] == "finalize"), None)
     head = rt.store.head(course_id)
-    final = head.snapshot["tasks"].get("finalize", {}) if head else {}
-    summary = final.get("summary", {}) if course else {}
+    summary = head.snapshot["tasks"].get("finalize", {}).get("summary", {}) if head else {}
     out = {
         "course_id": course_id,
         "status": view.get("status", "unknown"),
