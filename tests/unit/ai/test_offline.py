@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 import schemas
-from handlers.ai.offline import OfflineProvider, ranked_terms, term_counts
+from handlers.ai.offline import OfflineProvider
 from handlers.ai.port import FrameInput, LessonText, StructureInputs
+from handlers.ai.text import ranked_terms, term_counts
 from handlers.course import compose_course, render_html
 from handlers.media.ffmpeg import ffmpeg_exe, prepare
 from handlers.media.frames import Frame, extract_frames
