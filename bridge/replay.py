@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import gc
 import json
+import multiprocessing
+import os
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
 import schemas
-from statemachine.audit import state_at, verify
+from statemachine.audit import SameState, same_state, state_at, verify
 from statemachine.envelope import Envelope
 from statemachine.errors import IntegrityError
 from statemachine.ports import EventStore, Head
+from statemachine.store.sqlite import SqliteStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,28 +101,96 @@ def check(store: EventStore, course_id: str) -> Verdict:
     return Verdict(True, course_id, done.events, None, None)
 
 
-def audit_all(store: EventStore) -> Iterator[Verdict]:
-    """Every course, verified, streamed course by course with its head."""
+# Below this many courses, or on one core, the audit runs in this process: starting workers
+# costs more than it saves.
+PARALLEL_MIN_COURSES = 2000
+
+
+def audit_all(store: EventStore, *, workers: int | None = None) -> Iterator[Verdict]:
+    """Every course, verified, streamed course by course with its head.
+
+    A SQLite store on disk with many courses is verified by ``workers`` processes (default:
+    one per usable core), each over its own ranges of course ids with its own read
+    connection; the verdicts arrive in the same order as from one process. The workers are
+    forked, so only from a process that runs one thread: a lock another thread held at the
+    fork (SQLite's, logging's) would stay held for ever in the child. Otherwise, and for
+    other stores, the audit runs here.
+    """
     with paused_gc():
-        yield from _audit(store)
+        n = parallel_workers(store, workers)
+        if n > 1:
+            assert isinstance(store, SqliteStore)
+            yield from _audit_parallel(store, store.id_ranges(n * 4), n)
+        else:
+            yield from _audit(store)
+
+
+def parallel_workers(store: EventStore, workers: int | None = None) -> int:
+    """How many processes ``audit_all`` uses for ``store`` (1: it runs in this one)."""
+    n = workers if workers is not None else _cores()
+    if (
+        n > 1
+        and isinstance(store, SqliteStore)
+        and store.path != ":memory:"
+        and "fork" in multiprocessing.get_all_start_methods()
+        and threading.active_count() == 1
+        and (workers is not None or len(store.course_ids()) >= PARALLEL_MIN_COURSES)
+    ):
+        return n
+    return 1
 
 
 def _audit(store: EventStore) -> Iterator[Verdict]:
-    seen = set()
-    try:
-        for course_id, events, head in _histories(store):
-            seen.add(course_id)
-            try:
-                done = verify(course_id, events, head)
-                yield Verdict(True, course_id, done.events, None, None)
-            except IntegrityError as err:
-                yield Verdict(False, course_id, len(events), err.version, err.problem)
-    except IntegrityError as err:
-        yield Verdict(False, err.course_id, -1, err.version, err.problem)
+    seen: set[str] = set()
+    verdicts, stopped = _verify_histories(_histories(store), seen, _same(store))
+    yield from verdicts
+    if stopped[0]:
         return
-    for head in store.courses():
-        if head.course_id not in seen:
-            yield Verdict(False, head.course_id, 0, 1, "the head exists but the history is empty")
+    for course_id in _head_ids(store):
+        if course_id not in seen:
+            yield _orphan(course_id)
+
+
+def _verify_histories(
+    histories: Iterator[tuple[str, Sequence[Envelope], Head | None]],
+    seen: set[str],
+    same: SameState,
+) -> tuple[Iterator[Verdict], list[bool]]:
+    """Verdicts for ``histories`` (lazily); the flag turns True if reading them failed, after
+    which the audit stops, as it cannot tell which courses the unreadable rows belong to."""
+    stopped = [False]
+
+    def run() -> Iterator[Verdict]:
+        try:
+            for course_id, events, head in histories:
+                seen.add(course_id)
+                try:
+                    done = verify(course_id, events, head, same=same)
+                    yield Verdict(True, course_id, done.events, None, None)
+                except IntegrityError as err:
+                    yield Verdict(False, course_id, len(events), err.version, err.problem)
+        except IntegrityError as err:
+            stopped[0] = True
+            yield Verdict(False, err.course_id, -1, err.version, err.problem)
+
+    return run(), stopped
+
+
+def _orphan(course_id: str) -> Verdict:
+    return Verdict(False, course_id, 0, 1, "the head exists but the history is empty")
+
+
+def _same(store: EventStore) -> SameState:
+    same: SameState = getattr(store, "same_snapshot", same_state)
+    return same
+
+
+def _head_ids(store: EventStore) -> Sequence[str]:
+    course_ids = getattr(store, "course_ids", None)
+    if course_ids is not None:
+        ids: Sequence[str] = course_ids()
+        return ids
+    return [head.course_id for head in store.courses()]
 
 
 def _histories(store: EventStore) -> Iterator[tuple[str, Sequence[Envelope], Head | None]]:
@@ -128,6 +200,52 @@ def _histories(store: EventStore) -> Iterator[tuple[str, Sequence[Envelope], Hea
         return
     for course_id, events in store.scan():
         yield course_id, events, store.head(course_id)
+
+
+def _audit_parallel(
+    store: SqliteStore, ranges: Sequence[tuple[str | None, str | None]], workers: int
+) -> Iterator[Verdict]:
+    jobs = [(store.path, store.synchronous, lo, hi) for lo, hi in ranges]
+    orphans: set[str] = set()
+    with multiprocessing.get_context("fork").Pool(workers) as pool:
+        for verdicts, stopped, lonely in pool.imap(_audit_range, jobs):
+            yield from (Verdict(*v) for v in verdicts)
+            if stopped:
+                return
+            orphans.update(lonely)
+    for course_id in store.course_ids():
+        if course_id in orphans:
+            yield _orphan(course_id)
+
+
+_stores: dict[tuple[str, str], SqliteStore] = {}
+
+
+def _audit_range(
+    job: tuple[str, str, str | None, str | None],
+) -> tuple[list[tuple[Any, ...]], bool, list[str]]:
+    """In a worker process: the verdicts of courses in [lo, hi), whether reading stopped, and
+    the courses in that range with a head but no history."""
+    path, synchronous, lo, hi = job
+    store = _stores.get((path, synchronous))
+    if store is None:
+        store = _stores[(path, synchronous)] = SqliteStore(path, synchronous=synchronous)
+    seen: set[str] = set()
+    with paused_gc():
+        verdicts, stopped = _verify_histories(
+            store.scan_heads(lo=lo, hi=hi), seen, store.same_snapshot
+        )
+        out = [(v.ok, v.course_id, v.events, v.first_bad_version, v.problem) for v in verdicts]
+    if stopped[0]:
+        return out, True, []
+    return out, False, [c for c in store.course_ids(lo=lo, hi=hi) if c not in seen]
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 1
 
 
 @contextmanager

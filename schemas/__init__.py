@@ -10,6 +10,12 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
+_rs: Any
+try:  # Rust validator, ~100x faster: the fast path for documents it finds valid (see validate)
+    import jsonschema_rs as _rs
+except ImportError:  # pragma: no cover - a dependency; without it every check is jsonschema's
+    _rs = None
+
 __all__ = ["SchemaError", "load", "pipeline", "schema_names", "validate", "validator"]
 
 
@@ -71,8 +77,48 @@ def validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(schema, registry=_registry())
 
 
+@cache
+def _fast(name: str) -> Any:
+    """A compiled ``jsonschema_rs`` validator for schema ``name``, or None (no library, or a
+    schema it cannot compile on its own, such as one with references to other files)."""
+    if _rs is None:
+        return None
+    validator(name)  # the schema itself is checked by jsonschema first
+    try:
+        return _rs.Draft202012Validator(load(name), validate_formats=False, offline=True)
+    except Exception:
+        return None
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _plain(value: Any) -> bool:
+    """Whether ``value`` is made only of JSON's own Python types (dicts with str keys, lists,
+    str, int, float, bool, None), where both validators see the same document."""
+    t = type(value)
+    if t is dict:
+        return all(type(k) is str and _plain(v) for k, v in value.items())
+    if t is list:
+        return all(_plain(v) for v in value)
+    return t in _SCALARS
+
+
 def validate(name: str, document: Any) -> None:
-    """Raise ``SchemaError`` naming every field of ``document`` that breaks schema ``name``."""
+    """Raise ``SchemaError`` naming every field of ``document`` that breaks schema ``name``.
+
+    ``jsonschema`` has the last word: the Rust validator only lets a plain JSON document
+    through sooner when it finds it valid (it is stricter, never looser, on what ours hold:
+    its regexes are ASCII-only and ``$`` does not match before a final newline); anything it
+    refuses or cannot read is checked, and its errors described, by ``jsonschema``.
+    """
+    fast = _fast(name)
+    if fast is not None and _plain(document):
+        try:
+            if fast.is_valid(document):
+                return
+        except Exception:  # e.g. a number out of its range: let jsonschema decide
+            pass
     errors = sorted(validator(name).iter_errors(document), key=lambda e: list(e.absolute_path))
     if errors:
         raise SchemaError(name, [_describe(e) for e in errors[:10]])

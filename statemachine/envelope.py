@@ -67,8 +67,15 @@ def digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
 
 
-def seal(course_id: str, version: int, prev_hash: str, new: NewEvent) -> Envelope:
-    """The envelope of ``new`` at ``version``, chained to ``prev_hash``."""
+def seal(
+    course_id: str,
+    version: int,
+    prev_hash: str,
+    new: NewEvent,
+    data: Mapping[str, Any] | None = None,
+) -> Envelope:
+    """The envelope of ``new`` at ``version``, chained to ``prev_hash``; ``data`` is
+    ``to_data(new.event)`` when the caller has it already."""
     body = {
         "course_id": course_id,
         "version": version,
@@ -79,7 +86,7 @@ def seal(course_id: str, version: int, prev_hash: str, new: NewEvent) -> Envelop
         "causation_id": new.causation_id,
         "correlation_id": new.correlation_id,
         "idempotency_key": new.idempotency_key,
-        "data": to_data(new.event),
+        "data": to_data(new.event) if data is None else data,
         "prev_hash": prev_hash,
     }
     raw = canonical(body)

@@ -83,7 +83,7 @@ def _sealed(course_id: str, version: int, prev: str, new: NewEvent) -> Envelope:
         raise schemas.SchemaError(name, [f"data: {err}"]) from None
     schemas.validate(name, data)
     try:
-        return seal(course_id, version, prev, new)
+        return seal(course_id, version, prev, new, data)
     except (TypeError, ValueError) as err:  # e.g. "Out of range float values are not JSON"
         raise schemas.SchemaError(name, [f"data: {err}"]) from None
 

@@ -8,6 +8,7 @@ stays consistent either way. Appends serialise on SQLite's single writer lock.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
@@ -239,10 +240,16 @@ class SqliteStore:
             ).fetchall()
         return [r[0] for r in rows]
 
-    def scan(self) -> Iterator[tuple[str, Sequence[Envelope]]]:
+    def scan(
+        self, *, lo: str | None = None, hi: str | None = None
+    ) -> Iterator[tuple[str, Sequence[Envelope]]]:
+        """Every history (with course ids in [lo, hi) when given), course by course."""
+        where, args = _id_range(lo, hi)
         with self._conn() as conn:
             cursor = conn.execute(
-                "SELECT course_id, version, body, hash FROM events ORDER BY course_id, version"
+                f"SELECT course_id, version, body, hash FROM events{where}"
+                " ORDER BY course_id, version",
+                args,
             )
             current: str | None = None
             batch: list[Envelope] = []
@@ -261,19 +268,52 @@ class SqliteStore:
             if current is not None:
                 yield current, batch
 
-    def scan_heads(self) -> Iterator[tuple[str, Sequence[Envelope], Head | None]]:
-        """``scan`` with each course's head, read in step (no dict of every head in memory)."""
+    def scan_heads(
+        self, *, lo: str | None = None, hi: str | None = None
+    ) -> Iterator[tuple[str, Sequence[Envelope], Head | None]]:
+        """``scan`` with each course's head, read in step (no dict of every head in memory).
+
+        Each head's snapshot stays its stored bytes until read (``RawSnapshot``): an audit
+        compares it with the fold by those bytes (``same_snapshot``)."""
+        where, args = _id_range(lo, hi)
         with self._conn() as conn:
             heads = conn.execute(
                 "SELECT course_id, status, version, last_hash, updated_at, variant, snapshot"
-                " FROM courses ORDER BY course_id"
+                f" FROM courses{where} ORDER BY course_id",
+                args,
             )
             pending = heads.fetchone()
-            for course_id, events in self.scan():
+            for course_id, events in self.scan(lo=lo, hi=hi):
                 while pending is not None and pending[0] < course_id:
                     pending = heads.fetchone()
-                head = _head(pending) if pending is not None and pending[0] == course_id else None
+                head = None
+                if pending is not None and pending[0] == course_id:
+                    cid, status, version, last_hash, updated_at, variant, raw = pending
+                    snapshot = RawSnapshot(raw)
+                    head = Head(cid, status, version, last_hash, updated_at, variant, snapshot)
                 yield course_id, events, head
+
+    def course_ids(self, *, lo: str | None = None, hi: str | None = None) -> list[str]:
+        """The ids of every course head (in [lo, hi) when given), in the order of ``courses``,
+        without reading the snapshots."""
+        where, args = _id_range(lo, hi)
+        with self._conn() as conn:
+            rows = conn.execute(
+                f"SELECT course_id FROM courses{where} ORDER BY updated_at DESC, course_id", args
+            )
+            return [r[0] for r in rows]
+
+    def id_ranges(self, parts: int) -> list[tuple[str | None, str | None]]:
+        """About ``parts`` ranges [lo, hi) of course ids, of similar sizes, that together
+        cover every possible id (None: unbounded)."""
+        ids = sorted(self.course_ids())
+        cuts = dict.fromkeys(ids[len(ids) * i // parts] for i in range(1, parts)) if ids else {}
+        bounds: list[str | None] = [None, *cuts, None]
+        return list(itertools.pairwise(bounds))
+
+    @staticmethod
+    def same_snapshot(stored: Mapping[str, Any], acc: Mapping[str, Any]) -> bool:
+        return same_snapshot(stored, acc)
 
     def heads(self) -> dict[str, Head]:
         """Every head, by course id (one query, for audits)."""
@@ -306,6 +346,54 @@ def _decode(course_id: str, version: int, body: bytes, stored_hash: str) -> Enve
         return decode(bytes(body), stored_hash, _loads)
     except (ValueError, KeyError, TypeError):
         raise IntegrityError(course_id, version, "stored bytes are not a valid envelope") from None
+
+
+def _id_range(lo: str | None, hi: str | None) -> tuple[str, list[str]]:
+    clauses, args = [], []
+    if lo is not None:
+        clauses.append("course_id >= ?")
+        args.append(lo)
+    if hi is not None:
+        clauses.append("course_id < ?")
+        args.append(hi)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+class RawSnapshot(Mapping[str, Any]):
+    """A head's snapshot as stored, parsed on first read."""
+
+    __slots__ = ("_parsed", "raw")
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+        self._parsed: dict[str, Any] | None = None
+
+    def _doc(self) -> dict[str, Any]:
+        if self._parsed is None:
+            self._parsed = _loads(self.raw)
+        return self._parsed
+
+    def __getitem__(self, key: str) -> Any:
+        return self._doc()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._doc())
+
+    def __len__(self) -> int:
+        return len(self._doc())
+
+
+def same_snapshot(stored: Mapping[str, Any], acc: Mapping[str, Any]) -> bool:
+    """Whether a stored snapshot equals the fold ``acc``: by bytes when the snapshot is still
+    the bytes this store wrote (the encoding is deterministic and keeps key order), else as
+    parsed documents (a head written with another key order still compares equal)."""
+    if isinstance(stored, RawSnapshot):
+        try:
+            if _dumps(acc) == stored.raw:
+                return True
+        except TypeError:  # not encodable as this store writes: compare the documents
+            pass
+    return dict(stored) == acc
 
 
 def _head(row: tuple[Any, ...]) -> Head:
