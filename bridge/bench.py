@@ -133,7 +133,7 @@ def _fill(path: Path, courses: int) -> int:
         snap = prepared.snapshot
         bodies.extend(orjson.loads(e.raw) for e in prepared.envelopes)
     head_template = orjson.dumps(snap).decode()
-    store = SqliteStore(path, synchronous="OFF" if False else "NORMAL")
+    store = SqliteStore(path, synchronous="NORMAL")
     with store._conn() as conn:  # bulk set-up, one transaction, not part of the measurement
         conn.execute("BEGIN")
         total = 0
@@ -240,7 +240,4 @@ def _unlimit(rt: Any) -> None:
         n: replace(q, max_dispatches_per_s=1e9, max_concurrent=10_000)
         for n, q in rt.pipeline.queues.items()
     }
-    rt.dispatcher.pipeline = replace(rt.pipeline, queues=queues)
-    for name, q in queues.items():
-        rt.dispatcher._buckets[name].rate = q.max_dispatches_per_s
-        rt.dispatcher._buckets[name].capacity = q.max_dispatches_per_s
+    rt.dispatcher.set_limits(replace(rt.pipeline, queues=queues))

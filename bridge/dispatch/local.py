@@ -123,6 +123,17 @@ class LocalDispatcher(Driven):
             self.stats.dispatched += 1
             self._cond.notify_all()
 
+    def set_limits(self, pipeline: Pipeline) -> None:
+        """Take the rate and concurrency limits of ``pipeline`` (same queues), e.g. to lift
+        them for a benchmark of orchestration alone."""
+        with self._cond:
+            self.pipeline = pipeline
+            now = self.clock.now()
+            self._buckets = {
+                q.name: _Bucket(q.max_dispatches_per_s, now) for q in pipeline.queues.values()
+            }
+            self._cond.notify_all()
+
     def pending(self) -> int:
         with self._cond:
             return sum(len(h) for h in self._heaps.values()) + sum(self._inflight.values())
