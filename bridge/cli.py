@@ -13,36 +13,7 @@ from typing import Any
 
 import click
 
-from bridge.settings import Settings
-from statemachine.store import make_store
-
-
-def _store(data: Path, settings: Settings | None = None) -> Any:
-    cfg = settings or Settings.from_env()
-    kind = cfg.get("COURSEGEN_STORE")
-    if kind == "sqlite":
-        path = data / "events.db"
-        if not path.exists():
-            raise click.ClickException(f"no event store at {path} (run a course first, or --data)")
-        return make_store("sqlite", path=path, synchronous=cfg.get("COURSEGEN_SQLITE_SYNCHRONOUS"))
-    if kind == "firestore":
-        return make_store("firestore", project=cfg.get("GOOGLE_CLOUD_PROJECT") or None)
-    raise click.ClickException(f"the {kind} store keeps nothing between commands")
-
-
-def _emit(obj: Any) -> None:
-    click.echo(json.dumps(obj, indent=2, sort_keys=False, default=str))
-
-
-data_option = click.option(
-    "--data",
-    "data",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="COURSEGEN_DATA_DIR",
-    default=".coursegen",
-    show_default=True,
-    help="Folder of the embedded event store and artifacts [env COURSEGEN_DATA_DIR].",
-)
+from bridge.cli_common import data_option, emit_json, open_store
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -93,7 +64,7 @@ def run(
         live=not as_json,
     )
     if as_json:
-        _emit(summary)
+        emit_json(summary)
     if summary["status"] != "completed":
         sys.exit(1)
 
@@ -106,16 +77,16 @@ def status(course_id: str | None, data: Path, as_json: bool) -> None:
     """List courses, or show one course's tasks, attempts, durations and cost."""
     from bridge.views import course_status, courses_table
 
-    store = _store(data)
+    store = open_store(data)
     if course_id is None:
         rows = courses_table(store)
-        _emit(rows) if as_json else _print_table(rows)
+        emit_json(rows) if as_json else _print_table(rows)
         return
     view = course_status(store, course_id)
     if view is None:
         raise click.ClickException(f"no course {course_id!r}")
     if as_json:
-        _emit(view)
+        emit_json(view)
         return
     click.echo(
         f"{view['course_id']}  {view['status']}  {view['title']!r}  variant "
@@ -145,12 +116,12 @@ def replay(
     """Replay a course's history: timeline, state at any version, verification."""
     from bridge import replay as rp
 
-    store = _store(data)
+    store = open_store(data)
     if check:
         verdict = rp.check(store, course_id)
         if verdict.ok and verdict.events == 0 and store.head(course_id) is None:
             raise click.ClickException(f"no course {course_id!r}")  # nothing is not verified
-        _emit(verdict.as_dict()) if as_json else click.echo(
+        emit_json(verdict.as_dict()) if as_json else click.echo(
             f"{course_id}: verified {verdict.events} events"
             if verdict.ok
             else f"{course_id}: FAILED at version {verdict.first_bad_version}: {verdict.problem}"
@@ -165,10 +136,10 @@ def replay(
     if at is not None:
         if not 0 <= at <= events[-1].version:
             raise click.ClickException(f"--at must be between 0 and {events[-1].version}")
-        _emit(rp.state_json(events, course_id, at))
+        emit_json(rp.state_json(events, course_id, at))
         return
     rows = [r.as_dict() for r in rp.timeline(events)]
-    _emit(rows) if as_json else _print_table(rows)
+    emit_json(rows) if as_json else _print_table(rows)
 
 
 @main.command()
@@ -180,7 +151,7 @@ def audit(data: Path, as_json: bool) -> None:
 
     bad = total = 0
     failures = []
-    for verdict in audit_all(_store(data)):
+    for verdict in audit_all(open_store(data)):
         total += 1
         if not verdict.ok:
             bad += 1
@@ -191,7 +162,7 @@ def audit(data: Path, as_json: bool) -> None:
                     f"{verdict.first_bad_version}: {verdict.problem}"
                 )
     if as_json:
-        _emit({"courses": total, "failed": bad, "failures": failures})
+        emit_json({"courses": total, "failed": bad, "failures": failures})
     else:
         click.echo(f"{total} courses audited, {bad} failed")
     sys.exit(2 if bad else 0)
@@ -239,7 +210,7 @@ def simulate(
     with tempfile.TemporaryDirectory(prefix="coursegen-sim-") as tmp:
         report = run_simulation(courses, faults, data_dir=Path(tmp), store=store)
     if as_json:
-        _emit(report)
+        emit_json(report)
     else:
         for name, verdict in report["invariants"].items():
             click.echo(f"{'ok  ' if verdict == 'held' else 'FAIL'} {name}")
@@ -272,12 +243,12 @@ def bench() -> None:
     "--synchronous", type=click.Choice(["FULL", "NORMAL"]), default="FULL", show_default=True
 )
 @click.option("--json", "as_json", is_flag=True)
-def bench_store(courses: int, write_courses: int, synchronous: str, as_json: bool) -> None:
+def benchopen_store(courses: int, write_courses: int, synchronous: str, as_json: bool) -> None:
     """Durable appends per second and p99; replay of COURSES histories with verification."""
     from bridge.bench import bench_store as run_bench
 
     result = run_bench(courses=courses, write_courses=write_courses, synchronous=synchronous)
-    _emit(result) if as_json else _print_table([result])
+    emit_json(result) if as_json else _print_table([result])
 
 
 @bench.command("pipeline")
@@ -292,7 +263,7 @@ def bench_pipeline(courses: int, workers: int, synchronous: str, as_json: bool) 
     from bridge.bench import bench_pipeline as run_bench
 
     result = run_bench(courses=courses, workers=workers, synchronous=synchronous)
-    _emit(result) if as_json else _print_table([result])
+    emit_json(result) if as_json else _print_table([result])
 
 
 @bench.command("media")
@@ -309,7 +280,7 @@ def bench_media(minutes: int, as_json: bool) -> None:
     from bridge.bench_media import bench_media as run_bench
 
     result = run_bench(minutes=minutes)
-    _emit(result) if as_json else _print_table([result])
+    emit_json(result) if as_json else _print_table([result])
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:

@@ -19,7 +19,7 @@ REASON_HELP = "Why (required; recorded in the course's history)."
 
 def register(main: click.Group) -> None:
     """Add the operator commands to ``coursegen``."""
-    from bridge.cli import data_option
+    from bridge.cli_common import data_option
 
     def operation(name: str, doc: str, with_step: bool = False) -> None:
         @click.argument("course_id")
@@ -114,7 +114,7 @@ def _operate(
 
 def _operator_context(data: Path, *, needs_bridge: bool) -> tuple[Any, Any, Callable[[], None]]:
     """The store, a bridge (None: the cloud reconciler advances) and how to close them."""
-    from bridge.cli import _store
+    from bridge.cli_common import open_store as _store
 
     cfg = Settings.from_env()
     kind = cfg.get("COURSEGEN_STORE")
@@ -219,7 +219,7 @@ def _stats_command() -> Callable[..., None]:
     @click.option("--json", "as_json", is_flag=True)
     def stats(data: Path, since: str | None, as_json: bool) -> None:
         """Per step and variant: count, p50/p95 duration, failure rate, attempts, cost."""
-        from bridge.cli import _store
+        from bridge.cli_common import open_store as _store
         from bridge.stats import collect, since_iso, summarize
         from statemachine.pipeline import default_pipeline
 
@@ -255,7 +255,7 @@ def _rebuild_command() -> Callable[..., None]:
     @click.option("--json", "as_json", is_flag=True)
     def rebuild_projections(data: Path, check: bool, as_json: bool) -> None:
         """Rebuild every course head and task status row from the event log."""
-        from bridge.cli import _store
+        from bridge.cli_common import open_store as _store
         from bridge.projections import rebuild
 
         report = rebuild(_store(data), check_only=check).as_dict()

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import click
 
+from bridge.cli_common import data_option
+
 
 def register(main: click.Group) -> None:
     """Add ``serve`` and ``diagram`` to ``coursegen``."""
@@ -30,15 +32,7 @@ def register(main: click.Group) -> None:
     envvar="COURSEGEN_SERVE_PORT",
     help="Port [env COURSEGEN_SERVE_PORT]; 0 picks a free one.",
 )
-@click.option(
-    "--data",
-    "data",
-    type=click.Path(file_okay=False, path_type=Path),
-    envvar="COURSEGEN_DATA_DIR",
-    default=".coursegen",
-    show_default=True,
-    help="Folder of the embedded event store and artifacts [env COURSEGEN_DATA_DIR].",
-)
+@data_option
 @click.option(
     "--workers",
     default=2,
