@@ -65,8 +65,29 @@ def run(
     )
     if as_json:
         emit_json(summary)
+    else:
+        _print_run(summary)
     if summary["status"] != "completed":
         sys.exit(1)
+
+
+def _print_run(summary: dict[str, Any]) -> None:
+    """The human summary: where the course is, or which step failed and why."""
+    click.echo(f"course {summary['course_id']}: {summary['status']} in {summary['wall_s']} s")
+    if summary["status"] == "completed":
+        click.echo(f"  {summary['lessons']} lessons, {summary['questions']} questions")
+        for name, path in summary.get("files", {}).items():
+            click.echo(f"  {name}: {path}")
+    else:
+        failure = summary.get("failure") or {}
+        click.echo(
+            f"  failed in step {failure.get('task', '?')}: {failure.get('reason', '?')}", err=True
+        )
+    steps = ", ".join(f"{k} {v:.2f}s" for k, v in summary["step_seconds"].items())
+    click.echo(f"  step time: {steps}")
+    click.echo(
+        f"  audit it: coursegen replay {summary['course_id']} --verify --data {summary['data']}"
+    )
 
 
 @main.command()

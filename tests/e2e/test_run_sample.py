@@ -229,3 +229,25 @@ def test_the_sample_completes_with_a_cloud_provider_against_the_stub(
     for path in (tmp_path / "data").rglob("*"):
         if path.is_file() and path.suffix in (".db", ".json", ".html", "-wal"):
             assert b"sk-test-secret" not in path.read_bytes(), path
+
+
+def test_the_human_summary_names_the_files_or_the_failing_step(tmp_path):
+    ok = CliRunner().invoke(
+        main, ["run", str(SAMPLE), "--data", str(tmp_path / "d1"), "--out", str(tmp_path / "o1")]
+    )
+    assert ok.exit_code == 0
+    assert "completed" in ok.output and "course_html:" in ok.output
+    assert "coursegen replay" in ok.output
+    bad = CliRunner().invoke(
+        main,
+        [
+            "run",
+            str(make(tmp_path, "text")),
+            "--data",
+            str(tmp_path / "d2"),
+            "--out",
+            str(tmp_path / "o2"),
+        ],
+    )
+    assert bad.exit_code == 1
+    assert "failed in step prepare_video" in bad.output and "not_video" in bad.output
