@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,7 @@ from statemachine.timefmt import iso, parse_iso
 log = logging.getLogger("coursegen.bridge")
 
 _TRIES = 50
+_HANDED_MAX = 100_000  # task names remembered as handed to a queue (oldest forgotten first)
 
 
 class InvalidRequest(ValueError):
@@ -57,12 +59,18 @@ class Bridge:
             "rescues": 0,
         }
     )
+    _handed: dict[str, None] = field(default_factory=dict, repr=False)
+    _handed_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # -- ingest -------------------------------------------------------------------------
     def ingest(
         self, message: Mapping[str, Any], *, message_id: str | None = None, actor: str = "pubsub"
     ) -> str:
         """Accept a "course requested" message; the course id (existing one on redelivery)."""
+        with self.store.deferring():  # one fsync for the request and its first task
+            return self._ingest(message, message_id, actor)
+
+    def _ingest(self, message: Mapping[str, Any], message_id: str | None, actor: str) -> str:
         try:
             schemas.validate("course_request", message)
         except schemas.SchemaError as err:
@@ -141,7 +149,9 @@ class Bridge:
         if state.status not in ("requested", "running", "paused"):
             return
         for task in state.tasks.values():
-            if task.status == "scheduled":
+            # A scheduled task this process has not handed to the queue (it crashed between
+            # the append and the dispatch, or the dispatch failed): hand it over now.
+            if task.status == "scheduled" and not self._handed_over(task):
                 self._dispatch(state, task)
         for c in commands:
             assert isinstance(c, ScheduleTask)
@@ -156,6 +166,7 @@ class Bridge:
             payload=task_payload(state, task),
             deadline_s=float(step.timeout_s),
         )
+        self.store.sync()  # nothing leaves the process before the history that caused it is durable
         transport = self.dispatcher
         if state.variant == "legacy" and self.legacy_dispatcher is not None:
             transport = self.legacy_dispatcher
@@ -164,6 +175,16 @@ class Bridge:
             self.stats["dispatched"] += 1
         except AlreadyExists:
             self.stats["deduplicated"] += 1
+        with self._handed_lock:
+            self._handed[request.name] = None
+            if len(self._handed) > _HANDED_MAX:
+                del self._handed[next(iter(self._handed))]
+
+    def _handed_over(self, task: TaskState) -> bool:
+        """Whether this process already gave the queue this task (the queue holds it now)."""
+        if task.idempotency_key is None:
+            return False
+        return task_name(task.idempotency_key) in self._handed
 
     def _state(self, course_id: str) -> CourseState | None:
         head = self.store.head(course_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,6 +30,16 @@ class EventStore(Protocol):
 
     def append(self, course_id: str, expected_version: int, events: Sequence[NewEvent]) -> int:
         """Append atomically after ``expected_version``; the new version, or ConcurrencyConflict."""
+        ...
+
+    def deferring(self) -> AbstractContextManager[None]:
+        """A unit of work on this thread: appends inside it may be made durable only when it
+        ends or at ``sync`` (one fsync instead of one per commit); a no-op where every commit
+        is durable on its own."""
+        ...
+
+    def sync(self) -> None:
+        """Make every append committed so far durable: before dispatching or answering."""
         ...
 
     def head(self, course_id: str) -> Head | None: ...

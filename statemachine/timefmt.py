@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 
 def iso(seconds: float) -> str:
     """``2026-11-28T19:04:32.123456Z`` for seconds since the epoch."""
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, not strftime: same text, and strftime goes through the ``time`` module on
+    # every call, which costs the busiest threads several times as much.
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def parse_iso(value: str) -> float:

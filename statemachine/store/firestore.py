@@ -18,6 +18,7 @@ import json
 import random
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -99,6 +100,12 @@ class FirestoreStore:
             query = query.where(filter=FieldFilter("version", "<=", until))
         query = query.order_by("version")
         return [_decode(course_id, doc.to_dict()) for doc in query.stream()]
+
+    def deferring(self) -> AbstractContextManager[None]:
+        return nullcontext()  # every commit is durable on its own
+
+    def sync(self) -> None:
+        pass
 
     def head(self, course_id: str) -> Head | None:
         doc = self._courses.document(course_id).get()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from statemachine.envelope import Envelope, NewEvent
@@ -44,6 +45,12 @@ class MemoryStore:
         if names is None:
             self._tasks[course_id] = {}
         self._tasks.setdefault(course_id, {}).update((r["task"], r) for r in rows)
+
+    def deferring(self) -> AbstractContextManager[None]:
+        return nullcontext()  # every commit is durable on its own
+
+    def sync(self) -> None:
+        pass
 
     def head(self, course_id: str) -> Head | None:
         with self._lock:

@@ -1,9 +1,11 @@
 """SQLite EventStore, the embedded default: WAL, one write transaction per append.
 
 Durability: ``synchronous=FULL`` (the default) fsyncs the WAL at every commit, so an
-acknowledged append survives a power cut. ``NORMAL`` fsyncs only at checkpoints: an
-acknowledged append can be lost on power loss (never on a process crash), and the database
-stays consistent either way. Appends serialise on SQLite's single writer lock.
+acknowledged append survives a power cut; inside a unit of work (``deferring()``, see
+``wal_sync``) one fsync is made before the unit answers or dispatches anything, instead.
+``NORMAL`` fsyncs only at checkpoints: an acknowledged append can be lost on power loss
+(never on a process crash), and the database stays consistent either way. Appends serialise
+on SQLite's single writer lock.
 """
 
 from __future__ import annotations
@@ -12,12 +14,14 @@ import itertools
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from statemachine.envelope import Envelope, Loads, NewEvent, decode
 from statemachine.errors import IntegrityError
 from statemachine.ports import Head
+from statemachine.store import wal_sync
 from statemachine.store.base import prepare_append
 from statemachine.store.projection import TASK_COLUMNS, task_rows, touched_tasks
 
@@ -102,11 +106,14 @@ class SqliteStore:
         self._local = threading.local()
         self._shared: sqlite3.Connection | None = None
         self._shared_lock = threading.RLock()
+        self._wal: wal_sync.WalSync | None = None
         if self.path == ":memory:":
             # One connection for all threads: each :memory: connection is its own database.
             self._shared = self._open()
         else:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            if self.synchronous != "NORMAL":  # NORMAL never fsyncs commits: nothing to defer
+                self._wal = wal_sync.for_file(self.path)
         with self._conn() as conn:
             conn.executescript(SCHEMA)
 
@@ -125,17 +132,37 @@ class SqliteStore:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._open()
-            self._local.conn = conn
+            self._local.conn, self._local.mode = conn, self.synchronous
         return _Borrowed(conn, None)
 
+    def deferring(self) -> AbstractContextManager[None]:
+        """A unit of work on this thread: its appends are fsynced once, when it ends (and at
+        every ``sync``), instead of at each commit."""
+        return wal_sync.unit() if self._wal is not None else nullcontext()
+
+    def sync(self) -> None:
+        """Make every append committed so far durable; call before telling anyone of it."""
+        if self._wal is not None:
+            self._wal.sync()
+
+    def _synchronous(self, conn: sqlite3.Connection, deferred: bool) -> None:
+        mode = "NORMAL" if deferred else self.synchronous
+        if self._local.mode != mode:
+            conn.execute(f"PRAGMA synchronous={mode}")
+            self._local.mode = mode
+
     def close(self) -> None:
+        self.sync()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
             self._local.conn = None
 
     def append(self, course_id: str, expected_version: int, events: Sequence[NewEvent]) -> int:
+        deferred = self._wal is not None and wal_sync.active()
         with self._conn() as conn:
+            if self._shared is None:
+                self._synchronous(conn, deferred)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 row = conn.execute(
@@ -156,7 +183,10 @@ class SqliteStore:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            return prepared.version
+        if deferred:
+            assert self._wal is not None
+            self._wal.committed()
+        return prepared.version
 
     def replace_projections(self, course_id: str, snapshot: Mapping[str, Any]) -> bool:
         with self._conn() as conn:

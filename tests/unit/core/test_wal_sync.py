@@ -1,0 +1,139 @@
+"""Deferred WAL sync: inside a unit of work SQLite commits without fsync and the unit syncs the
+WAL once, before it ends and before anything is dispatched; outside a unit nothing changes."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from bridge.bench import _unlimit as unlimit
+from bridge.clock import VirtualClock
+from bridge.core import Bridge
+from bridge.runtime import embedded
+from bridge.settings import Settings
+from bridge.synthetic import noop_steps
+from statemachine.audit import verify
+from statemachine.pipeline import default_pipeline
+from statemachine.store import wal_sync
+from statemachine.store.sqlite import SqliteStore
+from tests.factories import requested, scheduled, started, succeeded
+
+FULL, NORMAL = 2, 1  # PRAGMA synchronous values
+
+
+def mode(store: SqliteStore) -> int:
+    with store._conn() as conn:
+        return int(conn.execute("PRAGMA synchronous").fetchone()[0])
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = SqliteStore(tmp_path / "events.db")
+    yield s
+    s.close()
+
+
+def test_outside_a_unit_every_commit_is_synced_by_sqlite(store):
+    store.append("c1", 0, [requested()])
+    assert mode(store) == FULL
+    assert store._wal.pending() == 0
+
+
+def test_a_unit_syncs_once_for_all_its_appends(store):
+    wal = store._wal
+    before = wal.syncs
+    with store.deferring():
+        store.append("c1", 0, [requested()])
+        store.append("c1", 1, [scheduled("c1")])
+        store.append("c1", 2, [started("c1")])
+        assert mode(store) == NORMAL
+        assert wal.pending() == 3  # committed and readable, not yet on disk
+        assert store.head("c1").version == 3
+    assert wal.pending() == 0
+    assert wal.syncs == before + 1
+    store.append("c1", 3, [succeeded("c1")])  # and back to FULL after it
+    assert mode(store) == FULL
+    verify("c1", store.load("c1"), store.head("c1"))
+
+
+def test_sync_inside_a_unit_covers_what_was_committed_so_far(store):
+    wal = store._wal
+    with store.deferring():
+        store.append("c1", 0, [requested()])
+        store.sync()
+        assert wal.pending() == 0
+        store.append("c1", 1, [scheduled("c1")])
+        assert wal.pending() == 1
+    assert wal.pending() == 0
+
+
+def test_nested_units_sync_when_the_outermost_ends(store):
+    wal = store._wal
+    with store.deferring():
+        with store.deferring():
+            store.append("c1", 0, [requested()])
+        assert wal.pending() == 1
+    assert wal.pending() == 0
+
+
+def test_a_failing_unit_still_syncs_what_it_committed(store):
+    with pytest.raises(RuntimeError, match="boom"), store.deferring():
+        store.append("c1", 0, [requested()])
+        raise RuntimeError("boom")
+    assert store._wal.pending() == 0
+
+
+def test_a_wal_removed_by_the_last_close_needs_no_sync(tmp_path):
+    wal = wal_sync.WalSync(str(tmp_path / "gone.db"))
+    wal.committed()
+    assert not os.path.exists(wal.wal)
+    wal.sync()  # SQLite checkpointed and synced it before removing it
+    assert wal.pending() == 0
+
+
+def test_normal_mode_has_nothing_to_defer(tmp_path):
+    store = SqliteStore(tmp_path / "events.db", synchronous="NORMAL")
+    with store.deferring():
+        store.append("c1", 0, [requested()])
+        assert mode(store) == NORMAL
+    store.sync()
+    assert store._wal is None
+    store.close()
+
+
+def test_the_bridge_syncs_before_anything_is_dispatched(store):
+    seen: list[int] = []
+
+    class Spy:
+        def dispatch(self, request) -> None:
+            seen.append(store._wal.pending())
+
+    bridge = Bridge(store, Spy(), default_pipeline(), VirtualClock())
+    bridge.ingest({"videoUri": "gs://b/l.mp4", "title": "T"}, message_id="m1")
+    assert seen == [0]  # the request and its first task were on disk before the dispatch
+    assert store._wal.syncs >= 1
+
+
+def test_a_delivery_is_one_unit_one_sync(tmp_path):
+    settings = Settings.from_env({"COURSEGEN_STORE": "sqlite"})
+    rt = embedded(tmp_path, settings=settings, steps=noop_steps(default_pipeline()))
+    unlimit(rt)  # no-op steps: the queues' rate limits would only make the test slow
+    wal = wal_sync.for_file(str(tmp_path / "events.db"))
+    syncs_before = wal.syncs
+    ids = [
+        rt.bridge.ingest({"videoUri": "gs://b/l.mp4", "title": "T"}, message_id=f"m{i}")
+        for i in range(3)
+    ]
+    rt.dispatcher.start(1)
+    assert rt.dispatcher.wait_idle(timeout=60)
+    rt.dispatcher.stop()
+    deliveries = rt.dispatcher.stats.deliveries
+    events = sum(len(rt.store.load(c)) for c in ids)
+    for c in ids:
+        assert rt.store.head(c).status == "completed"
+        verify(c, rt.store.load(c), rt.store.head(c))
+    assert wal.pending() == 0
+    # at most one fsync per delivery and per request, where FULL alone made one per append
+    assert wal.syncs - syncs_before <= deliveries + len(ids) < events
+    rt.close()
