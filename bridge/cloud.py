@@ -122,6 +122,8 @@ def cloud_runtime(
         rollout_percent=cfg.get_int("COURSEGEN_ROLLOUT_PERCENT"),
         legacy_dispatcher=_legacy(cfg, project, events, dispatcher, clk, firestore_client),
     )
+    endpoint.follow = bridge  # a result and the tasks it unblocks: one transaction
+    bridge.dispatch_follow_ups = not isinstance(dispatcher, NoDispatcher)
     return CloudRuntime(
         cfg, events, clk, pipe, dispatcher, notifier, artifacts, check, endpoint, bridge
     )

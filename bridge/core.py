@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +30,21 @@ from statemachine.timefmt import iso, parse_iso
 log = logging.getLogger("coursegen.bridge")
 
 _TRIES = 50
-_HANDED_MAX = 100_000  # task names remembered as handed to a queue (oldest forgotten first)
+
+
+def _nothing() -> None:
+    pass
+
+
+def _remember(memory: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``key`` in a bounded memory (the oldest key forgotten first); caller locks."""
+    memory.pop(key, None)
+    memory[key] = value
+    if len(memory) > _MEMORY_MAX:
+        del memory[next(iter(memory))]
+
+
+_MEMORY_MAX = 100_000  # task names handed to a queue, courses settled: the newest remembered
 
 
 class InvalidRequest(ValueError):
@@ -57,9 +71,14 @@ class Bridge:
             "deduplicated": 0,
             "conflicts": 0,
             "rescues": 0,
+            "settled": 0,
         }
     )
+    # Whether ``after``'s follow-ups are dispatched by this bridge once committed (False in a
+    # service that runs steps only: the bridge service dispatches on the notification).
+    dispatch_follow_ups: bool = True
     _handed: dict[str, None] = field(default_factory=dict, repr=False)
+    _settled: dict[str, int] = field(default_factory=dict, repr=False)
     _handed_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # -- ingest -------------------------------------------------------------------------
@@ -94,42 +113,90 @@ class Bridge:
             correlation_id=course_id,
             idempotency_key=f"request:{message_id or course_id}",
         )
-        try:
-            self.store.append(course_id, 0, [new])
+        committed: list[Callable[[], None]] = []
+        version = None
+        try:  # the request and the first task it needs, in one transaction
+            version = self.store.append(course_id, 0, [new], then=self._then(committed))
         except ConcurrencyConflict:
             log.info("course %s already requested; redelivery ignored", course_id)
         else:
             analytics.emit("course_requested", course_id=course_id, variant=variant, actor=actor)
-        self.advance(course_id)
+            for done in committed:
+                done()
+        self.advance(course_id, version)
         return course_id
 
+    def after(self, snapshot: Mapping[str, Any]) -> tuple[list[NewEvent], Callable[[], None]]:
+        """What ``decide`` wants of a course whose history has reached ``snapshot``: as events
+        to append in the same transaction as what led there (``EventStore.append(then=)``),
+        and what to do once they are committed (count and log them). ``advance`` then finds
+        nothing left to decide and dispatches the tasks."""
+        state = CourseState.of(snapshot)
+        commands = decide(state, self.pipeline)
+        if not commands:
+            return [], _nothing
+
+        def committed() -> None:
+            self.stats["scheduled"] += sum(isinstance(c, ScheduleTask) for c in commands)
+            self._log(state, commands)
+            if self.dispatch_follow_ups:
+                self._dispatch_waiting(state, commands)
+                # the course at this version is decided and dispatched: ``advance`` of it,
+                # next, has nothing left to do
+                with self._handed_lock:
+                    _remember(self._settled, state.course_id, state.version + len(commands))
+
+        return self._events(state, commands), committed
+
+    def _then(
+        self, committed: list[Callable[[], None]]
+    ) -> Callable[[Mapping[str, Any]], Sequence[NewEvent]]:
+        """An ``append(then=)`` deciding with ``after``; ``committed`` ends up holding what to
+        run once the append returned (the last call's: the one that was committed)."""
+
+        def then(snapshot: Mapping[str, Any]) -> Sequence[NewEvent]:
+            events, done = self.after(snapshot)
+            committed[:] = [done]
+            return events
+
+        return then
+
+    def _events(self, state: CourseState, commands: list[Command]) -> list[NewEvent]:
+        now = iso(self.clock.now())
+        return [
+            NewEvent(
+                event=to_event(c),
+                occurred_at=now,
+                actor="bridge",
+                causation_id=f"{state.course_id}@{state.version}",
+                correlation_id=state.course_id,
+                idempotency_key=getattr(c, "idempotency_key", None),
+            )
+            for c in commands
+        ]
+
     # -- advance ------------------------------------------------------------------------
-    def advance(self, course_id: str) -> list[Command]:
-        """Record what ``decide`` wants, then dispatch every scheduled task not yet started."""
+    def advance(self, course_id: str, version: int | None = None) -> list[Command]:
+        """Record what ``decide`` wants, then dispatch every scheduled task not yet started.
+
+        ``version``: the version a notification is about; nothing to do if this bridge has
+        already decided and dispatched the course at it (``after``'s follow-ups)."""
+        return self._advance(course_id, version)[0]
+
+    def _advance(self, course_id: str, version: int | None) -> tuple[list[Command], int]:
+        """``advance``, and how many waiting tasks it handed to a queue."""
         self.stats["advances"] += 1
+        if version is not None and self._settled.get(course_id) == version:
+            self.stats["settled"] += 1
+            return [], 0
         for _ in range(_TRIES):
             state = self._state(course_id)
             if state is None:
-                return []
+                return [], 0
             commands = decide(state, self.pipeline)
             if commands:
-                now = iso(self.clock.now())
                 try:
-                    self.store.append(
-                        course_id,
-                        state.version,
-                        [
-                            NewEvent(
-                                event=to_event(c),
-                                occurred_at=now,
-                                actor="bridge",
-                                causation_id=f"{course_id}@{state.version}",
-                                correlation_id=course_id,
-                                idempotency_key=getattr(c, "idempotency_key", None),
-                            )
-                            for c in commands
-                        ],
-                    )
+                    self.store.append(course_id, state.version, self._events(state, commands))
                 except ConcurrencyConflict:
                     self.stats["conflicts"] += 1
                     continue
@@ -137,25 +204,28 @@ class Bridge:
                     continue
                 self.stats["scheduled"] += sum(isinstance(c, ScheduleTask) for c in commands)
                 self._log(state, commands)
-            self._dispatch_waiting(state, commands)
-            return commands
+            return commands, self._dispatch_waiting(state, commands)
         raise ConcurrencyConflict(course_id, -1, -1)
 
-    def _dispatch_waiting(self, state: CourseState, commands: list[Command]) -> None:
+    def _dispatch_waiting(self, state: CourseState, commands: list[Command]) -> int:
         """Dispatch the tasks just scheduled and any scheduled earlier but not yet started
-        (a crash between an append and its dispatch); the queue de-duplicates by name."""
+        (a crash between an append and its dispatch, a lost notification of a result that
+        scheduled them); the queue de-duplicates by name. How many earlier ones it offered."""
         if any(not isinstance(c, ScheduleTask) for c in commands):
-            return
+            return 0
         if state.status not in ("requested", "running", "paused"):
-            return
+            return 0
+        waiting = 0
         for task in state.tasks.values():
             # A scheduled task this process has not handed to the queue (it crashed between
             # the append and the dispatch, or the dispatch failed): hand it over now.
             if task.status == "scheduled" and not self._handed_over(task):
                 self._dispatch(state, task)
+                waiting += 1
         for c in commands:
             assert isinstance(c, ScheduleTask)
             self._dispatch(state, scheduled_view(state, c, iso(self.clock.now())))
+        return waiting
 
     def _dispatch(self, state: CourseState, task: TaskState) -> None:
         step = self.pipeline.steps[task.step]
@@ -176,9 +246,7 @@ class Bridge:
         except AlreadyExists:
             self.stats["deduplicated"] += 1
         with self._handed_lock:
-            self._handed[request.name] = None
-            if len(self._handed) > _HANDED_MAX:
-                del self._handed[next(iter(self._handed))]
+            _remember(self._handed, request.name, None)
 
     def _handed_over(self, task: TaskState) -> bool:
         """Whether this process already gave the queue this task (the queue holds it now)."""
@@ -188,7 +256,7 @@ class Bridge:
 
     def _state(self, course_id: str) -> CourseState | None:
         head = self.store.head(course_id)
-        return CourseState.from_snapshot(head.snapshot) if head else None
+        return CourseState.of(head.snapshot) if head else None
 
     def _log(self, state: CourseState, commands: list[Command]) -> None:
         for c in commands:
@@ -240,7 +308,8 @@ class Bridge:
         for course_id in self.store.quiet(before, limit=limit):
             checked += 1
             abandoned += self._exhaust_abandoned(course_id)
-            if self.advance(course_id):
+            commands, waiting = self._advance(course_id, None)
+            if commands or waiting:
                 rescued += 1
         self.stats["rescues"] += rescued
         return {"checked": checked, "rescued": rescued, "abandoned": abandoned}

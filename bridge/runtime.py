@@ -103,7 +103,7 @@ def embedded(
         rt: Runtime = holder["rt"]
         rt.notifications.append((course_id, version))
         if notify_filter is None or notify_filter(course_id, version):
-            rt.bridge.advance(course_id)
+            rt.bridge.advance(course_id, version)
 
     endpoint = TaskEndpoint(
         store=events,
@@ -131,6 +131,7 @@ def embedded(
         clock=clk,
         rollout_percent=cfg.get_int("COURSEGEN_ROLLOUT_PERCENT"),
     )
+    endpoint.follow = bridge  # a result and the tasks it unblocks: one transaction
     legacy = None
     if cfg.get_bool("COURSEGEN_LEGACY_TRIGGER_ENABLED"):
         legacy = LocalStepDocuments(step_runner(endpoint), clk, pipe)

@@ -8,17 +8,19 @@ for bad requests; nothing about a bad request is ever written to a history.
 from __future__ import annotations
 
 import json
+import logging
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol
 
 import schemas
 from handlers import analytics
 from handlers.auth import Unauthorized, header
 from handlers.registry import StepContext, StepFn, StepResult
+from handlers.starts import Pending, StartRecorder
 from statemachine.commands import idempotency_key
 from statemachine.envelope import NewEvent
 from statemachine.errors import ConcurrencyConflict, EventTooLarge, TransitionNotAllowed
@@ -28,11 +30,22 @@ from statemachine.ports import EventStore
 from statemachine.state import CourseState, TaskState
 from statemachine.timefmt import iso, parse_iso
 
+log = logging.getLogger("coursegen.endpoint")
+
 MAX_BODY_BYTES = 1024 * 1024  # a Cloud Tasks task is at most 1 MB
 _APPEND_TRIES = 50
 
 Verifier = Callable[[Mapping[str, str], bytes, str], str]
 Notify = Callable[[str, int], None]
+
+
+class FollowUps(Protocol):
+    """Who decides what a recorded result unblocks, in the result's own transaction (the
+    bridge: ``Bridge.after``): the events to append with it, and what to run once committed."""
+
+    def after(
+        self, snapshot: Mapping[str, Any]
+    ) -> tuple[Sequence[NewEvent], Callable[[], None]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +74,16 @@ class TaskEndpoint:
     services: Any
     now: Callable[[], float] = time.time
     only_step: str | None = None
+    follow: FollowUps | None = None
+    # A first attempt's TaskStarted goes in with its result when the step ends within this
+    # many seconds, else a background recorder appends it then (``handlers/starts.py``);
+    # 0 records every start before the step runs.
+    record_start_after_s: float = 0.1
     answers: Counter[str] = field(default_factory=Counter)
+    _starts: StartRecorder = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._starts = StartRecorder(self._record_start, self.record_start_after_s)
 
     def handle(self, headers: Mapping[str, str], body: bytes, url: str = "") -> Answer:
         # One unit of work: the delivery's appends reach the disk together, before it answers
@@ -106,11 +128,13 @@ class TaskEndpoint:
         self, p: Mapping[str, Any], attempt: int, caller: str, headers: Mapping[str, str]
     ) -> Answer:
         course_id, name, key = p["courseId"], p["data"]["task"], p["idempotencyKey"]
-        started = self._start(course_id, name, key, attempt)
+        at = self.now()
+        started = self._start(course_id, name, key, attempt, now=attempt > 1)
         if isinstance(started, Answer):
             return started
-        course, task, version = started
-        task = _running(task, attempt, iso(self.now()))
+        course, task, version, recorded = started
+        pending = None if recorded else self._starts.add(course_id, name, key, attempt, at)
+        task = _running(task, attempt, iso(at))
         trace = _trace(headers)
         analytics.emit(
             "task_started",
@@ -127,12 +151,23 @@ class TaskEndpoint:
             outcome: Event = _succeeded(task, attempt, result, t0, self.now())
         except Exception as err:  # every failure is recorded; the class decides retry or not
             outcome = _failed(task, attempt, err, t0, self.now())
-        return self._finish(course_id, name, key, attempt, outcome, trace, course, task, version)
+        start_at: float | None = None
+        if pending is not None:
+            recorded = self._starts.settle(pending)
+            if recorded is None:
+                start_at = at  # not in the history yet: it goes in with the result
+            else:
+                version = recorded
+        return self._finish(
+            course_id, name, key, attempt, outcome, trace, course, task, version, start_at
+        )
 
     def _start(
-        self, course_id: str, name: str, key: str, attempt: int
-    ) -> Answer | tuple[CourseState, TaskState, int]:
-        """Record TaskStarted; the course and task as they were, and the version after it."""
+        self, course_id: str, name: str, key: str, attempt: int, *, now: bool = True
+    ) -> Answer | tuple[CourseState, TaskState, int, bool]:
+        """Record TaskStarted, or leave it for later (``now`` false: a first attempt, see
+        handlers/starts.py); the course and task as they were, the version after it, and
+        whether it was recorded."""
         for _ in range(_APPEND_TRIES):
             course = self._state(course_id)
             if course is None:
@@ -143,6 +178,10 @@ class TaskEndpoint:
             done = _no_op(course, task, key)
             if done is not None:
                 return done
+            last = self.pipeline.queues[task.queue].retry.max_attempts <= attempt
+            if not now and not last and self.record_start_after_s > 0:
+                # later (a queue's last attempt is counted now: a crash must still count it)
+                return course, task, course.version, False
             started = TaskStarted(task=name, idempotency_key=key, attempt=attempt)
             try:
                 version = self.store.append(course_id, course.version, [self._new(started, key)])
@@ -150,7 +189,7 @@ class TaskEndpoint:
                 continue
             except TransitionNotAllowed as err:
                 return Answer(200, {"status": "ignored", "detail": str(err)})
-            return course, task, version
+            return course, task, version, True
         return problem(503, "Busy", "the course is changing too fast; retry later")
 
     def _finish(
@@ -164,10 +203,17 @@ class TaskEndpoint:
         course: CourseState,
         task: TaskState,
         version: int,
+        start_at: float | None = None,
     ) -> Answer:
+        """Append the outcome (after our TaskStarted, or with it: ``start_at``, its time)."""
         # First try at the version our TaskStarted left; reload only when others moved on.
+        follow_ups = True
         for _ in range(_APPEND_TRIES):
-            if task.idempotency_key != key or task.status != "running":
+            if start_at is not None:
+                done = _no_op(course, task, key)
+                if done is not None:  # a concurrent delivery recorded an outcome, or so
+                    return done
+            elif task.idempotency_key != key or task.status != "running":
                 # A concurrent delivery already recorded this task's outcome.
                 return Answer(200, {"status": "duplicate", "task": name})
             events = [outcome]
@@ -181,8 +227,14 @@ class TaskEndpoint:
                         task=name, idempotency_key=key, attempts=attempt, error=outcome.message
                     )
                 )
+            committed: list[Callable[[], None]] = []
+            then = self._then(committed) if follow_ups else None
+            new = [self._new(e, key) for e in events]
+            if start_at is not None:
+                started = TaskStarted(task=name, idempotency_key=key, attempt=attempt)
+                new.insert(0, self._new(started, key, at=start_at))
             try:
-                version = self.store.append(course_id, version, [self._new(e, key) for e in events])
+                version = self.store.append(course_id, version, new, then=then)
             except ConcurrencyConflict:
                 fresh = self._state(course_id)
                 assert fresh is not None
@@ -190,17 +242,43 @@ class TaskEndpoint:
                 assert current is not None
                 course, task, version = fresh, current, fresh.version
                 continue
-            except (schemas.SchemaError, EventTooLarge) as err:
-                if not isinstance(outcome, TaskSucceeded):
+            except (schemas.SchemaError, EventTooLarge, TransitionNotAllowed) as err:
+                if then is not None:  # maybe the follow-ups': never lose the result to them
+                    log.exception("recording %s with its follow-ups failed; alone now", name)
+                    follow_ups = False
+                    continue
+                if isinstance(err, TransitionNotAllowed) or not isinstance(outcome, TaskSucceeded):
                     raise
                 # A result the history cannot hold would fail the same way on every retry:
                 # record a permanent failure instead of leaving the task running for ever.
                 outcome = _unrecordable(outcome, err)
                 continue
             self._log(course, task, attempt, events, trace)
+            for done in committed:
+                done()
             self.notify(course_id, version)
             return _answer(name, events[-1])
         return problem(503, "Busy", "the course is changing too fast; retry later")
+
+    def _then(
+        self, committed: list[Callable[[], None]]
+    ) -> Callable[[Mapping[str, Any]], Sequence[NewEvent]] | None:
+        """The result's follow-ups (``append(then=)``), if a decider is wired; ``committed``
+        ends up holding what to run once the append returned (its last call's)."""
+        follow = self.follow
+        if follow is None:
+            return None
+
+        def then(snapshot: Mapping[str, Any]) -> Sequence[NewEvent]:
+            try:
+                events, done = follow.after(snapshot)
+            except Exception:  # never lose a result to a decision: the bridge decides later
+                log.exception("deciding the follow-ups of a result failed; recording it alone")
+                events, done = [], _nothing
+            committed[:] = [done]
+            return events
+
+        return then
 
     def _last_try(self, task: TaskState, attempt: int) -> bool:
         """Whether the queue will give up after this attempt (max attempts or retry duration)."""
@@ -214,12 +292,33 @@ class TaskEndpoint:
 
     def _state(self, course_id: str) -> CourseState | None:
         head = self.store.head(course_id)
-        return CourseState.from_snapshot(head.snapshot) if head else None
+        return CourseState.of(head.snapshot) if head else None
 
-    def _new(self, event: Event, key: str) -> NewEvent:
+    def _record_start(self, pending: Pending) -> int | None:
+        """The recorder's TaskStarted of a first attempt still running: the version after
+        it, or None if there is nothing to record (the task has moved on meanwhile)."""
+        for _ in range(_APPEND_TRIES):
+            course = self._state(pending.course_id)
+            task = course.task(pending.name) if course is not None else None
+            if course is None or task is None or _no_op(course, task, pending.key) is not None:
+                return None
+            started = TaskStarted(task=pending.name, idempotency_key=pending.key, attempt=1)
+            try:
+                return self.store.append(
+                    pending.course_id,
+                    course.version,
+                    [self._new(started, pending.key, at=pending.at)],
+                )
+            except ConcurrencyConflict:
+                continue
+            except TransitionNotAllowed:
+                return None
+        return None
+
+    def _new(self, event: Event, key: str, *, at: float | None = None) -> NewEvent:
         return NewEvent(
             event=event,
-            occurred_at=iso(self.now()),
+            occurred_at=iso(self.now() if at is None else at),
             actor="task-endpoint",
             causation_id=key,
             correlation_id=key.split(":", 1)[0],
@@ -257,6 +356,10 @@ class TaskEndpoint:
                 task=task.name,
                 **extra,
             )
+
+
+def _nothing() -> None:
+    pass
 
 
 def _parse(body: bytes) -> tuple[Any, Answer | None]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,8 +28,19 @@ class EventStore(Protocol):
         self, course_id: str, *, after: int = 0, until: int | None = None
     ) -> Sequence[Envelope]: ...
 
-    def append(self, course_id: str, expected_version: int, events: Sequence[NewEvent]) -> int:
-        """Append atomically after ``expected_version``; the new version, or ConcurrencyConflict."""
+    def append(
+        self,
+        course_id: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        *,
+        then: Callable[[Mapping[str, Any]], Sequence[NewEvent]] | None = None,
+    ) -> int:
+        """Append atomically after ``expected_version``; the new version, or ConcurrencyConflict.
+
+        ``then``, given the head snapshot the events lead to (read-only), returns events to
+        append right after them in the same transaction (the tasks a result unblocks); it may
+        be called more than once, and the events of its last call are the ones committed."""
         ...
 
     def deferring(self) -> AbstractContextManager[None]:

@@ -161,6 +161,19 @@ class CourseState:
         )
 
     @classmethod
+    def of(cls, snap: Mapping[str, Any]) -> CourseState:
+        """``from_snapshot``, shared: built once per (course, version, last hash). The hash
+        chain fixes the whole history for that key, so the fold, and this immutable state,
+        are the same whoever asks (the endpoint, then the bridge, for one head)."""
+        key = (snap["course_id"], snap["version"], snap["last_hash"])
+        state = _SHARED.get(key)
+        if state is None:
+            if len(_SHARED) >= _SHARED_MAX:
+                _SHARED.clear()
+            state = _SHARED[key] = cls.from_snapshot(snap)
+        return state
+
+    @classmethod
     def empty(cls, course_id: str) -> CourseState:
         return cls.from_snapshot(empty_snapshot(course_id))
 
@@ -185,3 +198,7 @@ class CourseState:
 
     def step_tasks(self, step: str) -> list[TaskState]:
         return [t for t in self.tasks.values() if t.step == step]
+
+
+_SHARED: dict[tuple[str, int, str], CourseState] = {}
+_SHARED_MAX = 4096  # states kept by ``CourseState.of`` (all dropped when full: cheap, rare)

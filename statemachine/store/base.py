@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import schemas
@@ -13,6 +13,11 @@ from statemachine.lifecycle import ACTIVE_COURSE
 from statemachine.ports import Head
 from statemachine.reducer import apply_into
 from statemachine.state import Snapshot, empty_snapshot
+
+# Events to append in the same transaction, decided from the snapshot an append leads to (the
+# tasks a result unblocks): called inside the transaction, perhaps more than once (a retried
+# transaction); the events of its last call are the ones committed.
+FollowUp = Callable[[Snapshot], Sequence[NewEvent]]
 
 # Firestore refuses documents over 1 MiB (names and indexes count too); every adapter keeps
 # the same limit so a history that fits one store fits all.
@@ -48,9 +53,11 @@ def prepare_append(
     expected_version: int,
     events: Sequence[NewEvent],
     *,
+    then: FollowUp | None = None,
     max_event_bytes: int = MAX_EVENT_BYTES,
 ) -> Prepared:
-    """Seal ``events`` after ``current`` (which this takes ownership of and changes).
+    """Seal ``events`` after ``current`` (which this takes ownership of and changes), then the
+    events ``then`` decides from the snapshot they lead to (read-only to it), if any.
 
     Raises ``ConcurrencyConflict`` on a stale version, ``SchemaError`` on invalid data,
     ``EventTooLarge``, or ``TransitionNotAllowed`` for an event illegal in its state; nothing
@@ -62,15 +69,27 @@ def prepare_append(
     if not events:
         raise ValueError("append needs at least one event")
     envelopes: list[Envelope] = []
+    _seal_into(course_id, acc, envelopes, events, max_event_bytes)
+    if then is not None:
+        _seal_into(course_id, acc, envelopes, then(acc), max_event_bytes)
+    return Prepared(envelopes, acc)
+
+
+def _seal_into(
+    course_id: str,
+    acc: Snapshot,
+    envelopes: list[Envelope],
+    events: Sequence[NewEvent],
+    max_event_bytes: int,
+) -> None:
     prev = acc["last_hash"]
-    for offset, new in enumerate(events, start=1):
-        env = _sealed(course_id, expected_version + offset, prev, new)
+    for new in events:
+        env = _sealed(course_id, acc["version"] + 1, prev, new)
         if len(env.raw) > max_event_bytes:
             raise EventTooLarge(course_id, env.type, len(env.raw), max_event_bytes)
         apply_into(acc, env)
         envelopes.append(env)
         prev = env.hash
-    return Prepared(envelopes, acc)
 
 
 def _sealed(course_id: str, version: int, prev: str, new: NewEvent) -> Envelope:

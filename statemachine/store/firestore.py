@@ -28,7 +28,7 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from statemachine.envelope import Envelope, NewEvent, decode
 from statemachine.errors import ConcurrencyConflict, IntegrityError
 from statemachine.ports import Head
-from statemachine.store.base import Prepared, prepare_append
+from statemachine.store.base import FollowUp, Prepared, prepare_append
 from statemachine.store.projection import task_rows, touched_tasks
 
 _ACTIVE = ["requested", "running", "paused"]
@@ -63,12 +63,21 @@ class FirestoreStore:
             close()
 
     # -- writes -------------------------------------------------------------------------
-    def append(self, course_id: str, expected_version: int, events: Sequence[NewEvent]) -> int:
+    def append(
+        self,
+        course_id: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        *,
+        then: FollowUp | None = None,
+    ) -> int:
         head_ref = self._courses.document(course_id)
         for attempt in range(_CONTENTION_TRIES):
             transaction = self.client.transaction(max_attempts=self.max_attempts)
             try:
-                prepared = _append_in(transaction, head_ref, course_id, expected_version, events)
+                prepared = _append_in(
+                    transaction, head_ref, course_id, expected_version, events, then
+                )
             except gexc.AlreadyExists:
                 # An event document of this version exists: someone appended first.
                 raise self._conflict(course_id, expected_version) from None
@@ -177,10 +186,11 @@ def _append_in(
     course_id: str,
     expected_version: int,
     events: Sequence[NewEvent],
+    then: FollowUp | None,
 ) -> Prepared:
     doc = head_ref.get(transaction=transaction)
     current = _snapshot(doc.to_dict()) if doc.exists else None
-    prepared = prepare_append(course_id, current, expected_version, events)
+    prepared = prepare_append(course_id, current, expected_version, events, then=then)
     events_ref = head_ref.collection("events")
     for env in prepared.envelopes:
         transaction.create(

@@ -10,7 +10,7 @@ from typing import Any
 
 from statemachine.envelope import Envelope, NewEvent
 from statemachine.ports import Head
-from statemachine.store.base import Prepared, is_active, prepare_append
+from statemachine.store.base import FollowUp, Prepared, is_active, prepare_append
 from statemachine.store.projection import task_rows, touched_tasks
 
 
@@ -29,11 +29,18 @@ class MemoryStore:
             stop = len(events) if until is None else min(until, len(events))
             return list(events[after:stop])
 
-    def append(self, course_id: str, expected_version: int, events: Sequence[NewEvent]) -> int:
+    def append(
+        self,
+        course_id: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        *,
+        then: FollowUp | None = None,
+    ) -> int:
         with self._lock:
             stored = self._heads.get(course_id)
             current = json.loads(stored[1]) if stored else None
-            prepared = prepare_append(course_id, current, expected_version, events)
+            prepared = prepare_append(course_id, current, expected_version, events, then=then)
             self._events.setdefault(course_id, []).extend(prepared.envelopes)
             self._write(course_id, prepared, touched_tasks(prepared.envelopes))
             return prepared.version

@@ -22,7 +22,7 @@ from statemachine.envelope import Envelope, Loads, NewEvent, decode
 from statemachine.errors import IntegrityError
 from statemachine.ports import Head
 from statemachine.store import wal_sync
-from statemachine.store.base import prepare_append
+from statemachine.store.base import FollowUp, prepare_append
 from statemachine.store.projection import TASK_COLUMNS, task_rows, touched_tasks
 
 try:  # orjson decodes the stored canonical JSON ~3x faster; the result is identical
@@ -158,7 +158,14 @@ class SqliteStore:
             conn.close()
             self._local.conn = None
 
-    def append(self, course_id: str, expected_version: int, events: Sequence[NewEvent]) -> int:
+    def append(
+        self,
+        course_id: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        *,
+        then: FollowUp | None = None,
+    ) -> int:
         deferred = self._wal is not None and wal_sync.active()
         with self._conn() as conn:
             if self._shared is None:
@@ -169,7 +176,7 @@ class SqliteStore:
                     "SELECT snapshot FROM courses WHERE course_id = ?", (course_id,)
                 ).fetchone()
                 current = _loads(row[0]) if row else None
-                prepared = prepare_append(course_id, current, expected_version, events)
+                prepared = prepare_append(course_id, current, expected_version, events, then=then)
                 conn.executemany(
                     "INSERT INTO events (course_id, version, type, occurred_at, body, hash)"
                     " VALUES (?, ?, ?, ?, ?, ?)",

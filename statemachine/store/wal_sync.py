@@ -37,6 +37,8 @@ class WalSync:
         self._written = 0  # deferred commits so far
         self._synced = 0  # deferred commits known to be on disk
         self._wal_inode: int | None = None
+        self._turn = threading.Condition()  # one sync at a time
+        self._syncing = False
         self.syncs = 0  # for `coursegen bench` and tests
 
     def committed(self) -> None:
@@ -51,27 +53,42 @@ class WalSync:
             return self._written - self._synced
 
     def sync(self) -> None:
-        """Make every deferred commit made so far durable (a no-op when there is none)."""
-        with self._lock:
-            target = self._written
-            if target <= self._synced:
-                return
+        """Make every deferred commit made so far durable (a no-op when there is none).
+
+        One sync at a time: a caller that finds one running waits for it, and then has
+        nothing left to do if its commits were made before that sync began; otherwise it
+        syncs, covering every commit made meanwhile (group commit of the fsyncs)."""
+        with self._turn:
+            while self._syncing:
+                self._turn.wait()
+            with self._lock:
+                target = self._written
+                if target <= self._synced:
+                    return
+            self._syncing = True
+        try:
+            self._fdatasync()
+            with self._lock:
+                self._synced = max(self._synced, target)
+                self.syncs += 1
+        finally:
+            with self._turn:
+                self._syncing = False
+                self._turn.notify_all()
+
+    def _fdatasync(self) -> None:
         try:
             fd = os.open(self.wal, os.O_RDONLY)
         except FileNotFoundError:
-            pass  # checkpointed into the database and removed, which SQLite synced
-        else:
-            try:
-                os.fdatasync(fd)
-                inode = os.fstat(fd).st_ino
-            finally:
-                os.close(fd)
-            if inode != self._wal_inode:
-                _sync_directory(self.directory)
-                self._wal_inode = inode
-        with self._lock:
-            self._synced = max(self._synced, target)
-            self.syncs += 1
+            return  # checkpointed into the database and removed, which SQLite synced
+        try:
+            os.fdatasync(fd)
+            inode = os.fstat(fd).st_ino
+        finally:
+            os.close(fd)
+        if inode != self._wal_inode:
+            _sync_directory(self.directory)
+            self._wal_inode = inode
 
 
 def active() -> bool:

@@ -23,6 +23,7 @@ from bridge.runtime import embedded
 from bridge.settings import Settings
 from handlers.registry import StepContext, StepFn, StepResult, real_steps
 from statemachine.envelope import NewEvent
+from statemachine.store.base import FollowUp
 from statemachine.store.sqlite import SqliteStore
 
 MESSAGE_ID = "crash-test-1"
@@ -35,7 +36,8 @@ class Pause:
 
     - ``step:NAME``            the step NAME has started (the test kills it a moment later)
     - ``after-step:NAME``      the step's work is done, its result not yet recorded
-    - ``before-advance:NAME``  NAME's TaskSucceeded is committed, the bridge has not advanced
+    - ``before-dispatch:NAME`` NAME's result is committed with the tasks it unblocks (one
+                               transaction), none of them dispatched yet
     - ``commit:TYPE[:TASK]``   inside the append of a TYPE event (of TASK): rows written, no COMMIT
     - ``rename:FILE``          an artifact's temporary file is complete, not yet renamed to FILE
     """
@@ -90,17 +92,54 @@ class PausingStore(SqliteStore):
         conn.execute("PRAGMA busy_timeout=30000")
         return conn
 
-    def append(self, course_id: str, expected_version: int, events: Sequence[NewEvent]) -> int:
+    def append(
+        self,
+        course_id: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        *,
+        then: FollowUp | None = None,
+    ) -> int:
         if self.pause.kind == "commit" and any(self._matches(e) for e in events):
             _pending.pause = self.pause
+        if self.pause.kind == "commit" and then is not None:
+            then = self._watching(then)
         try:
-            return super().append(course_id, expected_version, events)
+            return super().append(course_id, expected_version, events, then=then)
         finally:
             _pending.pause = None
+
+    def _watching(self, then: FollowUp) -> FollowUp:
+        """``then``, pausing the commit too when a follow-up it adds is the one to stop at
+        (CourseCompleted goes in with finalize's result)."""
+
+        def watched(snapshot: Any) -> Any:
+            follow_ups = then(snapshot)
+            if any(self._matches(e) for e in follow_ups):
+                _pending.pause = self.pause
+            return follow_ups
+
+        return watched
 
     def _matches(self, new: NewEvent) -> bool:
         kind, _, task = self.pause.arg.partition(":")
         return new.type == kind and (not task or getattr(new.event, "task", None) == task)
+
+
+def pause_dispatches(rt: Any, store: SqliteStore, pause: Pause) -> None:
+    """Stop at the first dispatch made once task ``pause.arg`` has succeeded: its result and
+    the tasks it unblocks are committed, nothing of them has reached the queue."""
+    dispatch = rt.dispatcher.dispatch
+
+    def paused(request: Any) -> None:
+        course_id = request.payload["courseId"]
+        head = store.head(course_id)
+        task = head.snapshot["tasks"].get(pause.arg) if head is not None else None
+        if task is not None and task["status"] == "succeeded":
+            pause.hit()
+        dispatch(request)
+
+    rt.dispatcher.dispatch = paused
 
 
 def pausing_steps(pause: Pause) -> Mapping[str, StepFn]:
@@ -136,24 +175,15 @@ def run(data: Path, video: Path, pause: Pause, workers: int, timeout_s: float) -
         {**os.environ, "COURSEGEN_STORE": "sqlite", "COURSEGEN_TASK_SECRET": SECRET}
     )
     store = PausingStore(data / "events.db", pause)
-    holder: dict[str, Any] = {}
-
-    def before_advance(course_id: str, version: int) -> bool:
-        if pause.kind == "before-advance":
-            last = holder["store"].load(course_id, after=version - 1)
-            if last and last[-1].type == "TaskSucceeded" and last[-1].data["task"] == pause.arg:
-                pause.hit()
-        return True
-
     rt = embedded(
         data,
         settings=settings,
         steps=pausing_steps(pause),
         store=store,
-        notify_filter=before_advance,
         options={"local_roots": [str(video.parent)]},
     )
-    holder["store"] = store
+    if pause.kind == "before-dispatch":
+        pause_dispatches(rt, store, pause)
     if pause.kind == "rename":
         pause_renames(pause)
     message = {"videoUri": str(video), "title": "Crash Test Lecture"}

@@ -31,15 +31,17 @@ CHAINS = {
         ("commit:CourseRequested", 0.0),  # the very first append, uncommitted
         ("step:extract_frames", 0.3),  # ffmpeg is writing frames
         ("step:transcribe", 1.0),  # whisper is decoding
-        ("after-step:analyze_video", 0.0),  # work done and written, result not recorded
+        # work done and written, result not recorded (a first attempt's start is recorded
+        # once it has run 0.1 s: handlers/starts.py)
+        ("after-step:analyze_video", 0.3),
         ("rename:course.json", 0.0),  # the temporary course.json is complete, not renamed
     ],
     "bookkeeping": [
-        ("before-advance:prepare_video", 0.0),  # result committed, nothing scheduled yet
+        ("before-dispatch:prepare_video", 0.0),  # result + what it unblocks, not dispatched
         ("commit:TaskSucceeded:transcribe", 0.0),  # the result's append, uncommitted
         ("commit:TaskStarted:generate_structure", 0.0),
-        ("before-advance:generate_structure", 0.0),
-        ("commit:CourseCompleted", 0.0),  # the bridge's last append, uncommitted
+        ("before-dispatch:generate_structure", 0.0),
+        ("commit:CourseCompleted", 0.0),  # finalize's result and CourseCompleted, uncommitted
     ],
 }
 
@@ -71,8 +73,14 @@ def assert_left_as_killed(data: Path, point: str) -> None:
         etype, _, task = arg.partition(":")
         found = [e for e in history if e.type == etype and e.data.get("task", task) == task]
         assert not found, f"the killed append of {arg} was committed"
-    elif kind == "before-advance":
-        assert last is not None and last.type == "TaskSucceeded" and last.data["task"] == arg
+    elif kind == "before-dispatch":
+        done = [
+            i for i, e in enumerate(history) if e.type == "TaskSucceeded" and e.data["task"] == arg
+        ]
+        assert done, f"{arg}'s result was not committed"
+        after = history[done[-1] + 1 :]
+        assert after and all(e.actor == "bridge" for e in after)  # what it unblocks, with it
+        assert last is not None and last.type in ("TaskScheduled", "CourseCompleted")
     elif kind in ("step", "after-step"):
         assert task_status(data, arg) == "running"  # started, and no result recorded
         if point == "step:extract_frames":  # killed mid-ffmpeg: its scratch folder remains

@@ -256,6 +256,7 @@ def test_recover_re_enqueues_waiting_tasks_after_a_restart(tmp_path, clock):
 
 # -- reconcile ------------------------------------------------------------------------------
 def test_reconcile_rescues_a_lost_notification_and_leaves_healthy_courses_alone(env: Env):
+    env.rt.bridge.dispatch_follow_ups = False  # the cloud's split: dispatch on notification
     lost = env.ingest("lost")
     env.lost.add(lost)  # every notification about it is dropped
     healthy = env.ingest("healthy")
@@ -263,7 +264,8 @@ def test_reconcile_rescues_a_lost_notification_and_leaves_healthy_courses_alone(
     assert env.status(healthy) == "completed"
     assert env.status(lost) == "running"
     stuck = env.types(lost)
-    assert stuck[-1] == "TaskSucceeded"  # prepare_video done, nobody told the bridge
+    # prepare_video done, the three steps it unblocks scheduled with it, nobody dispatched them
+    assert stuck[-4:] == ["TaskSucceeded"] + ["TaskScheduled"] * 3
     waiting = env.ingest("waiting")  # healthy: its first task is in the queue
     env.clock.advance_to(env.clock.now() + 200)
     recent = env.ingest("recent")
@@ -273,7 +275,8 @@ def test_reconcile_rescues_a_lost_notification_and_leaves_healthy_courses_alone(
 
     # lost and waiting; not recent, not done
     assert result == {"checked": 2, "rescued": 1, "abandoned": 0}
-    assert env.types(lost)[len(stuck) :] == ["TaskScheduled"] * 3
+    assert env.types(lost) == stuck  # nothing left to record: only to dispatch
+    assert env.rt.dispatcher.pending() >= 3
     after = env.versions()
     for course in (healthy, waiting, recent):
         assert after[course] == versions[course]
