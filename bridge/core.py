@@ -129,11 +129,12 @@ class Bridge:
     def after(self, snapshot: Mapping[str, Any]) -> tuple[list[NewEvent], Callable[[], None]]:
         """What ``decide`` wants of a course whose history has reached ``snapshot``: as events
         to append in the same transaction as what led there (``EventStore.append(then=)``),
-        and what to do once they are committed (count and log them). ``advance`` then finds
-        nothing left to decide and dispatches the tasks."""
+        and what to do once they are committed: count and log them and, if this bridge
+        dispatches (``dispatch_follow_ups``), dispatch what is waiting, so that the notified
+        ``advance`` of the resulting version has nothing left to do and is skipped."""
         state = CourseState.of(snapshot)
         commands = decide(state, self.pipeline)
-        if not commands:
+        if not commands and not self.dispatch_follow_ups:
             return [], _nothing
 
         def committed() -> None:

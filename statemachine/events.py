@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from copy import deepcopy
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from statemachine.errors import TransitionNotAllowed
@@ -162,11 +163,29 @@ def schema_version(event_type: str) -> int:
 
 
 def to_data(event: Event) -> dict[str, Any]:
-    """The JSON-ready ``data`` of an event (tuples become lists, mappings dicts)."""
-    data = asdict(event)
-    if isinstance(event, CourseRedriven):
-        data["tasks"] = list(event.tasks)
-    return data
+    """The JSON-ready ``data`` of an event (a copy: tuples become lists, mappings dicts).
+
+    What ``dataclasses.asdict`` gives, but by field names looked up once per class: events
+    hold only JSON's own types, and this runs for every event appended."""
+    cls = type(event)
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return {name: _json_copy(getattr(event, name)) for name in names}
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _json_copy(value: Any) -> Any:
+    if type(value) in _SCALARS:
+        return value
+    if isinstance(value, Mapping):
+        return {k: _json_copy(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_copy(v) for v in value]
+    return deepcopy(value)  # not JSON: left for the schema check to refuse, as before
 
 
 def from_data(event_type: str, data: Mapping[str, Any]) -> Event:
