@@ -20,7 +20,9 @@ class Driven:
     thread_name = "dispatch"
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
+        lock = threading.RLock()
+        self._cond = threading.Condition(lock)  # workers: something may be due
+        self._idle = threading.Condition(lock)  # ``wait_idle``: nothing queued or in flight
         self._stopping = False
         self._threads: list[threading.Thread] = []
 

@@ -198,6 +198,8 @@ class LocalDispatcher(Driven):
             if status is None or late or not 200 <= status < 300:
                 self._retry(entry, queue)
             self._cond.notify_all()
+            if self._is_idle():
+                self._idle.notify_all()
 
     def _retry(self, entry: _Entry, queue: Queue) -> None:
         entry.retries += 1
@@ -222,8 +224,9 @@ class LocalDispatcher(Driven):
 
     # -- driving: run_until_idle, start and stop come from Driven --------------------
     def wait_idle(self, timeout: float | None = None) -> bool:
+        # On its own condition: woken when the queue empties, not at every delivery.
         with self._cond:
-            return self._cond.wait_for(
-                lambda: not any(self._heaps.values()) and not any(self._inflight.values()),
-                timeout,
-            )
+            return self._idle.wait_for(self._is_idle, timeout)
+
+    def _is_idle(self) -> bool:
+        return not any(self._heaps.values()) and not any(self._inflight.values())
