@@ -302,7 +302,9 @@ class TaskEndpoint:
             task = course.task(pending.name) if course is not None else None
             if course is None or task is None or _no_op(course, task, pending.key) is not None:
                 return None
-            started = TaskStarted(task=pending.name, idempotency_key=pending.key, attempt=1)
+            started = TaskStarted(
+                task=pending.name, idempotency_key=pending.key, attempt=pending.attempt
+            )
             try:
                 return self.store.append(
                     pending.course_id,

@@ -196,7 +196,10 @@ class SqliteStore:
         return prepared.version
 
     def replace_projections(self, course_id: str, snapshot: Mapping[str, Any]) -> bool:
+        deferred = self._wal is not None and wal_sync.active()
         with self._conn() as conn:
+            if self._shared is None:  # this thread's last append may have left it NORMAL
+                self._synchronous(conn, deferred)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 row = conn.execute(
@@ -211,7 +214,10 @@ class SqliteStore:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            return True
+        if deferred:
+            assert self._wal is not None
+            self._wal.committed()
+        return True
 
     def tasks(self, course_id: str) -> Sequence[Mapping[str, Any]]:
         with self._conn() as conn:

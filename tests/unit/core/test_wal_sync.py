@@ -57,6 +57,16 @@ def test_a_unit_syncs_once_for_all_its_appends(store):
     verify("c1", store.load("c1"), store.head("c1"))
 
 
+def test_a_projection_rewrite_after_a_deferred_append_is_synced_again(store):
+    with store.deferring():
+        store.append("c1", 0, [requested()])
+    assert mode(store) == NORMAL  # the thread's connection, as the unit left it
+    head = store.head("c1")
+    assert store.replace_projections("c1", dict(head.snapshot))
+    assert mode(store) == FULL  # outside a unit: SQLite syncs that commit itself
+    assert store._wal.pending() == 0
+
+
 def test_sync_inside_a_unit_covers_what_was_committed_so_far(store):
     wal = store._wal
     with store.deferring():
