@@ -37,6 +37,33 @@ def test_events_of_one_command_land_together_or_not_at_all(store):
     assert store.head("c1").version == 1
 
 
+def test_follow_ups_decided_from_the_new_head_land_in_the_same_append(store):
+    seen: list[tuple[int, str]] = []
+
+    def then(snapshot):
+        seen.append((snapshot["version"], snapshot["status"]))
+        return [scheduled("c1")] if snapshot["status"] == "requested" else []
+
+    assert store.append("c1", 0, [requested()], then=then) == 2
+    assert seen[-1] == (1, "requested")  # it saw the request folded in, inside the append
+    assert types(store.load("c1")) == ["CourseRequested", "TaskScheduled"]
+    assert store.head("c1").version == 2
+    verify("c1", store.load("c1"), store.head("c1"))
+    assert store.append("c1", 2, [started("c1")], then=then) == 3  # nothing to follow
+
+
+def test_a_refused_follow_up_takes_its_append_with_it(store):
+    store.append("c1", 0, [requested()])
+
+    def broken(snapshot):
+        return [started("c1", step="transcribe")]  # never scheduled: illegal
+
+    with pytest.raises(TransitionNotAllowed):
+        store.append("c1", 1, [scheduled("c1")], then=broken)
+    assert types(store.load("c1")) == ["CourseRequested"]
+    assert store.head("c1").version == 1
+
+
 def test_head_is_written_with_the_events(store):
     v = one_step_history(store, "c1")
     head = store.head("c1")
