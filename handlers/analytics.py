@@ -10,7 +10,12 @@ from typing import Any
 
 _logger = logging.getLogger("coursegen.analytics")
 
-SEVERITY = {"task_failed": "WARNING", "task_exhausted": "ERROR", "message_rejected": "ERROR"}
+SEVERITY = {
+    "task_failed": "WARNING",
+    "task_exhausted": "ERROR",
+    "course_failed": "ERROR",
+    "message_rejected": "ERROR",
+}
 
 
 def emit(

@@ -34,6 +34,8 @@ def test_every_task_lifecycle_line_carries_its_labels(ops: Ops, analytics_lines)
     assert {r["step"] for r in by_kind["task_failed"]} == {"transcribe"}
     assert by_kind["task_failed"][0]["severity"] == "WARNING"
     assert by_kind["task_exhausted"][0]["severity"] == "ERROR"
+    ended = [r for r in lines if r["event"] == "course_failed"]
+    assert [r["severity"] for r in ended] == ["ERROR"]  # the course's end, once
     # Terraform's metrics read jsonPayload.event, step, variant and duration_ms.
     for r in by_kind["task_succeeded"] + by_kind["task_failed"]:
         assert isinstance(r["duration_ms"], int)
