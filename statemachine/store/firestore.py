@@ -14,6 +14,7 @@ needs the composite index (status, updated_at) Terraform creates.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import time
@@ -32,7 +33,10 @@ from statemachine.store.base import FollowUp, Prepared, prepare_append
 from statemachine.store.projection import task_rows, touched_tasks
 
 _ACTIVE = ["requested", "running", "paused"]
-_CONTENTION_TRIES = 10  # rounds of the client's own retries before we give up
+# How long to keep retrying while the head has not moved (only contention, no conflict yet),
+# in rounds of the client's own retries with a jittered backoff: under heavy contention some
+# writer wins and the others then see a real conflict long before this.
+_CONTENTION_S = 30.0
 _SCAN_PAGE = 300
 
 
@@ -72,7 +76,8 @@ class FirestoreStore:
         then: FollowUp | None = None,
     ) -> int:
         head_ref = self._courses.document(course_id)
-        for attempt in range(_CONTENTION_TRIES):
+        deadline = time.monotonic() + _CONTENTION_S
+        for attempt in itertools.count():
             transaction = self.client.transaction(max_attempts=self.max_attempts)
             try:
                 prepared = _append_in(
@@ -88,13 +93,13 @@ class FirestoreStore:
                 if not contended:
                     raise
                 conflict = self._conflict(course_id, expected_version)
-                if conflict.actual != expected_version:
+                if conflict.actual != expected_version or time.monotonic() > deadline:
                     raise conflict from None
-                time.sleep(random.uniform(0, min(0.05 * 2**attempt, 1.0)))
+                time.sleep(random.uniform(0, min(0.05 * 2 ** min(attempt, 5), 1.0)))
                 continue
             version: int = prepared.version
             return version
-        raise self._conflict(course_id, expected_version)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _conflict(self, course_id: str, expected: int) -> ConcurrencyConflict:
         head = self.head(course_id)
