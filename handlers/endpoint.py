@@ -83,7 +83,7 @@ class TaskEndpoint:
     _starts: StartRecorder = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._starts = StartRecorder(self._record_start, self.record_start_after_s)
+        self._starts = StartRecorder(self._record_start)
 
     def handle(self, headers: Mapping[str, str], body: bytes, url: str = "") -> Answer:
         # One unit of work: the delivery's appends reach the disk together, before it answers
@@ -133,7 +133,9 @@ class TaskEndpoint:
         if isinstance(started, Answer):
             return started
         course, task, version, recorded = started
-        pending = None if recorded else self._starts.add(course_id, name, key, attempt, at)
+        pending = None
+        if not recorded:
+            pending = self._starts.add(course_id, name, key, attempt, at, self.record_start_after_s)
         task = _running(task, attempt, iso(at))
         trace = _trace(headers)
         analytics.emit(

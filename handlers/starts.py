@@ -47,19 +47,21 @@ class Pending:
 
 class StartRecorder:
     """One background thread (started on demand, gone when idle) appending the starts of
-    steps still running ``after_s`` after they began."""
+    steps still running a while after they began."""
 
-    def __init__(self, record: Callable[[Pending], int | None], after_s: float) -> None:
+    def __init__(self, record: Callable[[Pending], int | None]) -> None:
         self._record = record
-        self.after_s = after_s
         self._cond = threading.Condition()
         self._heap: list[tuple[float, int, Pending]] = []
         self._seq = itertools.count()
         self._thread: threading.Thread | None = None
         self.recorded = 0  # starts the recorder appended (for tests and benchmarks)
 
-    def add(self, course_id: str, name: str, key: str, attempt: int, at: float) -> Pending:
-        due = time.monotonic() + self.after_s
+    def add(
+        self, course_id: str, name: str, key: str, attempt: int, at: float, after_s: float
+    ) -> Pending:
+        """Register a start made at ``at``, to record if the step still runs ``after_s`` on."""
+        due = time.monotonic() + after_s
         pending = Pending(course_id, name, key, attempt, at, due)
         with self._cond:
             was_empty = not self._heap

@@ -67,7 +67,7 @@ def test_a_quick_first_attempt_is_one_append_start_result_and_what_it_unblocks(e
 
 def test_a_slow_first_attempt_shows_as_running_while_it_runs(env):
     course = env.ingest("m1")
-    env.rt.endpoint.record_start_after_s = env.rt.endpoint._starts.after_s = 0.05
+    env.rt.endpoint.record_start_after_s = 0.05
     seen: list[str] = []
     step_seeing(env, course, wait_s=5.0, seen=seen)
     calls = counting_appends(env)
