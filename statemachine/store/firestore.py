@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import json
 import random
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -60,6 +61,7 @@ class FirestoreStore:
         self.max_attempts = max_attempts
         self.page_size = page_size
         self._courses = self.client.collection(collection)
+        self._stripes = [threading.Lock() for _ in range(64)]
 
     def close(self) -> None:
         close = getattr(self.client, "close", None)
@@ -74,6 +76,19 @@ class FirestoreStore:
         events: Sequence[NewEvent],
         *,
         then: FollowUp | None = None,
+    ) -> int:
+        # Writers of one course in this process take turns (striped locks, bounded memory):
+        # they would only abort each other's transactions; across processes, the retries
+        # below sort contention from conflict.
+        with self._stripes[hash(course_id) % len(self._stripes)]:
+            return self._append(course_id, expected_version, events, then)
+
+    def _append(
+        self,
+        course_id: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        then: FollowUp | None,
     ) -> int:
         head_ref = self._courses.document(course_id)
         deadline = time.monotonic() + _CONTENTION_S
