@@ -14,7 +14,7 @@ import itertools
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +158,25 @@ class SqliteStore:
             conn.close()
             self._local.conn = None
 
+    @contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``, ``ROLLBACK`` on any
+        error), as durable as this thread asks: synced by SQLite, or left to the unit."""
+        deferred = self._wal is not None and wal_sync.active()
+        with self._conn() as conn:
+            if self._shared is None:  # this thread's last write may have left it NORMAL
+                self._synchronous(conn, deferred)
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        if deferred:
+            assert self._wal is not None
+            self._wal.committed()
+
     def append(
         self,
         course_id: str,
@@ -166,57 +185,32 @@ class SqliteStore:
         *,
         then: FollowUp | None = None,
     ) -> int:
-        deferred = self._wal is not None and wal_sync.active()
-        with self._conn() as conn:
-            if self._shared is None:
-                self._synchronous(conn, deferred)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute(
-                    "SELECT snapshot FROM courses WHERE course_id = ?", (course_id,)
-                ).fetchone()
-                current = _loads(row[0]) if row else None
-                prepared = prepare_append(course_id, current, expected_version, events, then=then)
-                conn.executemany(
-                    "INSERT INTO events (course_id, version, type, occurred_at, body, hash)"
-                    " VALUES (?, ?, ?, ?, ?, ?)",
-                    [
-                        (course_id, e.version, e.type, e.occurred_at, e.raw, e.hash)
-                        for e in prepared.envelopes
-                    ],
-                )
-                _write_projections(conn, prepared.snapshot, touched_tasks(prepared.envelopes))
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        if deferred:
-            assert self._wal is not None
-            self._wal.committed()
+        with self._writing() as conn:
+            row = conn.execute(
+                "SELECT snapshot FROM courses WHERE course_id = ?", (course_id,)
+            ).fetchone()
+            current = _loads(row[0]) if row else None
+            prepared = prepare_append(course_id, current, expected_version, events, then=then)
+            conn.executemany(
+                "INSERT INTO events (course_id, version, type, occurred_at, body, hash)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (course_id, e.version, e.type, e.occurred_at, e.raw, e.hash)
+                    for e in prepared.envelopes
+                ],
+            )
+            _write_projections(conn, prepared.snapshot, touched_tasks(prepared.envelopes))
         return prepared.version
 
     def replace_projections(self, course_id: str, snapshot: Mapping[str, Any]) -> bool:
-        deferred = self._wal is not None and wal_sync.active()
-        with self._conn() as conn:
-            if self._shared is None:  # this thread's last append may have left it NORMAL
-                self._synchronous(conn, deferred)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = conn.execute(
-                    "SELECT MAX(version) FROM events WHERE course_id = ?", (course_id,)
-                ).fetchone()
-                if (row[0] or 0) != snapshot["version"]:
-                    conn.execute("ROLLBACK")
-                    return False
-                conn.execute("DELETE FROM tasks WHERE course_id = ?", (course_id,))
-                _write_projections(conn, snapshot, None)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-        if deferred:
-            assert self._wal is not None
-            self._wal.committed()
+        with self._writing() as conn:
+            row = conn.execute(
+                "SELECT MAX(version) FROM events WHERE course_id = ?", (course_id,)
+            ).fetchone()
+            if (row[0] or 0) != snapshot["version"]:
+                return False  # nothing written: the empty transaction just ends
+            conn.execute("DELETE FROM tasks WHERE course_id = ?", (course_id,))
+            _write_projections(conn, snapshot, None)
         return True
 
     def tasks(self, course_id: str) -> Sequence[Mapping[str, Any]]:
