@@ -1,7 +1,7 @@
 """Cloud Functions entry points (functions-framework): the bridge, the task runner, Pub/Sub events.
 
 The decorators only register; the runtime is built once per process, on first use, from
-``Settings.from_env()`` by ``bridge.cloud.cloud_runtime``.
+``Settings.from_env()`` by ``bridge.runtime.cloud.cloud_runtime``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ def runtime() -> Any:
     """The process's CloudRuntime (built on first use)."""
     with _lock:
         if "runtime" not in _built:
-            from bridge.cloud import cloud_runtime
+            from bridge.runtime.cloud import cloud_runtime
             from bridge.settings import Settings
 
             _built["runtime"] = cloud_runtime(Settings.from_env())
@@ -34,7 +34,7 @@ def runtime() -> Any:
 def _bridge_app() -> Any:
     with _lock:
         if "app" not in _built:
-            from bridge.http import create_bridge_app
+            from bridge.web.bridge_app import create_bridge_app
 
             _built["app"] = create_bridge_app(runtime)
         return _built["app"]
@@ -71,7 +71,7 @@ def run_task(request: Any) -> Any:
 @functions_framework.cloud_event
 def ingest_course_request(cloud_event: Any) -> None:
     """Pub/Sub CloudEvent on course-requests: ingest, or dead-letter a malformed message."""
-    from bridge.http import ingest_envelope
+    from bridge.web.bridge_app import ingest_envelope
 
     _settle("course request", ingest_envelope(runtime(), _envelope(cloud_event)))
 
@@ -79,7 +79,7 @@ def ingest_course_request(cloud_event: Any) -> None:
 @functions_framework.cloud_event
 def on_course_event(cloud_event: Any) -> None:
     """Pub/Sub CloudEvent on course-events: advance the course it names."""
-    from bridge.http import advance_envelope
+    from bridge.web.bridge_app import advance_envelope
 
     _settle("course event", advance_envelope(runtime(), _envelope(cloud_event)))
 

@@ -21,11 +21,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bridge import diagrams, operations  # noqa: E402
-from bridge.dashboard.stack import in_background, local_stack  # noqa: E402
-from bridge.runtime import Runtime, embedded  # noqa: E402
+from bridge import diagrams  # noqa: E402
+from bridge.ops import operations  # noqa: E402
+from bridge.runtime.embedded import Runtime, embedded  # noqa: E402
 from bridge.settings import Settings  # noqa: E402
-from bridge.synthetic import noop_steps  # noqa: E402
+from bridge.tooling.synthetic import noop_steps  # noqa: E402
+from bridge.web.dashboard.stack import in_background, local_stack  # noqa: E402
 from handlers.registry import StepContext, StepFn, StepResult  # noqa: E402
 from statemachine.pipeline import default_pipeline  # noqa: E402
 
@@ -84,7 +85,7 @@ def _wait(rt: Runtime, course_id: str, statuses: tuple[str, ...], timeout: float
 
 def real_course(data: Path) -> str:
     """The sample lecture through the real offline pipeline (frames, transcript, quizzes)."""
-    from bridge.run import run_course
+    from bridge.ops.run import run_course
 
     summary = run_course(
         ROOT / "samples" / "lecture.mp4",

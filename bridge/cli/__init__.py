@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from bridge.cli_common import data_option, emit_json, open_store
+from bridge.cli.common import data_option, emit_json, open_store
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -52,7 +52,7 @@ def run(
     as_json: bool,
 ) -> None:
     """Run VIDEO through the whole pipeline on this machine and write the course."""
-    from bridge.run import run_course
+    from bridge.ops.run import run_course
 
     summary = run_course(
         video,
@@ -96,7 +96,7 @@ def _print_run(summary: dict[str, Any]) -> None:
 @click.option("--json", "as_json", is_flag=True)
 def status(course_id: str | None, data: Path, as_json: bool) -> None:
     """List courses, or show one course's tasks, attempts, durations and cost."""
-    from bridge.views import course_status, courses_table
+    from bridge.ops.views import course_status, courses_table
 
     store = open_store(data)
     if course_id is None:
@@ -135,7 +135,7 @@ def replay(
     course_id: str, at: int | None, check: bool, export: str | None, data: Path, as_json: bool
 ) -> None:
     """Replay a course's history: timeline, state at any version, verification."""
-    from bridge import replay as rp
+    from bridge.ops import replay as rp
 
     store = open_store(data)
     if check:
@@ -168,7 +168,7 @@ def replay(
 @click.option("--json", "as_json", is_flag=True)
 def audit(data: Path, as_json: bool) -> None:
     """Verify every course's history; exit 2 if any fails."""
-    from bridge.replay import audit_all
+    from bridge.ops.replay import audit_all
 
     bad = total = 0
     failures = []
@@ -215,8 +215,8 @@ def simulate(
     """Run N courses through the real runtime with injected faults on a virtual clock."""
     import tempfile
 
-    from bridge.simulate import Faults
-    from bridge.simulate import simulate as run_simulation
+    from bridge.tooling.simulate import Faults
+    from bridge.tooling.simulate import simulate as run_simulation
 
     for name, rate in {
         "fail-rate": fail_rate,
@@ -266,7 +266,7 @@ def bench() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def benchopen_store(courses: int, write_courses: int, synchronous: str, as_json: bool) -> None:
     """Durable appends per second and p99; replay of COURSES histories with verification."""
-    from bridge.bench import bench_store as run_bench
+    from bridge.tooling.bench import bench_store as run_bench
 
     result = run_bench(courses=courses, write_courses=write_courses, synchronous=synchronous)
     emit_json(result) if as_json else _print_table([result])
@@ -281,7 +281,7 @@ def benchopen_store(courses: int, write_courses: int, synchronous: str, as_json:
 @click.option("--json", "as_json", is_flag=True)
 def bench_pipeline(courses: int, workers: int, synchronous: str, as_json: bool) -> None:
     """Courses per second through the embedded runtime with no-op steps on the full DAG."""
-    from bridge.bench import bench_pipeline as run_bench
+    from bridge.tooling.bench import bench_pipeline as run_bench
 
     result = run_bench(courses=courses, workers=workers, synchronous=synchronous)
     emit_json(result) if as_json else _print_table([result])
@@ -298,7 +298,7 @@ def bench_pipeline(courses: int, workers: int, synchronous: str, as_json: bool) 
 @click.option("--json", "as_json", is_flag=True)
 def bench_media(minutes: int, as_json: bool) -> None:
     """extract_frames against a decode-only pass; the offline pipeline on the sample."""
-    from bridge.bench_media import bench_media as run_bench
+    from bridge.tooling.bench_media import bench_media as run_bench
 
     result = run_bench(minutes=minutes)
     emit_json(result) if as_json else _print_table([result])
@@ -321,7 +321,8 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 def _register_extensions() -> None:
     """Command groups that live beside their code: operations and the dashboard."""
-    from bridge import ops_cli, serve_cli
+    from bridge.cli import operator as ops_cli
+    from bridge.cli import serve as serve_cli
 
     ops_cli.register(main)
     serve_cli.register(main)

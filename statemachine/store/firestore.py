@@ -30,8 +30,8 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from statemachine.envelope import Envelope, NewEvent, decode
 from statemachine.errors import ConcurrencyConflict, IntegrityError
 from statemachine.ports import Head
-from statemachine.store.base import FollowUp, Prepared, prepare_append
-from statemachine.store.projection import task_rows, touched_tasks
+from statemachine.store.appending import FollowUp, Prepared, prepare_append
+from statemachine.store.task_rows import task_rows, touched_tasks
 
 _ACTIVE = ["requested", "running", "paused"]
 # How long to keep retrying while the head has not moved (only contention, no conflict yet),

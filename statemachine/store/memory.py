@@ -10,8 +10,8 @@ from typing import Any
 
 from statemachine.envelope import Envelope, NewEvent
 from statemachine.ports import Head
-from statemachine.store.base import FollowUp, Prepared, is_active, prepare_append
-from statemachine.store.projection import task_rows, touched_tasks
+from statemachine.store.appending import FollowUp, Prepared, is_active, prepare_append
+from statemachine.store.task_rows import task_rows, touched_tasks
 
 
 class MemoryStore:

@@ -22,8 +22,8 @@ from statemachine.envelope import Envelope, Loads, NewEvent, decode
 from statemachine.errors import IntegrityError
 from statemachine.ports import Head
 from statemachine.store import wal_sync
-from statemachine.store.base import FollowUp, prepare_append
-from statemachine.store.projection import TASK_COLUMNS, task_rows, touched_tasks
+from statemachine.store.appending import FollowUp, prepare_append
+from statemachine.store.task_rows import TASK_COLUMNS, task_rows, touched_tasks
 
 try:  # orjson decodes the stored canonical JSON ~3x faster; the result is identical
     import orjson

@@ -26,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bridge.bench import _bench_replay, bench_pipeline
+from bridge.tooling.bench import _bench_replay, bench_pipeline
 
 SHARDS = 4
 

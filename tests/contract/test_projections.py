@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bridge.projections import differences, folded, live_projections, rebuild
+from bridge.ops.projections import differences, folded, live_projections, rebuild
 from statemachine.events import CourseRedriven, TaskFailed, TaskStarted, TaskSucceeded
-from statemachine.store.projection import TASK_COLUMNS
+from statemachine.store.task_rows import TASK_COLUMNS
 from tests.factories import T0, new, one_step_history, requested, scheduled, started
 
 

@@ -18,11 +18,11 @@ from collections.abc import Mapping
 import pytest
 from flask import Flask, Response, request
 
-from bridge.cloud import cloud_runtime
-from bridge.http import create_bridge_app
 from bridge.pubsub import make_publisher
+from bridge.runtime.cloud import cloud_runtime
 from bridge.settings import Settings
-from bridge.synthetic import noop_steps
+from bridge.tooling.synthetic import noop_steps
+from bridge.web.bridge_app import create_bridge_app
 from handlers.auth import HmacVerifier, allow_all, sign
 from handlers.registry import StepContext, StepFn, StepResult, TransientStepError
 from statemachine.audit import verify

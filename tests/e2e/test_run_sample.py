@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 import schemas
 from bridge.cli import main
-from bridge.replay import check
+from bridge.ops.replay import check
 from handlers.media.speech import word_error_rate
 from statemachine.store.sqlite import SqliteStore
 

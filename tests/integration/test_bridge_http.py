@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from bridge.clock import VirtualClock
 from bridge.core import Bridge
 from bridge.dispatch import TaskRequest
-from bridge.http import create_bridge_app, hostile_uri
+from bridge.runtime.clock import VirtualClock
+from bridge.web.bridge_app import create_bridge_app, hostile_uri
 from handlers.auth import Unauthorized, allow_all
 from statemachine.pipeline import default_pipeline
 from statemachine.store.memory import MemoryStore
@@ -27,7 +27,7 @@ class RecordingDispatcher:
 
 @dataclass
 class FakeRuntime:
-    """What the app needs of bridge.cloud.CloudRuntime, with a real Bridge on a memory store."""
+    """What the app needs of bridge.runtime.cloud.CloudRuntime: a real Bridge on a memory store."""
 
     bridge: Bridge
     verify: object = allow_all

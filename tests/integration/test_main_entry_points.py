@@ -1,4 +1,4 @@
-"""main.py's functions-framework entry points, wired by bridge.cloud to the emulators."""
+"""main.py's functions-framework entry points, wired by bridge.runtime.cloud to the emulators."""
 
 from __future__ import annotations
 

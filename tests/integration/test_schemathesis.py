@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from bridge.dashboard.stack import in_background, local_stack
-from bridge.runtime import embedded
+from bridge.runtime.embedded import embedded
 from bridge.settings import Settings
-from bridge.synthetic import noop_steps
+from bridge.tooling.synthetic import noop_steps
+from bridge.web.dashboard.stack import in_background, local_stack
 from statemachine.pipeline import default_pipeline
 
 schemathesis = pytest.importorskip(

@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from bridge.clock import SystemClock
 from bridge.core import Bridge, task_payload
 from bridge.dispatch import AlreadyExists, TaskRequest
+from bridge.runtime.clock import SystemClock
 from bridge.settings import Settings
-from bridge.synthetic import noop_steps
+from bridge.tooling.synthetic import noop_steps
 from handlers.auth import HmacVerifier, allow_all, sign
 from handlers.endpoint import TaskEndpoint
 from statemachine.pipeline import default_pipeline
@@ -40,7 +40,7 @@ class RecordingDispatcher:
 
 @dataclass
 class World:
-    """What bridge.cloud's runtime offers the entry points, on a real SQLite store."""
+    """What bridge.runtime.cloud's runtime offers the entry points, on a real SQLite store."""
 
     store: SqliteStore
     bridge: Bridge

@@ -19,11 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from bridge.core import course_id_for
-from bridge.runtime import embedded
+from bridge.runtime.embedded import embedded
 from bridge.settings import Settings
 from handlers.registry import StepContext, StepFn, StepResult, real_steps
 from statemachine.envelope import NewEvent
-from statemachine.store.base import FollowUp
+from statemachine.store.appending import FollowUp
 from statemachine.store.sqlite import SqliteStore
 
 MESSAGE_ID = "crash-test-1"

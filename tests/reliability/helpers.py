@@ -16,7 +16,7 @@ from typing import Any
 from PIL import Image
 
 import schemas
-from bridge.replay import audit_all, check
+from bridge.ops.replay import audit_all, check
 from statemachine.ports import EventStore
 from statemachine.state import CourseState
 

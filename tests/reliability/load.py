@@ -28,10 +28,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from bridge.clock import SystemClock
 from bridge.core import Bridge
-from bridge.replay import audit_all
-from bridge.synthetic import noop_steps
+from bridge.ops.replay import audit_all
+from bridge.runtime.clock import SystemClock
+from bridge.tooling.synthetic import noop_steps
 from handlers.auth import HmacVerifier, sign
 from handlers.endpoint import TaskEndpoint
 from statemachine.pipeline import default_pipeline

@@ -27,7 +27,7 @@ _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found"
 
 
 def create_app() -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
-    from bridge.synthetic import noop_steps
+    from bridge.tooling.synthetic import noop_steps
 
     data = Path(os.environ["COURSEGEN_LOAD_DATA"])
     secret = os.environ["COURSEGEN_TASK_SECRET"].encode()

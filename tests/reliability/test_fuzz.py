@@ -14,14 +14,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import schemas
-from bridge.http import Rejected, create_bridge_app, hostile_uri, message_json, push_envelope
+from bridge.web.bridge_app import (
+    Rejected,
+    create_bridge_app,
+    hostile_uri,
+    message_json,
+    push_envelope,
+)
 from handlers.auth import HmacVerifier, Unauthorized
 from handlers.endpoint import MAX_BODY_BYTES
 from statemachine.audit import verify
 from statemachine.envelope import NewEvent
 from statemachine.errors import EventTooLarge, TransitionNotAllowed
 from statemachine.events import EVENT_TYPES
-from statemachine.store.base import prepare_append
+from statemachine.store.appending import prepare_append
 from tests.reliability.conftest import SECRET, World, make_world
 
 # Bounded for CI: 200 examples each, derandomized so a run is repeatable (about 5 s in all).
@@ -252,6 +258,6 @@ def test_random_histories_are_refused_cleanly_or_fold_consistently(
 
 
 def prepared_head(snapshot: Any) -> Any:
-    from statemachine.store.base import Prepared
+    from statemachine.store.appending import Prepared
 
     return Prepared([], snapshot).head()

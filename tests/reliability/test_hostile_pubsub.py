@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from cloudevents.http import CloudEvent
 
-from bridge.http import MAX_BODY_BYTES, create_bridge_app
+from bridge.web.bridge_app import MAX_BODY_BYTES, create_bridge_app
 from tests.reliability.conftest import REQUEST, World, as_json, push_envelope
 
 MAIN = str(Path(__file__).resolve().parents[2] / "main.py")

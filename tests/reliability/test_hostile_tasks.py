@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from bridge.http import create_bridge_app
+from bridge.web.bridge_app import create_bridge_app
 from handlers.auth import sign
 from handlers.endpoint import MAX_BODY_BYTES
 from tests.reliability.conftest import SECRET, World

@@ -8,8 +8,8 @@ from pathlib import Path
 import imageio_ffmpeg
 import pytest
 
-from bridge.replay import check
-from bridge.run import run_course
+from bridge.ops.replay import check
+from bridge.ops.run import run_course
 from statemachine.store.sqlite import SqliteStore
 from tests.reliability.helpers import SAMPLE
 

@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 
 import schemas
-from bridge.http import create_bridge_app, hostile_uri
+from bridge.web.bridge_app import create_bridge_app, hostile_uri
 from handlers.registry import StepResult
 from statemachine.envelope import NewEvent
 from statemachine.events import CourseRedriven, CourseRequested, TaskSucceeded
-from statemachine.store.base import prepare_append
+from statemachine.store.appending import prepare_append
 from tests.reliability.conftest import World, push_envelope
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from bridge.clock import VirtualClock
-from bridge.runtime import Runtime, embedded
+from bridge.runtime.clock import VirtualClock
+from bridge.runtime.embedded import Runtime, embedded
 from bridge.settings import Settings
 from handlers.media.fetch import FetchPolicy, FetchRefused, fetch
 from statemachine.store.memory import MemoryStore

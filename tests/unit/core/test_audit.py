@@ -9,10 +9,10 @@ import pytest
 from click.testing import CliRunner
 
 from bridge.cli import main
-from bridge.clock import VirtualClock
-from bridge.runtime import embedded
+from bridge.runtime.clock import VirtualClock
+from bridge.runtime.embedded import embedded
 from bridge.settings import Settings
-from bridge.synthetic import noop_steps
+from bridge.tooling.synthetic import noop_steps
 from statemachine.pipeline import default_pipeline
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bridge.bench import course_commands
-from bridge.replay import audit_all, parallel_workers
+from bridge.ops.replay import audit_all, parallel_workers
+from bridge.tooling.bench import course_commands
 from statemachine.store.sqlite import RawSnapshot, SqliteStore, same_snapshot
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -40,7 +40,7 @@ def tamper(store, sql, *args):
 # behind): the audit over several processes runs in a fresh interpreter.
 AUDIT = """
 import json, sys
-from bridge.replay import audit_all, parallel_workers
+from bridge.ops.replay import audit_all, parallel_workers
 from statemachine.store.sqlite import SqliteStore
 store, workers = SqliteStore(sys.argv[1]), int(sys.argv[2])
 assert parallel_workers(store, workers) == workers, "the path under test is not taken"

@@ -24,7 +24,7 @@ from statemachine.events import (
 from statemachine.pipeline import default_pipeline
 from statemachine.reducer import fold
 from statemachine.state import CourseState
-from statemachine.store.base import prepare_append
+from statemachine.store.appending import prepare_append
 from tests.factories import new, requested
 
 PIPE = default_pipeline()

@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import schemas
-from bridge.bench import course_commands
+from bridge.tooling.bench import course_commands
 from statemachine.events import to_data
 
 SAMPLES = [(f"events/{n.type}", to_data(n.event)) for b in course_commands("c1") for n in b]

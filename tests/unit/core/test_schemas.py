@@ -38,7 +38,7 @@ def test_every_schema_file_is_used_by_the_code():
         if not re.search(rf"[\"']{re.escape(name)}[\"']", source):
             unused.append(name)
     assert unused == []
-    assert 'f"events/{new.type}"' in (ROOT / "statemachine/store/base.py").read_text()
+    assert 'f"events/{new.type}"' in (ROOT / "statemachine/store/appending.py").read_text()
 
 
 def test_every_schema_is_valid_2020_12():

@@ -7,12 +7,12 @@ import os
 
 import pytest
 
-from bridge.bench import _unlimit as unlimit
-from bridge.clock import VirtualClock
 from bridge.core import Bridge
-from bridge.runtime import embedded
+from bridge.runtime.clock import VirtualClock
+from bridge.runtime.embedded import embedded
 from bridge.settings import Settings
-from bridge.synthetic import noop_steps
+from bridge.tooling.bench import _unlimit as unlimit
+from bridge.tooling.synthetic import noop_steps
 from statemachine.audit import verify
 from statemachine.pipeline import default_pipeline
 from statemachine.store import wal_sync

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from bridge.dashboard import data as dashboard_data
-from bridge.dashboard.stack import Stack, local_stack
-from bridge.runtime import embedded
+from bridge.runtime.embedded import embedded
 from bridge.settings import Settings
-from bridge.synthetic import noop_steps
+from bridge.tooling.synthetic import noop_steps
+from bridge.web.dashboard import data as dashboard_data
+from bridge.web.dashboard.stack import Stack, local_stack
 from handlers.registry import StepContext, StepResult
 from statemachine.pipeline import default_pipeline
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from bridge.dashboard.stack import local_stack
-from bridge.openapi import document
 from bridge.settings import Settings
+from bridge.web.dashboard.stack import local_stack
+from bridge.web.openapi import document
 
 
 def _routes(data: Path) -> set[tuple[str, str]]:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from bridge.clock import VirtualClock
-from bridge.runtime import Runtime, embedded
+from bridge.runtime.clock import VirtualClock
+from bridge.runtime.embedded import Runtime, embedded
 from statemachine.store.memory import MemoryStore
 from tests.unit.runtime.conftest import REQUEST, Steps, clock, settings
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bridge import operations as ops_
+from bridge.ops import operations as ops_
 from handlers.registry import PermanentStepError, TransientStepError
 
 from .conftest import Ops

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from bridge.http import create_bridge_app
+from bridge.web.bridge_app import create_bridge_app
 from handlers.auth import Unauthorized, allow_all, bearer
 
 from .conftest import Ops, settings

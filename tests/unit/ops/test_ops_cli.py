@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from bridge.cli import main
-from bridge.runtime import embedded
+from bridge.runtime.embedded import embedded
 from bridge.settings import Settings
-from bridge.synthetic import noop_steps
+from bridge.tooling.synthetic import noop_steps
 from statemachine.pipeline import default_pipeline
 
 ENV = {"COURSEGEN_STORE": "sqlite", "COURSEGEN_SQLITE_SYNCHRONOUS": "NORMAL", "USER": "tester"}

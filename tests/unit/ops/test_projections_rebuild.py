@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bridge.projections import differences, folded, live_projections, rebuild
-from bridge.simulate import Faults, simulate
-from bridge.stats import collect, percentile, since_iso, summarize
+from bridge.ops.projections import differences, folded, live_projections, rebuild
+from bridge.ops.stats import collect, percentile, since_iso, summarize
+from bridge.tooling.simulate import Faults, simulate
 from statemachine.store.sqlite import SqliteStore
 
 FAULTS = Faults(

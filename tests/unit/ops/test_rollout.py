@@ -16,7 +16,7 @@ from bridge.dispatch.firestore_trigger import (
     document_fields,
     step_document,
 )
-from bridge.stats import collect, summarize
+from bridge.ops.stats import collect, summarize
 
 from .conftest import Ops, make_ops
 

@@ -12,7 +12,7 @@ import pytest
 from bridge.core import Bridge, InvalidRequest, course_id_for, variant_for
 from bridge.dispatch import task_name
 from bridge.dispatch.local import LocalDispatcher
-from bridge.runtime import embedded
+from bridge.runtime.embedded import embedded
 from handlers.registry import TransientStepError
 from statemachine.audit import verify
 from statemachine.pipeline import default_pipeline
@@ -338,9 +338,9 @@ def test_the_variant_picks_the_transport(clock, percent, variant):
 def test_reconcile_exhausts_a_task_whose_handler_never_answered():
     """The handler died after TaskStarted on the last attempt and the queue gave up: the
     reconciler records TaskExhausted once the queue's limits have passed, and the course fails."""
-    from bridge.clock import VirtualClock
-    from bridge.runtime import embedded
-    from bridge.synthetic import noop_steps
+    from bridge.runtime.clock import VirtualClock
+    from bridge.runtime.embedded import embedded
+    from bridge.tooling.synthetic import noop_steps
     from statemachine.envelope import NewEvent
     from statemachine.events import TaskStarted
     from statemachine.pipeline import default_pipeline

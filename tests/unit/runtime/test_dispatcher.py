@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from bridge.clock import SystemClock, VirtualClock
 from bridge.dispatch import AlreadyExists
 from bridge.dispatch.local import DEDUP_WINDOW_S, LocalDispatcher
+from bridge.runtime.clock import SystemClock, VirtualClock
 from handlers.auth import HmacVerifier, Unauthorized, header, sign
 from statemachine.pipeline import default_pipeline
 

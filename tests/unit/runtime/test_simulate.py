@@ -11,9 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from bridge.cli import main
-from bridge.clock import VirtualClock
-from bridge.runtime import embedded
-from bridge.simulate import Chaos, Faults, check, simulate
+from bridge.runtime.clock import VirtualClock
+from bridge.runtime.embedded import embedded
+from bridge.tooling.simulate import Chaos, Faults, check, simulate
 from statemachine.pipeline import default_pipeline
 from statemachine.store.sqlite import SqliteStore
 

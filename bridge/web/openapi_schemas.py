@@ -1,10 +1,10 @@
-"""Component schemas of the ``coursegen serve`` OpenAPI document (``bridge.openapi``)."""
+"""Component schemas of the ``coursegen serve`` OpenAPI document (``bridge.web.openapi``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from bridge.operations import OPERATIONS
+from bridge.ops.operations import OPERATIONS
 from statemachine.lifecycle import COURSE, TASK
 
 Schema = dict[str, Any]

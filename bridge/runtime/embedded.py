@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bridge.clock import SystemClock
 from bridge.core import Bridge
 from bridge.dispatch import TaskRequest
 from bridge.dispatch.firestore_trigger import (
@@ -18,6 +17,7 @@ from bridge.dispatch.firestore_trigger import (
     step_runner,
 )
 from bridge.dispatch.local import LocalDispatcher
+from bridge.runtime.clock import SystemClock
 from bridge.settings import Settings
 from handlers.artifacts import LocalArtifacts
 from handlers.auth import HmacVerifier, sign

@@ -6,9 +6,9 @@ from functools import cache
 from typing import Any
 
 from bridge import diagrams
-from bridge.dashboard.data import COURSE_ID, FRAME_NAME, MAX_ROWS, OUTPUT_FILES
-from bridge.openapi_schemas import components, ref
-from bridge.operations import OPERATIONS
+from bridge.ops.operations import OPERATIONS
+from bridge.web.dashboard.data import COURSE_ID, FRAME_NAME, MAX_ROWS, OUTPUT_FILES
+from bridge.web.openapi_schemas import components, ref
 from statemachine.lifecycle import COURSE
 
 VERSION = "0.1.0"

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.clock import SystemClock
 from bridge.core import Bridge
 from bridge.dispatch import Dispatcher, TaskRequest
 from bridge.dispatch.firestore_trigger import (
@@ -19,6 +18,7 @@ from bridge.dispatch.firestore_trigger import (
     LegacyTriggerDispatcher,
 )
 from bridge.pubsub import PubSubNotifier, make_publisher
+from bridge.runtime.clock import SystemClock
 from bridge.settings import Settings
 from handlers.artifacts import ArtifactStore, LocalArtifacts
 from handlers.auth import HmacVerifier, allow_all

@@ -19,7 +19,7 @@ REASON_HELP = "Why (required; recorded in the course's history)."
 
 def register(main: click.Group) -> None:
     """Add the operator commands to ``coursegen``."""
-    from bridge.cli_common import data_option
+    from bridge.cli.common import data_option
 
     def operation(name: str, doc: str, with_step: bool = False) -> None:
         @click.argument("course_id")
@@ -82,7 +82,7 @@ def _operate(
     as_json: bool,
     step: str | None,
 ) -> None:
-    from bridge import operations
+    from bridge.ops import operations
 
     store, bridge, close = _operator_context(data, needs_bridge=name in ("resume", "redrive"))
     try:
@@ -114,18 +114,18 @@ def _operate(
 
 def _operator_context(data: Path, *, needs_bridge: bool) -> tuple[Any, Any, Callable[[], None]]:
     """The store, a bridge (None: the cloud reconciler advances) and how to close them."""
-    from bridge.cli_common import open_store as _store
+    from bridge.cli.common import open_store as _store
 
     cfg = Settings.from_env()
     kind = cfg.get("COURSEGEN_STORE")
     if kind == "sqlite" and needs_bridge:
         _store(data, cfg).close()  # a clear error when there is no store in --data
-        from bridge.runtime import embedded
+        from bridge.runtime.embedded import embedded
 
         rt = embedded(data, settings=cfg)
         return rt.store, rt.bridge, rt.close
     if kind == "firestore" and needs_bridge and cfg.get("COURSEGEN_DISPATCHER") == "cloudtasks":
-        from bridge.cloud import cloud_runtime
+        from bridge.runtime.cloud import cloud_runtime
 
         crt = cloud_runtime(cfg)
         return crt.store, crt.bridge, crt.close
@@ -151,14 +151,14 @@ def _work_command() -> Callable[..., None]:
     def work(data: Path, until_idle: bool, workers: int, synthetic: bool, as_json: bool) -> None:
         """Run the embedded runtime on --data: re-enqueue the waiting tasks of every active
         course (the local queue lives in memory and dies with its process), then deliver."""
-        from bridge.runtime import embedded
+        from bridge.runtime.embedded import embedded
 
         cfg = Settings.from_env()
         if cfg.get("COURSEGEN_STORE") != "sqlite":
             raise click.ClickException("work runs the embedded runtime: COURSEGEN_STORE=sqlite")
         steps = None
         if synthetic:
-            from bridge.synthetic import noop_steps
+            from bridge.tooling.synthetic import noop_steps
             from statemachine.pipeline import default_pipeline
 
             steps = noop_steps(default_pipeline())
@@ -219,8 +219,8 @@ def _stats_command() -> Callable[..., None]:
     @click.option("--json", "as_json", is_flag=True)
     def stats(data: Path, since: str | None, as_json: bool) -> None:
         """Per step and variant: count, p50/p95 duration, failure rate, attempts, cost."""
-        from bridge.cli_common import open_store as _store
-        from bridge.stats import collect, since_iso, summarize
+        from bridge.cli.common import open_store as _store
+        from bridge.ops.stats import collect, since_iso, summarize
         from statemachine.pipeline import default_pipeline
 
         try:
@@ -255,8 +255,8 @@ def _rebuild_command() -> Callable[..., None]:
     @click.option("--json", "as_json", is_flag=True)
     def rebuild_projections(data: Path, check: bool, as_json: bool) -> None:
         """Rebuild every course head and task status row from the event log."""
-        from bridge.cli_common import open_store as _store
-        from bridge.projections import rebuild
+        from bridge.cli.common import open_store as _store
+        from bridge.ops.projections import rebuild
 
         report = rebuild(_store(data), check_only=check).as_dict()
         if as_json:

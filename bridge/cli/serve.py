@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from bridge.cli_common import data_option
+from bridge.cli.common import data_option
 
 
 def register(main: click.Group) -> None:
@@ -54,15 +54,15 @@ def serve(host: str, port: int, data: Path, workers: int, synthetic: bool) -> No
     """
     import logging
 
-    from bridge.dashboard.stack import local_stack
-    from bridge.dashboard.stack import serve as run_server
     from bridge.settings import Settings
+    from bridge.web.dashboard.stack import local_stack
+    from bridge.web.dashboard.stack import serve as run_server
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     cfg = Settings.from_env(COURSEGEN_DATA_DIR=str(data))
     steps = None
     if synthetic:
-        from bridge.synthetic import noop_steps
+        from bridge.tooling.synthetic import noop_steps
         from statemachine.pipeline import default_pipeline
 
         steps = noop_steps(default_pipeline())

@@ -14,9 +14,9 @@ from typing import Any
 
 from flask import Flask
 
-from bridge.dashboard.app import Backend, create_app
-from bridge.runtime import Runtime, embedded
+from bridge.runtime.embedded import Runtime, embedded
 from bridge.settings import Settings
+from bridge.web.dashboard.app import Backend, create_app
 from handlers.auth import Unauthorized, allow_all, bearer
 from handlers.registry import StepFn
 
@@ -25,7 +25,7 @@ log = logging.getLogger("coursegen.serve")
 
 @dataclass
 class LocalBridgeRuntime:
-    """What ``bridge.http.create_bridge_app`` needs, over the embedded runtime: push routes
+    """What ``bridge.web.bridge_app.create_bridge_app`` needs, on the embedded runtime: push routes
     take the operator token as their bearer token (``COURSEGEN_AUTH=none``: anyone), and
     rejected messages are parked in ``dead-letters.jsonl`` beside the event store."""
 
@@ -96,7 +96,7 @@ def local_stack(
 ) -> Stack:
     """The dashboard, its API, ``/tasks`` and the bridge's push routes over the embedded
     runtime in ``data_dir``; ``workers`` > 0 also runs the local Cloud Tasks dispatcher."""
-    from bridge.http import create_bridge_app
+    from bridge.web.bridge_app import create_bridge_app
 
     cfg = settings or Settings.from_env()
     root = Path(data_dir)

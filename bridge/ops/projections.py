@@ -9,7 +9,7 @@ from typing import Any
 from statemachine.ports import EventStore
 from statemachine.reducer import fold_snapshot
 from statemachine.state import Snapshot, empty_snapshot
-from statemachine.store.projection import task_rows
+from statemachine.store.task_rows import task_rows
 
 _TRIES = 5
 

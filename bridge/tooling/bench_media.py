@@ -102,7 +102,7 @@ def bench_media(minutes: int = 10, pipeline: bool = True) -> dict[str, Any]:
 
 def _pipeline(tmp: Path) -> dict[str, Any]:
     """The offline pipeline on the sample, twice: the second run has the model loaded."""
-    from bridge.run import run_course
+    from bridge.ops.run import run_course
 
     walls = []
     summary: dict[str, Any] = {}

@@ -8,8 +8,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bridge.replay import check, timeline
-from bridge.views import course_status
+from bridge.ops.replay import check, timeline
+from bridge.ops.views import course_status
 from statemachine.envelope import Envelope
 from statemachine.pipeline import default_pipeline
 from statemachine.ports import EventStore, Head
@@ -79,7 +79,7 @@ def _percent(status: str, done: int, total: int) -> int:
 def course_detail(
     store: EventStore, artifacts_root: Path, course_id: str, now: float | None = None
 ) -> dict[str, Any] | None:
-    """Status and tasks (``bridge.views.course_status``) plus what the page draws."""
+    """Status and tasks (``bridge.ops.views.course_status``) plus what the page draws."""
     head = store.head(course_id)
     view = course_status(store, course_id) if head else None
     if head is None or view is None:

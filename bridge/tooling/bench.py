@@ -13,17 +13,17 @@ from typing import Any
 import orjson
 
 from bridge.dispatch import TaskRequest
-from bridge.replay import audit_all
-from bridge.runtime import embedded
+from bridge.ops.replay import audit_all
+from bridge.runtime.embedded import embedded
 from bridge.settings import Settings
-from bridge.synthetic import noop_steps
+from bridge.tooling.synthetic import noop_steps
 from statemachine.commands import to_event
 from statemachine.decide import decide
 from statemachine.envelope import GENESIS_HASH, NewEvent, digest
 from statemachine.events import CourseRequested, Event, TaskStarted, TaskSucceeded
 from statemachine.pipeline import default_pipeline
 from statemachine.state import CourseState
-from statemachine.store.base import prepare_append
+from statemachine.store.appending import prepare_append
 from statemachine.store.sqlite import SqliteStore
 from statemachine.timefmt import iso
 

@@ -1,5 +1,5 @@
 """The live dashboard of ``coursegen serve``: pages, JSON API, diagrams and outputs."""
 
-from bridge.dashboard.app import Backend, create_app
+from bridge.web.dashboard.app import Backend, create_app
 
 __all__ = ["Backend", "create_app"]

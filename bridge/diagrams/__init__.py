@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 
-from bridge import diagram_layout as layout
+from bridge.diagrams import layout
 from statemachine.lifecycle import COURSE, TASK, Lifecycle
 from statemachine.pipeline import Pipeline, default_pipeline
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from bridge.dashboard import data
-from bridge.dashboard.app import Backend, json_response, problem
+from bridge.web.dashboard import data
+from bridge.web.dashboard.app import Backend, json_response, problem
 from statemachine.lifecycle import COURSE
 
 VARIANT = re.compile(r"^[A-Za-z0-9_-]{1,64}$")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from flask import Flask, Response, render_template, request, send_file
 
 from bridge import diagrams
-from bridge.dashboard import data
-from bridge.dashboard.app import Backend, problem
+from bridge.web.dashboard import data
+from bridge.web.dashboard.app import Backend, problem
 from statemachine.lifecycle import COURSE
 
 PAGE_CSP = (

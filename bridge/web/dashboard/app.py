@@ -29,8 +29,8 @@ class Backend:
 
 
 def create_app(backend: Backend) -> Flask:
-    from bridge.dashboard import api, pages
-    from bridge.openapi import document
+    from bridge.web.dashboard import api, pages
+    from bridge.web.openapi import document
 
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES

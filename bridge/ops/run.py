@@ -8,9 +8,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from bridge.runtime import Runtime, embedded
+from bridge.ops.views import course_status
+from bridge.runtime.embedded import Runtime, embedded
 from bridge.settings import Settings
-from bridge.views import course_status
 from handlers.artifacts import LocalArtifacts
 from statemachine.pipeline import default_pipeline
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.clock import VirtualClock
 from bridge.dispatch import TaskRequest
-from bridge.runtime import Runtime, embedded
+from bridge.runtime.clock import VirtualClock
+from bridge.runtime.embedded import Runtime, embedded
 from bridge.settings import Settings
 from handlers.registry import PermanentStepError, StepContext, StepFn, StepResult
 from handlers.registry import TransientStepError as Transient

@@ -54,7 +54,7 @@ def ok(**body: Any) -> Response:
 
 def create_bridge_app(runtime_factory: Callable[[], Any]) -> Flask:
     """``runtime_factory()`` (called once, on the first request) gives ``bridge``, ``verify``,
-    ``dead_letter(data, reason, attributes)`` and ``quiet_s``: see ``bridge.cloud``."""
+    ``dead_letter(data, reason, attributes)`` and ``quiet_s``: see ``bridge.runtime.cloud``."""
     app = Flask("coursegen-bridge")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     holder: dict[str, Any] = {}
@@ -112,7 +112,7 @@ def create_bridge_app(runtime_factory: Callable[[], Any]) -> Flask:
 
 def _operator_routes(app: Flask, runtime: Callable[[], Any]) -> None:
     """``POST /operator/courses/<id>/<cancel|pause|resume|redrive>`` with ``{reason, step?}``."""
-    from bridge import operations
+    from bridge.ops import operations
 
     def operate(course_id: str, operation: str) -> Response:
         if operation not in operations.OPERATIONS:
