@@ -85,9 +85,9 @@ def _wait(rt: Runtime, course_id: str, statuses: tuple[str, ...], timeout: float
 
 def real_course(data: Path) -> str:
     """The sample lecture through the real offline pipeline (frames, transcript, quizzes)."""
-    from bridge.ops.run import run_course
+    from bridge.cli.run import run_video
 
-    summary = run_course(
+    summary = run_video(
         ROOT / "samples" / "lecture.mp4",
         title="How Rivers Shape Landscapes",
         out=data / "published",

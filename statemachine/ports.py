@@ -80,6 +80,31 @@ class EventStore(Protocol):
         past the snapshot's version meanwhile."""
         ...
 
+    def close(self) -> None:
+        """Release the store's connections; nothing uses the store afterwards."""
+        ...
+
+    def course_ids(self, *, lo: str | None = None, hi: str | None = None) -> Sequence[str]:
+        """The ids of every course head (in [lo, hi) when given), without their snapshots."""
+        ...
+
+    def scan_heads(
+        self, *, lo: str | None = None, hi: str | None = None
+    ) -> Iterator[tuple[str, Sequence[Envelope], Head | None]]:
+        """``scan`` with each course's head read in step (the auditor's bulk read), in
+        [lo, hi) of course ids when given."""
+        ...
+
+    def same_snapshot(self, stored: Mapping[str, Any], folded: Mapping[str, Any]) -> bool:
+        """Whether a head snapshot read from this store equals a fold (by its stored bytes
+        where the store keeps them, which is cheaper than decoding)."""
+        ...
+
+    def reopener(self) -> Callable[[], EventStore] | None:
+        """A picklable way to open this same store in another process (the parallel audit),
+        or None where it cannot be shared (in memory)."""
+        ...
+
 
 class Clock(Protocol):
     def now(self) -> float:

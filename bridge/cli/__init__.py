@@ -52,9 +52,9 @@ def run(
     as_json: bool,
 ) -> None:
     """Run VIDEO through the whole pipeline on this machine and write the course."""
-    from bridge.ops.run import run_course
+    from bridge.cli.run import run_video
 
-    summary = run_course(
+    summary = run_video(
         video,
         title=title,
         out=out,

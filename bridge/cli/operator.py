@@ -130,7 +130,7 @@ def _operator_context(data: Path, *, needs_bridge: bool) -> tuple[Any, Any, Call
         crt = cloud_runtime(cfg)
         return crt.store, crt.bridge, crt.close
     store = _store(data, cfg)
-    return store, None, getattr(store, "close", lambda: None)
+    return store, None, store.close
 
 
 def _work_command() -> Callable[..., None]:

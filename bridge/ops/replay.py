@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import gc
+import itertools
 import json
 import multiprocessing
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
 import schemas
-from statemachine.audit import SameState, same_state, state_at, verify
+from statemachine.audit import SameState, state_at, verify
 from statemachine.envelope import Envelope
 from statemachine.errors import IntegrityError
 from statemachine.ports import EventStore, Head
-from statemachine.store.sqlite import SqliteStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,18 +109,18 @@ PARALLEL_MIN_COURSES = 2000
 def audit_all(store: EventStore, *, workers: int | None = None) -> Iterator[Verdict]:
     """Every course, verified, streamed course by course with its head.
 
-    A SQLite store on disk with many courses is verified by ``workers`` processes (default:
-    one per usable core), each over its own ranges of course ids with its own read
-    connection; the verdicts arrive in the same order as from one process. The workers are
-    forked, so only from a process that runs one thread: a lock another thread held at the
-    fork (SQLite's, logging's) would stay held for ever in the child. Otherwise, and for
-    other stores, the audit runs here.
+    A store that can be opened again in another process (``EventStore.reopener``: SQLite on
+    disk) with many courses is verified by ``workers`` processes (default: one per usable
+    core), each over its own ranges of course ids with its own connection; the verdicts
+    arrive in the same order as from one process. The workers are forked, so only from a
+    process that runs one thread: a lock another thread held at the fork (SQLite's,
+    logging's) would stay held for ever in the child. Otherwise the audit runs here.
     """
     with paused_gc():
         n = parallel_workers(store, workers)
-        if n > 1:
-            assert isinstance(store, SqliteStore)
-            yield from _audit_parallel(store, store.id_ranges(n * 4), n)
+        opener = store.reopener()
+        if n > 1 and opener is not None:
+            yield from _audit_parallel(store, opener, id_ranges(store.course_ids(), n * 4), n)
         else:
             yield from _audit(store)
 
@@ -130,8 +130,7 @@ def parallel_workers(store: EventStore, workers: int | None = None) -> int:
     n = workers if workers is not None else _cores()
     if (
         n > 1
-        and isinstance(store, SqliteStore)
-        and store.path != ":memory:"
+        and store.reopener() is not None
         and "fork" in multiprocessing.get_all_start_methods()
         and threading.active_count() == 1
         and (workers is not None or len(store.course_ids()) >= PARALLEL_MIN_COURSES)
@@ -140,13 +139,22 @@ def parallel_workers(store: EventStore, workers: int | None = None) -> int:
     return 1
 
 
+def id_ranges(course_ids: Sequence[str], parts: int) -> list[tuple[str | None, str | None]]:
+    """About ``parts`` ranges [lo, hi) of course ids, of similar sizes, that together cover
+    every possible id (None: unbounded)."""
+    ids = sorted(course_ids)
+    cuts = dict.fromkeys(ids[len(ids) * i // parts] for i in range(1, parts)) if ids else {}
+    bounds: list[str | None] = [None, *cuts, None]
+    return list(itertools.pairwise(bounds))
+
+
 def _audit(store: EventStore) -> Iterator[Verdict]:
     seen: set[str] = set()
-    verdicts, stopped = _verify_histories(_histories(store), seen, _same(store))
+    verdicts, stopped = _verify_histories(store.scan_heads(), seen, store.same_snapshot)
     yield from verdicts
     if stopped[0]:
         return
-    for course_id in _head_ids(store):
+    for course_id in store.course_ids():
         if course_id not in seen:
             yield _orphan(course_id)
 
@@ -180,35 +188,16 @@ def _orphan(course_id: str) -> Verdict:
     return Verdict(False, course_id, 0, 1, "the head exists but the history is empty")
 
 
-def _same(store: EventStore) -> SameState:
-    same: SameState = getattr(store, "same_snapshot", same_state)
-    return same
-
-
-def _head_ids(store: EventStore) -> Sequence[str]:
-    course_ids = getattr(store, "course_ids", None)
-    if course_ids is not None:
-        ids: Sequence[str] = course_ids()
-        return ids
-    return [head.course_id for head in store.courses()]
-
-
-def _histories(store: EventStore) -> Iterator[tuple[str, Sequence[Envelope], Head | None]]:
-    scan_heads = getattr(store, "scan_heads", None)
-    if scan_heads is not None:
-        yield from scan_heads()
-        return
-    for course_id, events in store.scan():
-        yield course_id, events, store.head(course_id)
-
-
 def _audit_parallel(
-    store: SqliteStore, ranges: Sequence[tuple[str | None, str | None]], workers: int
+    store: EventStore,
+    opener: Callable[[], EventStore],
+    ranges: Sequence[tuple[str | None, str | None]],
+    workers: int,
 ) -> Iterator[Verdict]:
-    jobs = [(store.path, store.synchronous, lo, hi) for lo, hi in ranges]
     orphans: set[str] = set()
-    with multiprocessing.get_context("fork").Pool(workers) as pool:
-        for verdicts, stopped, lonely in pool.imap(_audit_range, jobs):
+    context = multiprocessing.get_context("fork")
+    with context.Pool(workers, initializer=_open_worker_store, initargs=(opener,)) as pool:
+        for verdicts, stopped, lonely in pool.imap(_audit_range, ranges):
             yield from (Verdict(*v) for v in verdicts)
             if stopped:
                 return
@@ -218,18 +207,20 @@ def _audit_parallel(
             yield _orphan(course_id)
 
 
-_stores: dict[tuple[str, str], SqliteStore] = {}
+_worker_store: list[EventStore] = []  # the store a worker process opened, once
+
+
+def _open_worker_store(opener: Callable[[], EventStore]) -> None:
+    _worker_store[:] = [opener()]
 
 
 def _audit_range(
-    job: tuple[str, str, str | None, str | None],
+    bounds: tuple[str | None, str | None],
 ) -> tuple[list[tuple[Any, ...]], bool, list[str]]:
     """In a worker process: the verdicts of courses in [lo, hi), whether reading stopped, and
     the courses in that range with a head but no history."""
-    path, synchronous, lo, hi = job
-    store = _stores.get((path, synchronous))
-    if store is None:
-        store = _stores[(path, synchronous)] = SqliteStore(path, synchronous=synchronous)
+    lo, hi = bounds
+    store = _worker_store[0]
     seen: set[str] = set()
     with paused_gc():
         verdicts, stopped = _verify_histories(

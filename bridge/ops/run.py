@@ -1,39 +1,64 @@
-"""``coursegen run``: one video through the embedded runtime, with live progress per step."""
+"""Run one video through a local runtime until its course ends, then summarise it and copy
+the course out (no presentation: ``bridge.cli.run`` draws the live board)."""
 
 from __future__ import annotations
 
 import shutil
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from bridge.core import Bridge
 from bridge.ops.views import course_status
-from bridge.runtime.embedded import Runtime, embedded
-from bridge.settings import Settings
 from handlers.artifacts import LocalArtifacts
-from statemachine.pipeline import default_pipeline
+from statemachine.ports import EventStore
 
 TERMINAL = ("completed", "failed", "cancelled")
 
 
+class LocalQueue(Protocol):
+    def start(self, workers: int = 4) -> None: ...
+
+    def pending(self) -> int: ...
+
+
+class LocalRuntime(Protocol):
+    """What a run needs of the embedded runtime (``bridge.runtime.embedded.Runtime``)."""
+
+    @property
+    def bridge(self) -> Bridge: ...
+
+    @property
+    def store(self) -> EventStore: ...
+
+    @property
+    def dispatcher(self) -> LocalQueue: ...
+
+    @property
+    def artifacts(self) -> LocalArtifacts: ...
+
+    def close(self) -> None: ...
+
+
 def run_course(
+    rt: LocalRuntime,
     video: Path,
     *,
     title: str | None,
     out: Path,
-    data: Path,
     language: str = "en",
     provider: str | None = None,
-    live: bool = True,
     workers: int = 4,
-    settings: Settings | None = None,
     timeout_s: float = 3600,
+    on_tick: Callable[[str, float], None] | None = None,
 ) -> dict[str, Any]:
+    """Request a course for ``video``, run it to its end on ``rt`` (closed afterwards) and
+    return its summary; a completed course is copied to ``out``. ``on_tick(course_id,
+    elapsed_s)`` is called about ten times a second while it runs."""
     video = video.resolve()
-    options: dict[str, Any] = {"local_roots": [str(video.parent)]}
     request_options: dict[str, Any] = {"provider": provider} if provider else {}
-    rt = embedded(data, settings=settings, options=options)
     started = time.perf_counter()
     try:
         message = {
@@ -44,7 +69,7 @@ def run_course(
         }
         course_id = rt.bridge.ingest(message, message_id=f"cli-{uuid.uuid4()}", actor="cli")
         rt.dispatcher.start(workers)
-        _watch(rt, course_id, live, timeout_s)
+        _wait(rt, course_id, timeout_s, on_tick, started)
     finally:
         rt.close()
     wall = round(time.perf_counter() - started, 2)
@@ -59,78 +84,24 @@ def _title(video: Path) -> str:
     return video.stem.replace("_", " ").replace("-", " ").strip().title() or "Lecture"
 
 
-def _watch(rt: Runtime, course_id: str, live: bool, timeout_s: float) -> None:
+def _wait(
+    rt: LocalRuntime,
+    course_id: str,
+    timeout_s: float,
+    on_tick: Callable[[str, float], None] | None,
+    started: float,
+) -> None:
     deadline = time.monotonic() + timeout_s
-    if not live:
-        while time.monotonic() < deadline:
-            head = rt.store.head(course_id)
-            if head and head.status in TERMINAL and rt.dispatcher.pending() == 0:
-                return
-            time.sleep(0.1)
-        return
-    from rich.console import Console
-    from rich.live import Live
-
-    console = Console(stderr=True)
-    started = time.perf_counter()
-    with Live(_board(rt, course_id, 0.0), console=console, refresh_per_second=8) as board:
-        while time.monotonic() < deadline:
-            head = rt.store.head(course_id)
-            board.update(_board(rt, course_id, time.perf_counter() - started))
-            if head and head.status in TERMINAL and rt.dispatcher.pending() == 0:
-                return
-            time.sleep(0.12)
+    while time.monotonic() < deadline:
+        head = rt.store.head(course_id)
+        if on_tick is not None:
+            on_tick(course_id, time.perf_counter() - started)
+        if head and head.status in TERMINAL and rt.dispatcher.pending() == 0:
+            return
+        time.sleep(0.1)
 
 
-_STYLE = {
-    "succeeded": "green",
-    "running": "yellow",
-    "retrying": "magenta",
-    "failed": "red",
-    "exhausted": "red",
-    "scheduled": "cyan",
-    "waiting": "dim",
-}
-
-
-def _board(rt: Runtime, course_id: str, elapsed: float) -> Any:
-    """One row per step; a fan-out step shows its shards side by side."""
-    from rich.table import Table
-
-    view = course_status(rt.store, course_id) or {"tasks": [], "status": "requested"}
-    by_step: dict[str, list[dict[str, Any]]] = {}
-    for task in view["tasks"]:
-        by_step.setdefault(task["task"].split("#")[0], []).append(task)
-    table = Table(title=f"course {course_id}: {view['status']}  ({elapsed:.1f} s)")
-    for column in ("step", "status", "attempts", "seconds", "note"):
-        table.add_column(column)
-    for step in default_pipeline().order:
-        tasks = by_step.get(step, [])
-        status = _merge(tasks)
-        seconds = sum((t["duration_ms"] or 0) for t in tasks) / 1000 if tasks else None
-        attempts = sum(t["attempts"] for t in tasks)
-        note = f"{len(tasks)} shards" if len(tasks) > 1 else (tasks[0]["error"] if tasks else "")
-        table.add_row(
-            step,
-            f"[{_STYLE.get(status, 'white')}]{status}[/]",
-            str(attempts or ""),
-            f"{seconds:.2f}" if seconds is not None else "",
-            note,
-        )
-    return table
-
-
-def _merge(tasks: list[dict[str, Any]]) -> str:
-    if not tasks:
-        return "waiting"
-    statuses = {t["status"] for t in tasks}
-    for s in ("exhausted", "failed", "running", "retrying", "scheduled"):
-        if s in statuses:
-            return s
-    return "succeeded"
-
-
-def _summary(rt: Runtime, course_id: str, view: dict[str, Any], wall: float) -> dict[str, Any]:
+def _summary(rt: LocalRuntime, course_id: str, view: dict[str, Any], wall: float) -> dict[str, Any]:
     steps: dict[str, float] = {}
     for task in view.get("tasks", []):
         step = task["task"].split("#")[0]

@@ -55,9 +55,7 @@ class CloudRuntime:
         return float(self.settings.get_int("COURSEGEN_RECONCILE_QUIET_SECONDS"))
 
     def close(self) -> None:
-        close = getattr(self.store, "close", None)
-        if close:
-            close()
+        self.store.close()
 
 
 class NoDispatcher:

@@ -69,9 +69,7 @@ class Runtime:
         self.dispatcher.stop()
         if self.legacy is not None:
             self.legacy.stop()
-        close = getattr(self.store, "close", None)
-        if close:
-            close()
+        self.store.close()
 
 
 def embedded(

@@ -102,13 +102,13 @@ def bench_media(minutes: int = 10, pipeline: bool = True) -> dict[str, Any]:
 
 def _pipeline(tmp: Path) -> dict[str, Any]:
     """The offline pipeline on the sample, twice: the second run has the model loaded."""
-    from bridge.ops.run import run_course
+    from bridge.cli.run import run_video
 
     walls = []
     summary: dict[str, Any] = {}
     for i in range(2):
         t0 = time.perf_counter()
-        summary = run_course(
+        summary = run_video(
             SAMPLE, title="Sample", out=tmp / f"out{i}", data=tmp / f"data{i}", live=False
         )
         walls.append(time.perf_counter() - t0)

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, request
 
 from bridge.core import InvalidRequest
+from bridge.runtime import BridgeRuntime
 from handlers.auth import Unauthorized
 from handlers.media.fetch import is_public_address
 
@@ -52,15 +53,15 @@ def ok(**body: Any) -> Response:
     return respond((200, body))
 
 
-def create_bridge_app(runtime_factory: Callable[[], Any]) -> Flask:
+def create_bridge_app(runtime_factory: Callable[[], BridgeRuntime]) -> Flask:
     """``runtime_factory()`` (called once, on the first request) gives ``bridge``, ``verify``,
     ``dead_letter(data, reason, attributes)`` and ``quiet_s``: see ``bridge.runtime.cloud``."""
     app = Flask("coursegen-bridge")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
-    holder: dict[str, Any] = {}
+    holder: dict[str, BridgeRuntime] = {}
     lock = threading.Lock()
 
-    def runtime() -> Any:
+    def runtime() -> BridgeRuntime:
         with lock:
             if "rt" not in holder:
                 holder["rt"] = runtime_factory()
@@ -85,19 +86,19 @@ def create_bridge_app(runtime_factory: Callable[[], Any]) -> Flask:
         view.__name__ = handler.__name__
         return view
 
-    def course_requests(rt: Any, body: bytes) -> Response:
+    def course_requests(rt: BridgeRuntime, body: bytes) -> Response:
         envelope = push_envelope(body)
         return (
             envelope if isinstance(envelope, Response) else respond(ingest_envelope(rt, envelope))
         )
 
-    def course_events(rt: Any, body: bytes) -> Response:
+    def course_events(rt: BridgeRuntime, body: bytes) -> Response:
         envelope = push_envelope(body)
         return (
             envelope if isinstance(envelope, Response) else respond(advance_envelope(rt, envelope))
         )
 
-    def reconcile(rt: Any, body: bytes) -> Response:
+    def reconcile(rt: BridgeRuntime, body: bytes) -> Response:
         return ok(status="reconciled", **rt.bridge.reconcile(rt.quiet_s))
 
     app.add_url_rule(
@@ -110,7 +111,7 @@ def create_bridge_app(runtime_factory: Callable[[], Any]) -> Flask:
     return app
 
 
-def _operator_routes(app: Flask, runtime: Callable[[], Any]) -> None:
+def _operator_routes(app: Flask, runtime: Callable[[], BridgeRuntime]) -> None:
     """``POST /operator/courses/<id>/<cancel|pause|resume|redrive>`` with ``{reason, step?}``."""
     from bridge.ops import operations
 
@@ -157,14 +158,13 @@ def _operator_routes(app: Flask, runtime: Callable[[], Any]) -> None:
     )
 
 
-def operator_identity(rt: Any, headers: Mapping[str, str], body: bytes, url: str) -> str:
+def operator_identity(rt: BridgeRuntime, headers: Mapping[str, str], body: bytes, url: str) -> str:
     """Who calls an operator route: with COURSEGEN_OPERATOR_TOKEN set (local), the bearer of
     that token, named by the ``X-Coursegen-Operator`` header; otherwise the caller the app's
     verifier proves (OIDC in the cloud: the account's email). ``Unauthorized`` if neither."""
     from handlers.auth import allow_all, bearer, header
 
-    settings = getattr(rt, "settings", None)
-    token = settings.get("COURSEGEN_OPERATOR_TOKEN") if settings is not None else ""
+    token = rt.settings.get("COURSEGEN_OPERATOR_TOKEN")
     if token:
         offered = bearer(headers)
         if not hmac.compare_digest(offered.encode(), token.encode()):
@@ -279,7 +279,7 @@ def literal_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | Non
     return None
 
 
-def ingest_envelope(rt: Any, envelope: Mapping[str, Any]) -> Outcome:
+def ingest_envelope(rt: BridgeRuntime, envelope: Mapping[str, Any]) -> Outcome:
     """Ingest the course request a push envelope (or a Pub/Sub CloudEvent's data) carries."""
     message_id = str(envelope["message"].get("messageId") or "")
     try:
@@ -291,7 +291,7 @@ def ingest_envelope(rt: Any, envelope: Mapping[str, Any]) -> Outcome:
     return 200, {"status": "accepted", "courseId": course_id}
 
 
-def advance_envelope(rt: Any, envelope: Mapping[str, Any]) -> Outcome:
+def advance_envelope(rt: BridgeRuntime, envelope: Mapping[str, Any]) -> Outcome:
     """Advance the course a course-events notification names."""
     try:
         data = message_json(envelope)
@@ -314,7 +314,9 @@ def _problem_body(status: int, title: str, detail: str) -> dict[str, Any]:
     return {"type": "about:blank", "title": title, "status": status, "detail": detail}
 
 
-def _dead_letter(rt: Any, source: str, envelope: Mapping[str, Any], reason: str) -> Outcome:
+def _dead_letter(
+    rt: BridgeRuntime, source: str, envelope: Mapping[str, Any], reason: str
+) -> Outcome:
     message = envelope["message"]
     message_id = str(message.get("messageId") or "")[:128]
     log.error("rejected %s message %s: %s", source, message_id or "(no id)", reason)

@@ -109,3 +109,8 @@ def _sealed(course_id: str, version: int, prev: str, new: NewEvent) -> Envelope:
 
 def is_active(status: str) -> bool:
     return status in ACTIVE_COURSE
+
+
+def in_range(course_id: str, lo: str | None, hi: str | None) -> bool:
+    """Whether ``course_id`` lies in [lo, hi) (None: unbounded on that side)."""
+    return (lo is None or course_id >= lo) and (hi is None or course_id < hi)

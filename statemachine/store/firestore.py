@@ -19,7 +19,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
@@ -29,8 +29,8 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from statemachine.envelope import Envelope, NewEvent, decode
 from statemachine.errors import ConcurrencyConflict, IntegrityError
-from statemachine.ports import Head
-from statemachine.store.appending import FollowUp, Prepared, prepare_append
+from statemachine.ports import EventStore, Head
+from statemachine.store.appending import FollowUp, Prepared, in_range, prepare_append
 from statemachine.store.task_rows import task_rows, touched_tasks
 
 _ACTIVE = ["requested", "running", "paused"]
@@ -167,6 +167,22 @@ class FirestoreStore:
     def scan(self) -> Iterator[tuple[str, Sequence[Envelope]]]:
         for course_id, _ in self._course_ids():
             yield course_id, self.load(course_id)
+
+    def course_ids(self, *, lo: str | None = None, hi: str | None = None) -> Sequence[str]:
+        return [c for c, _ in self._course_ids() if in_range(c, lo, hi)]
+
+    def scan_heads(
+        self, *, lo: str | None = None, hi: str | None = None
+    ) -> Iterator[tuple[str, Sequence[Envelope], Head | None]]:
+        for course_id, _ in self._course_ids():
+            if in_range(course_id, lo, hi):
+                yield course_id, self.load(course_id), self.head(course_id)
+
+    def same_snapshot(self, stored: Mapping[str, Any], folded: Mapping[str, Any]) -> bool:
+        return dict(stored) == dict(folded)
+
+    def reopener(self) -> Callable[[], EventStore] | None:
+        return None  # a gRPC channel does not survive a fork; the audit runs here
 
     def _events(self, course_id: str) -> Any:
         return self._courses.document(course_id).collection("events")

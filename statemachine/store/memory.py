@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from statemachine.envelope import Envelope, NewEvent
-from statemachine.ports import Head
-from statemachine.store.appending import FollowUp, Prepared, is_active, prepare_append
+from statemachine.ports import EventStore, Head
+from statemachine.store.appending import (
+    FollowUp,
+    Prepared,
+    in_range,
+    is_active,
+    prepare_append,
+)
 from statemachine.store.task_rows import task_rows, touched_tasks
 
 
@@ -82,6 +88,27 @@ class MemoryStore:
         if status is not None:
             heads = [h for h in heads if h.status == status]
         return heads[:limit] if limit is not None else heads
+
+    def course_ids(self, *, lo: str | None = None, hi: str | None = None) -> Sequence[str]:
+        with self._lock:
+            return [c for c in sorted(self._heads) if in_range(c, lo, hi)]
+
+    def scan_heads(
+        self, *, lo: str | None = None, hi: str | None = None
+    ) -> Iterator[tuple[str, Sequence[Envelope], Head | None]]:
+        with self._lock:
+            ids = [c for c in sorted(self._events) if in_range(c, lo, hi)]
+        for course_id in ids:
+            yield course_id, self.load(course_id), self.head(course_id)
+
+    def same_snapshot(self, stored: Mapping[str, Any], folded: Mapping[str, Any]) -> bool:
+        return dict(stored) == dict(folded)
+
+    def reopener(self) -> Callable[[], EventStore] | None:
+        return None  # the events live in this process only
+
+    def close(self) -> None:
+        """Nothing to release: the store is this process's memory."""
 
     def quiet(self, before: str, *, limit: int = 1000) -> Sequence[str]:
         with self._lock:

@@ -10,17 +10,18 @@ on SQLite's single writer lock.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
 from statemachine.envelope import Envelope, Loads, NewEvent, decode
 from statemachine.errors import IntegrityError
-from statemachine.ports import Head
+from statemachine.ports import EventStore, Head
 from statemachine.store import wal_sync
 from statemachine.store.appending import FollowUp, prepare_append
 from statemachine.store.task_rows import TASK_COLUMNS, task_rows, touched_tasks
@@ -348,9 +349,13 @@ class SqliteStore:
         bounds: list[str | None] = [None, *cuts, None]
         return list(itertools.pairwise(bounds))
 
-    @staticmethod
-    def same_snapshot(stored: Mapping[str, Any], acc: Mapping[str, Any]) -> bool:
-        return same_snapshot(stored, acc)
+    def same_snapshot(self, stored: Mapping[str, Any], folded: Mapping[str, Any]) -> bool:
+        return same_snapshot(stored, folded)
+
+    def reopener(self) -> Callable[[], EventStore] | None:
+        if self.path == ":memory:":
+            return None
+        return functools.partial(SqliteStore, self.path, synchronous=self.synchronous)
 
     def heads(self) -> dict[str, Head]:
         """Every head, by course id (one query, for audits)."""

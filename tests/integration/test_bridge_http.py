@@ -11,6 +11,7 @@ import pytest
 from bridge.core import Bridge
 from bridge.dispatch import TaskRequest
 from bridge.runtime.clock import VirtualClock
+from bridge.settings import Settings
 from bridge.web.bridge_app import create_bridge_app, hostile_uri
 from handlers.auth import Unauthorized, allow_all
 from statemachine.pipeline import default_pipeline
@@ -34,6 +35,7 @@ class FakeRuntime:
     dead: list[tuple[bytes, str, dict]] = field(default_factory=list)
     quiet_s: float = 300.0
     fail_dead_letter: bool = False
+    settings: Settings = field(default_factory=lambda: Settings.from_env({}))
 
     def dead_letter(self, data: bytes, reason: str, attributes=None) -> None:
         if self.fail_dead_letter:

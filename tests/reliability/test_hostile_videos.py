@@ -8,8 +8,8 @@ from pathlib import Path
 import imageio_ffmpeg
 import pytest
 
+from bridge.cli.run import run_video
 from bridge.ops.replay import check
-from bridge.ops.run import run_course
 from statemachine.store.sqlite import SqliteStore
 from tests.reliability.helpers import SAMPLE
 
@@ -35,7 +35,7 @@ def make(tmp: Path, kind: str) -> Path:
 
 
 def run(tmp: Path, video: Path) -> tuple[dict, list[str]]:
-    summary = run_course(
+    summary = run_video(
         video, title=None, out=tmp / "out", data=tmp / "data", live=False, timeout_s=120
     )
     store = SqliteStore(tmp / "data" / "events.db")

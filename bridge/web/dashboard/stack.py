@@ -14,6 +14,7 @@ from typing import Any
 
 from flask import Flask
 
+from bridge.core import Bridge
 from bridge.runtime.embedded import Runtime, embedded
 from bridge.settings import Settings
 from bridge.web.dashboard.app import Backend, create_app
@@ -39,8 +40,12 @@ class LocalBridgeRuntime:
         return getattr(self.runtime, name)
 
     @property
-    def bridge(self) -> Any:
+    def bridge(self) -> Bridge:
         return self.runtime.bridge
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
 
     @property
     def quiet_s(self) -> float:
