@@ -107,10 +107,13 @@ def literal_kind(value: Any) -> str | None:
 
 
 def _type_name(wanted: Any) -> str:
-    if isinstance(wanted, dict):
-        ((kind, element),) = wanted.items()
-        return f"a {kind} of {_type_name(element)}"
-    return {"string": "a string", "number": "a number", "bool": "a bool"}.get(wanted, wanted)
+    """A schema type as Terraform writes it, with an article: "a number", "a list(string)"."""
+
+    def spelled(t: Any) -> str:
+        ((kind, element),) = t.items() if isinstance(t, dict) else ((t, None),)
+        return kind if element is None else f"{kind}({spelled(element)})"
+
+    return f"a {spelled(wanted)}"
 
 
 def conversion_error(value: Any, wanted: Any) -> str | None:
@@ -136,9 +139,9 @@ def conversion_error(value: Any, wanted: Any) -> str | None:
     if wanted == "number" and not (
         kind == "number" or (text is not None and _NUMBER.fullmatch(text))
     ):
-        return f"needs a number, got the {kind} literal {shown}"
+        return f"needs {_type_name(wanted)}, got the {kind} literal {shown}"
     if wanted == "bool" and not (kind == "bool" or text in ("true", "false")):
-        return f"needs a bool, got the {kind} literal {shown}"
+        return f"needs {_type_name(wanted)}, got the {kind} literal {shown}"
     return None
 
 
