@@ -109,10 +109,11 @@ def apply_offline_environment() -> None:
     Called by load_model before it imports faster-whisper (once per process, under its lock):
     importing this module changes nothing. The values are forced, not defaulted: an inherited
     ORT_DISABLE_TELEMETRY=0 must not bring the uploader back."""
+    was_off = os.environ.get("ORT_DISABLE_TELEMETRY") == "1"
     os.environ.update(OFFLINE_ENVIRONMENT)
     onnxruntime = sys.modules.get("onnxruntime")
-    if onnxruntime is not None:
-        # Someone imported it first, so the switch was read already: stop what can be stopped.
+    if onnxruntime is not None and not was_off:
+        # Imported first, without the switch, so it was read already: stop what can be stopped.
         onnxruntime.disable_telemetry_events()
         _log.warning("onnxruntime was imported before ORT_DISABLE_TELEMETRY=1 was set")
 
