@@ -51,14 +51,14 @@ def bridge(request: Any) -> Any:
 @functions_framework.http
 def run_task(request: Any) -> Any:
     """HTTP: the task endpoint Cloud Tasks calls (COURSEGEN_STEP restricts it to one step)."""
+    from handlers.body import BodyTooLarge, read_body
     from handlers.endpoint import MAX_BODY_BYTES, problem
 
-    if (request.content_length or 0) > MAX_BODY_BYTES:
-        answer = problem(413, "Payload too large", f"task bodies are at most {MAX_BODY_BYTES}")
+    try:
+        body = read_body(request, MAX_BODY_BYTES)
+    except BodyTooLarge as err:
+        answer = problem(413, "Payload too large", f"task {err}")
     else:
-        # At most one byte past the cap (a chunked body has no length to check up front);
-        # the endpoint answers 413 for that byte before parsing anything.
-        body = request.stream.read(MAX_BODY_BYTES + 1)
         answer = runtime().endpoint.handle(dict(request.headers), body, request.url)
     return Response(
         json.dumps(answer.body),

@@ -90,11 +90,11 @@ class Bridge:
             return self._ingest(message, message_id, actor)
 
     def _ingest(self, message: Mapping[str, Any], message_id: str | None, actor: str) -> str:
-        try:
+        try:  # the caller logs a refusal once, with the message's id
             schemas.validate("course_request", message)
         except schemas.SchemaError as err:
-            log.error("rejected course request: %s", err)
             raise InvalidRequest(f"invalid course request: {err}", err.errors) from None
+        message = schemas.known_fields("course_request", message)
         course_id = message.get("courseId") or course_id_for(message_id, message)
         variant = variant_for(course_id, self.rollout_percent)
         event = CourseRequested(

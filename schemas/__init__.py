@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -127,6 +128,20 @@ def validate(name: str, document: Any) -> None:
 def _describe(error: Any) -> str:
     path = "/".join(str(p) for p in error.absolute_path) or "(root)"
     return f"{path}: {error.message}"
+
+
+def known_fields(name: str, document: Any) -> Any:
+    """``document`` without the object members schema ``name`` does not declare, at every level
+    whose schema lists ``properties`` (a consumer's forward compatibility: a newer publisher's
+    extra field is ignored, and nothing of it is recorded). Other values come back as given."""
+    return _known(load(name), document)
+
+
+def _known(schema: Mapping[str, Any], value: Any) -> Any:
+    properties = schema.get("properties")
+    if not isinstance(value, dict) or not isinstance(properties, Mapping):
+        return value
+    return {k: _known(properties[k], v) for k, v in value.items() if k in properties}
 
 
 @cache

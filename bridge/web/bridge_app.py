@@ -27,6 +27,7 @@ from flask import Flask, Response, request
 from bridge.core import InvalidRequest
 from bridge.runtime import BridgeRuntime
 from handlers.auth import Unauthorized
+from handlers.body import BodyTooLarge, flask_limit, read_body
 from handlers.media.fetch import is_public_address
 
 log = logging.getLogger("coursegen.http")
@@ -57,7 +58,7 @@ def create_bridge_app(runtime_factory: Callable[[], BridgeRuntime]) -> Flask:
     """``runtime_factory()`` (called once, on the first request) gives ``bridge``, ``verify``,
     ``dead_letter(data, reason, attributes)`` and ``quiet_s``: see ``bridge.runtime.cloud``."""
     app = Flask("coursegen-bridge")
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["MAX_CONTENT_LENGTH"] = flask_limit(MAX_BODY_BYTES)
     holder: dict[str, BridgeRuntime] = {}
     lock = threading.Lock()
 
@@ -69,12 +70,10 @@ def create_bridge_app(runtime_factory: Callable[[], BridgeRuntime]) -> Flask:
 
     def guarded(handler: Callable[[Any, bytes], Response]) -> Callable[[], Response]:
         def view() -> Response:
-            if (request.content_length or 0) > MAX_BODY_BYTES:
-                return problem(413, "Payload too large", f"bodies are at most {MAX_BODY_BYTES}")
-            body = request.get_data(cache=False)
-            if request.content_length is None and len(body) >= MAX_BODY_BYTES:
-                # A chunked body is cut at the cap without an error: reaching it is too large.
-                return problem(413, "Payload too large", f"bodies are at most {MAX_BODY_BYTES}")
+            try:
+                body = read_body(request, MAX_BODY_BYTES)
+            except BodyTooLarge as err:
+                return problem(413, "Payload too large", str(err))
             rt = runtime()
             try:
                 rt.verify(dict(request.headers), body, request.url)
@@ -87,13 +86,13 @@ def create_bridge_app(runtime_factory: Callable[[], BridgeRuntime]) -> Flask:
         return view
 
     def course_requests(rt: BridgeRuntime, body: bytes) -> Response:
-        envelope = push_envelope(body)
+        envelope = push_envelope(body, request.headers)
         return (
             envelope if isinstance(envelope, Response) else respond(ingest_envelope(rt, envelope))
         )
 
     def course_events(rt: BridgeRuntime, body: bytes) -> Response:
-        envelope = push_envelope(body)
+        envelope = push_envelope(body, request.headers)
         return (
             envelope if isinstance(envelope, Response) else respond(advance_envelope(rt, envelope))
         )
@@ -196,14 +195,27 @@ def _error_handlers(app: Flask) -> None:
         return problem(503, "Try again later", f"{type(err).__name__}: {err}"[:500])
 
 
-def push_envelope(body: bytes) -> dict[str, Any] | Response:
-    """The Pub/Sub push envelope in ``body``, or a 400 problem if it is not one."""
+def push_envelope(
+    body: bytes, headers: Mapping[str, str] | None = None
+) -> dict[str, Any] | Response:
+    """The Pub/Sub push envelope in ``body``, or a 400 problem if it is not one.
+
+    Eventarc's CloudEvent (``google.cloud.pubsub.topic.v1.messagePublished``) carries the same
+    envelope as its data: structured mode (``Content-Type: application/cloudevents+json``,
+    the event as the body) and binary mode (``ce-*`` headers, the data as the body) are
+    unwrapped to it, so ``coursegen serve`` and the bridge function take both."""
     try:
-        envelope = json.loads(body)
+        document = json.loads(body)
     except (ValueError, UnicodeDecodeError) as err:
         return problem(400, "Not a push envelope", f"the body is not JSON: {err}")
     except RecursionError:  # not transient: a 5xx would have it delivered again forever
         return problem(400, "Not a push envelope", "the body nests too deeply")
+    content_type = str((headers or {}).get("Content-Type") or "").lower()
+    if content_type.startswith("application/cloudevents+json"):
+        if not isinstance(document, dict) or "specversion" not in document:
+            return problem(400, "Not a CloudEvent", "a structured CloudEvent needs specversion")
+        document = document.get("data")
+    envelope = document
     if not isinstance(envelope, dict) or not isinstance(envelope.get("message"), dict):
         return problem(400, "Not a push envelope", "expected {message: {data, ...}, ...}")
     return envelope

@@ -11,9 +11,10 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from handlers.body import MAX_BODY_BYTES, BodyTooLarge, flask_limit, read_body
+
 log = logging.getLogger("coursegen.dashboard")
 
-MAX_BODY_BYTES = 1024 * 1024
 BRIDGE_PREFIXES = ("/pubsub/", "/reconcile", "/operator/")
 
 
@@ -33,7 +34,7 @@ def create_app(backend: Backend) -> Flask:
     from bridge.web.openapi import document
 
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["MAX_CONTENT_LENGTH"] = flask_limit(MAX_BODY_BYTES)
     app.url_map.merge_slashes = False  # "//" is a 404, never a redirect
     app.extensions["coursegen"] = backend
 
@@ -71,7 +72,10 @@ def json_response(body: Any, status: int = 200) -> Response:
 
 def _tasks_view(backend: Backend) -> Any:
     def tasks() -> Response:
-        body = request.get_data(cache=False)
+        try:
+            body = read_body(request, MAX_BODY_BYTES)
+        except BodyTooLarge as err:
+            return problem(413, "Payload too large", str(err))
         answer = backend.endpoint.handle(dict(request.headers), body, request.url)
         mimetype = answer.headers.get("Content-Type", "application/json")
         return Response(json.dumps(answer.body), answer.status, mimetype=mimetype)
