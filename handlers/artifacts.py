@@ -246,10 +246,11 @@ class LocalArtifacts:
             raise SourceRefused("no such object", uri=uri) from None
         except OSError as err:
             raise _source_os_error(err, uri) from None
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):  # checked before fdopen, which refuses a folder
+            os.close(fd)
+            raise SourceRefused("the object is not a regular file", uri=uri)
         with os.fdopen(fd, "rb") as src:
-            info = os.fstat(src.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise SourceRefused("the object is not a regular file", uri=uri)
             if info.st_size > max_bytes:
                 raise SourceRefused(f"source is {info.st_size} bytes, over {max_bytes}", uri=uri)
             with capped_destination(dest, max_bytes, uri) as out:

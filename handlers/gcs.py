@@ -38,8 +38,13 @@ def parse_gs(uri: str) -> tuple[str, str]:
 class GcsArtifacts:
     """Artifacts as GCS objects; ``scratch`` holds local copies and step work folders."""
 
-    def __init__(self, uri: str, scratch: str | Path, client: Any = None) -> None:
+    def __init__(
+        self, uri: str, scratch: str | Path, client: Any = None, *, source_retry: Any = None
+    ) -> None:
+        """``source_retry``: a ``google.api_core.retry.Retry`` for source reads (default:
+        the client library's, which retries 429, 5xx and connection errors for 120 s)."""
         self.bucket_name, self.prefix = parse_gs(uri)
+        self._retry = {} if source_retry is None else {"retry": source_retry}
         if client is None:
             from google.cloud import storage
 
@@ -105,7 +110,7 @@ class GcsArtifacts:
         bucket_name, name = split_source_uri(uri)
         bucket = self.client.bucket(bucket_name)
         with _reading_source(uri):
-            blob = bucket.get_blob(name)  # None for a missing object or bucket
+            blob = bucket.get_blob(name, **self._retry)  # None: no such object or bucket
         if blob is None:
             raise SourceRefused("no such object (or no such bucket)", uri=uri)
         if blob.size is not None and blob.size > max_bytes:
@@ -114,7 +119,7 @@ class GcsArtifacts:
         # different (larger) object past the check; the stream is capped all the same.
         pinned = bucket.blob(name, generation=blob.generation)
         with _reading_source(uri, changing=True), capped_destination(dest, max_bytes, uri) as out:
-            pinned.download_to_file(out)
+            pinned.download_to_file(out, **self._retry)
         return dest
 
 
