@@ -331,3 +331,4 @@ _register_extensions()
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+main.add_command(__import__("bridge.cli.export", fromlist=["export"]).export)

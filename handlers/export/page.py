@@ -82,7 +82,8 @@ def frames_html(frames: Sequence[Mapping[str, Any]], srcs: Sequence[str]) -> str
 
 
 def transcript_html(segments: Sequence[Mapping[str, Any]], fallback: str = "") -> str:
-    """One line per segment, each a button that seeks to its start; plain text without."""
+    """One line per segment, each a button that seeks to its start (plain text without), in
+    a <details> the learner can fold away."""
     lines = [
         f'<li><button type="button" class="seek time" data-seek="{fmt_t(s["start"])}">'
         f"{clock(float(s['start']))}</button> <span>{e(str(s['text']).strip())}</span></li>"
@@ -90,8 +91,12 @@ def transcript_html(segments: Sequence[Mapping[str, Any]], fallback: str = "") -
         if str(s.get("text", "")).strip()
     ]
     if lines:
-        return f'<h4>Transcript</h4><ol class="transcript">{"".join(lines)}</ol>'
-    return f'<h4>Transcript</h4><p class="transcript">{e(fallback)}</p>' if fallback else ""
+        body = f'<ol class="transcript">{"".join(lines)}</ol>'
+    elif fallback:
+        body = f'<p class="transcript">{e(fallback)}</p>'
+    else:
+        return ""
+    return f"<details open><summary>Transcript</summary>{body}</details>"
 
 
 def question_key(lesson_id: str, index: int, question: Mapping[str, Any]) -> dict[str, Any]:
