@@ -26,6 +26,7 @@
     var done = function () {
       if (watched) return;
       watched = true;
+      video.pause();  // the lesson's span ends here
       document.documentElement.setAttribute("data-watched", "true");
       document.dispatchEvent(new CustomEvent("coursegen:watched"));
     };
