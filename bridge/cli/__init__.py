@@ -320,12 +320,14 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def _register_extensions() -> None:
-    """Command groups that live beside their code: operations and the dashboard."""
+    """Commands that live beside their code: operations, the dashboard, export."""
     from bridge.cli import operator as ops_cli
     from bridge.cli import serve as serve_cli
+    from bridge.cli.export import export
 
     ops_cli.register(main)
     serve_cli.register(main)
+    main.add_command(export)
 
 
 _register_extensions()

@@ -123,17 +123,23 @@ def _summary(rt: LocalRuntime, course_id: str, view: dict[str, Any], wall: float
 
 
 def _publish(artifacts: LocalArtifacts, course_id: str, out: Path) -> dict[str, str]:
-    """Copy course.json, course.html and the key frames to ``out``."""
+    """Copy what the course page needs to ``out``: course.json, course.html, its captions and
+    video, the key frames, and the LMS exports finalize wrote."""
     src = artifacts.root / course_id
     out.mkdir(parents=True, exist_ok=True)
-    for name in ("course.json", "course.html"):
-        shutil.copy2(src / name, out / name)
-    frames = out / "media" / "frames"
-    if frames.exists():
-        shutil.rmtree(frames)
-    shutil.copytree(src / "media" / "frames", frames, ignore=shutil.ignore_patterns(".*"))
-    return {
-        "course_json": str(out / "course.json"),
-        "course_html": str(out / "course.html"),
-        "frames": str(frames),
-    }
+    for name in ("course.json", "course.html", "course.vtt"):
+        if (src / name).exists():
+            shutil.copy2(src / name, out / name)
+    video = src / "media" / "video.mp4"
+    if video.exists():
+        (out / "media").mkdir(exist_ok=True)
+        shutil.copy2(video, out / "media" / "video.mp4")
+    files = {"course_json": str(out / "course.json"), "course_html": str(out / "course.html")}
+    for folder, key in ((Path("media") / "frames", "frames"), (Path("exports"), "exports")):
+        target = out / folder
+        if target.exists():
+            shutil.rmtree(target)
+        if (src / folder).exists():
+            shutil.copytree(src / folder, target, ignore=shutil.ignore_patterns(".*"))
+            files[key] = str(target)
+    return files

@@ -181,3 +181,25 @@ def test_image_sources(ref: str, base: str | None, expected: str) -> None:
 
 def test_clock_shows_minutes_and_seconds_then_hours() -> None:
     assert [clock(0), clock(65.9), clock(3725)] == ["00:00", "01:05", "1:02:05"]
+
+
+def test_the_learner_page_has_the_player_seek_buttons_and_only_its_own_scripts() -> None:
+    from handlers.course import Player
+
+    page = render_html(
+        hostile_course(), frames_base="file:///data/c1/", player=Player(video="media/video.mp4",
+        captions="course.vtt"),
+    )  # fmt: skip
+    parsed = _Tags()
+    parsed.feed(page)
+    assert parsed.tags.count("video") == 1 and parsed.tags.count("track") == 1
+    assert (
+        '<video id="player" controls preload="metadata" playsinline src="media/video.mp4">' in page
+    )
+    assert '<track kind="captions" src="course.vtt"' in page
+    # one inline player script and one inert JSON answer key per lesson, nothing else
+    assert parsed.tags.count("script") == 1 + 3
+    assert page.count('<script type="application/json"') == 3
+    assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert 'data-seek="20"' in page and 'data-seek="8"' in page  # a lesson and a segment
+    assert len(re.findall(r'<form class="quiz"', page)) == 3
