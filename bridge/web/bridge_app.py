@@ -12,15 +12,12 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-import ipaddress
 import json
 import logging
 import re
-import socket
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Flask, Response, request
 
@@ -28,15 +25,12 @@ from bridge.core import InvalidRequest
 from bridge.runtime import BridgeRuntime
 from handlers.auth import Unauthorized
 from handlers.body import BodyTooLarge, flask_limit, read_body
-from handlers.media.fetch import gs_uri_problem, is_public_address
+from handlers.media.ssrf import hostile_uri
 
 log = logging.getLogger("coursegen.http")
 
 MAX_BODY_BYTES = 1024 * 1024
 COURSE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
-VIDEO_SCHEMES = ("gs", "https")
-_LEGACY_IPV4 = re.compile(r"[0-9][0-9a-fx.]*", re.IGNORECASE)
-_BLOCKED_HOSTS = {"localhost", "metadata", "metadata.google.internal", "metadata.goog"}
 
 
 class Rejected(ValueError):
@@ -252,45 +246,6 @@ def _check_request(data: Mapping[str, Any], message_id: str) -> None:
         reason = hostile_uri(uri)
         if reason:
             raise Rejected(f"hostile videoUri: {reason}")
-
-
-def hostile_uri(uri: str) -> str | None:
-    """Why a video URI must not be fetched in the cloud, or None (the fetcher checks again)."""
-    if len(uri) > 2048 or any(ord(c) < 0x21 or ord(c) == 0x7F for c in uri):
-        return "too long, or contains whitespace or control characters"
-    parts = urlsplit(uri)
-    if parts.scheme not in VIDEO_SCHEMES:
-        return f"scheme {parts.scheme or 'none'!r} is not one of {', '.join(VIDEO_SCHEMES)}"
-    if parts.username is not None or parts.password is not None:
-        return "credentials in the URI"
-    host = (parts.hostname or "").rstrip(".").lower()
-    if not host:
-        return "no host or bucket"
-    if parts.scheme == "gs":
-        return gs_uri_problem(uri)  # the fetcher's own rule: a bucket and a safe object name
-    if parts.scheme == "https":
-        internal = (".internal", ".local", ".localhost")
-        if host in _BLOCKED_HOSTS or host.endswith(internal):
-            return f"internal host {host!r}"
-        ip = literal_ip(host)
-        if ip is not None and not is_public_address(ip):
-            return f"non-public address {host}"
-    return None
-
-
-def literal_ip(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address a numeric host names, including the legacy IPv4 forms that resolvers
-    accept (``2130706433``, ``0x7f.1``, ``0177.0.0.1``, ``127.1``: all 127.0.0.1)."""
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    if _LEGACY_IPV4.fullmatch(host):
-        try:
-            return ipaddress.IPv4Address(socket.inet_aton(host))  # parses; never resolves
-        except OSError:
-            return None
-    return None
 
 
 def ingest_envelope(rt: BridgeRuntime, envelope: Mapping[str, Any]) -> Outcome:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import errno
 import http.client
-import ipaddress
 import os
 import socket
 import ssl
@@ -18,21 +17,23 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 from urllib.parse import unquote, urljoin, urlsplit
 
-from handlers.artifacts import SourceReader, SourceRefused, SourceUnavailable, split_source_uri
-
-Resolver = Callable[..., list[tuple[Any, ...]]]
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+from handlers.artifacts import SourceReader, SourceRefused, SourceUnavailable
+from handlers.media.ssrf import (
+    FetchFailed,
+    FetchRefused,
+    Resolver,
+    check_address,
+    gs_uri_problem,
+)
 
 HTTP_SCHEMES = frozenset({"http", "https"})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 # 408 and 429 say "not now", not "never": Cloud Tasks should retry them like a 5xx.
 TRANSIENT_CLIENT_STATUSES = frozenset({408, 429})
 CHUNK = 1 << 16
-# NAT64 prefix: an IPv6 address here reaches the IPv4 address in its last 32 bits.
-NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -44,92 +45,6 @@ class FetchPolicy:
     max_bytes: int
     max_redirects: int = 5
     timeout_s: float = 30.0
-
-
-class FetchRefused(Exception):
-    """Permanent: retrying the same request cannot succeed."""
-
-    def __init__(self, reason: str, *, uri: str = "", status: int | None = None) -> None:
-        super().__init__(f"{reason}: {uri}" if uri else reason)
-        self.reason = reason
-        self.uri = uri
-        self.status = status
-
-
-class FetchFailed(Exception):
-    """Transient: connection errors, timeouts, 5xx; a retry may succeed."""
-
-    def __init__(self, reason: str, *, uri: str = "", status: int | None = None) -> None:
-        super().__init__(f"{reason}: {uri}" if uri else reason)
-        self.reason = reason
-        self.uri = uri
-        self.status = status
-
-
-def is_public_address(ip: IPAddress) -> bool:
-    """True when the address is globally routable unicast, looking through IPv6 wrappers."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(ip)
-        if embedded is not None:
-            return is_public_address(embedded)
-    # is_global alone lets multicast through (224/4 is "global"), hence the explicit checks.
-    return ip.is_global and not (
-        ip.is_multicast
-        or ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_reserved
-        or ip.is_unspecified
-    )
-
-
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if ip.teredo is not None:
-        return ip.teredo[1]
-    if ip in NAT64:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return None
-
-
-def check_address(
-    host: str,
-    port: int,
-    *,
-    resolver: Resolver = socket.getaddrinfo,
-    allowed_hosts: frozenset[str] = frozenset(),
-) -> list[str]:
-    """Resolve host and return its addresses; refuse if any of them is not public.
-
-    Every address must pass, not just the first: the connection may use any of them.
-    A host named in allowed_hosts is exempt (e.g. a local test server).
-    """
-    try:
-        infos = resolver(host, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as err:
-        if err.errno in (socket.EAI_NONAME, getattr(socket, "EAI_NODATA", None)):
-            raise FetchRefused("host does not resolve", uri=host) from err
-        raise FetchFailed(f"name resolution failed ({err})", uri=host) from err
-    ips = _unique(str(info[4][0]).split("%", 1)[0] for info in infos)
-    if not ips:
-        raise FetchRefused("host resolves to no address", uri=host)
-    if _normalise_host(host) in {_normalise_host(h) for h in allowed_hosts}:
-        return ips
-    for ip in ips:
-        if not is_public_address(ipaddress.ip_address(ip)):
-            raise FetchRefused(f"address {ip} is not public", uri=host)
-    return ips
-
-
-def _normalise_host(host: str) -> str:
-    return host.strip("[]").rstrip(".").lower()
-
-
-def _unique(items: Iterator[str]) -> list[str]:
-    return list(dict.fromkeys(items))
 
 
 class _PinnedHTTPConnection(http.client.HTTPConnection):
@@ -256,15 +171,6 @@ def _fetch_local(uri: str, dest: Path, policy: FetchPolicy) -> Path:
     with os.fdopen(fd, "rb") as src, _atomic_dest(dest) as out:
         _copy_limited(iter(lambda: src.read(CHUNK), b""), out, policy.max_bytes, uri)
     return dest
-
-
-def gs_uri_problem(uri: str) -> str | None:
-    """Why a gs:// URI cannot name a source video (no object, an unsafe name...), or None."""
-    try:
-        split_source_uri(uri)
-    except SourceRefused as err:
-        return err.reason
-    return None
 
 
 def _fetch_gcs(uri: str, dest: Path, policy: FetchPolicy, sources: SourceReader | None) -> Path:

@@ -12,8 +12,9 @@ from bridge.core import Bridge
 from bridge.dispatch import TaskRequest
 from bridge.runtime.clock import VirtualClock
 from bridge.settings import Settings
-from bridge.web.bridge_app import create_bridge_app, hostile_uri
+from bridge.web.bridge_app import create_bridge_app
 from handlers.auth import Unauthorized, allow_all
+from handlers.media.ssrf import hostile_uri
 from statemachine.pipeline import default_pipeline
 from statemachine.store.memory import MemoryStore
 

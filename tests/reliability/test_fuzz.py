@@ -17,12 +17,12 @@ import schemas
 from bridge.web.bridge_app import (
     Rejected,
     create_bridge_app,
-    hostile_uri,
     message_json,
     push_envelope,
 )
 from handlers.auth import HmacVerifier, Unauthorized
 from handlers.endpoint import MAX_BODY_BYTES
+from handlers.media.ssrf import hostile_uri
 from statemachine.audit import verify
 from statemachine.envelope import NewEvent
 from statemachine.errors import EventTooLarge, TransitionNotAllowed

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 import schemas
-from bridge.web.bridge_app import create_bridge_app, hostile_uri
+from bridge.web.bridge_app import create_bridge_app
+from handlers.media.ssrf import hostile_uri
 from handlers.registry import StepResult
 from statemachine.envelope import NewEvent
 from statemachine.events import CourseRedriven, CourseRequested, TaskSucceeded

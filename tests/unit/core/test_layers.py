@@ -25,7 +25,13 @@ ADAPTERS = (
     "statemachine.store.wal_sync",
 )
 CORE = ("statemachine", "schemas")
-PUBLIC_HANDLERS = ("handlers.auth", "handlers.body", "handlers.registry", "handlers.media.fetch")
+PUBLIC_HANDLERS = (
+    "handlers.auth",
+    "handlers.body",
+    "handlers.registry",
+    "handlers.media.fetch",
+    "handlers.media.ssrf",
+)
 
 # room -> (allowed import prefixes, forbidden prefixes that win over allowed ones)
 RULES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {

@@ -15,15 +15,8 @@ from pathlib import Path
 import pytest
 
 from handlers.artifacts import LocalArtifacts, SourceUnavailable
-from handlers.media.fetch import (
-    FetchFailed,
-    FetchPolicy,
-    FetchRefused,
-    check_address,
-    fetch,
-    gs_uri_problem,
-    open_connection,
-)
+from handlers.media.fetch import FetchFailed, FetchPolicy, FetchRefused, fetch, open_connection
+from handlers.media.ssrf import check_address, gs_uri_problem
 
 BODY = bytes(range(256)) * 8  # 2048 bytes
 METADATA = "http://169.254.169.254/latest/meta-data/"
