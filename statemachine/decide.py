@@ -14,17 +14,17 @@ from statemachine.commands import (
     idempotency_key,
     task_name,
 )
-from statemachine.pipeline import FINAL_STEP, Pipeline, Step, default_pipeline
+from statemachine.pipeline import FINAL_STEP, Pipeline, Step
 from statemachine.state import CourseState
 
 _DECIDING = frozenset({"requested", "running"})
 _BROKEN = frozenset({"failed", "exhausted"})
 
 
-def decide(state: CourseState, pipeline: Pipeline | None = None) -> list[Command]:
+def decide(state: CourseState, pipeline: Pipeline) -> list[Command]:
     if state.status not in _DECIDING:
         return []
-    pipe = pipeline or default_pipeline()
+    pipe = pipeline
     broken = [t for t in state.tasks.values() if t.status in _BROKEN]
     if broken:
         first = min(broken, key=lambda t: (t.finished_at or "", t.name))

@@ -81,3 +81,17 @@ def test_the_checker_catches_what_it_bans(tmp_path):
     assert any(".now" in f for f in found)
     assert any("calls open()" in f for f in found)
     assert any("third-party orjson" in f for f in found)
+
+
+def test_the_core_never_loads_the_pipeline_itself():
+    """``decide`` and the reducer are given the pipeline; only ``pipeline.py`` reads the file
+    (``default_pipeline``, for the composition roots), so a course can run on another one."""
+    users = [
+        f"{path.name}:{node.lineno}"
+        for path in core_files()
+        if path.name != "pipeline.py"
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Name | ast.alias)
+        and (getattr(node, "id", None) or getattr(node, "name", None)) == "default_pipeline"
+    ]
+    assert users == []

@@ -16,6 +16,7 @@ from statemachine.events import (
     TaskStarted,
     TaskSucceeded,
 )
+from statemachine.pipeline import default_pipeline
 from statemachine.reducer import apply, fold
 from statemachine.state import CourseState
 from statemachine.store.memory import MemoryStore
@@ -39,7 +40,7 @@ class Course:
         return self.state
 
     def decide_and_record(self) -> list:
-        commands = decide(self.state)
+        commands = decide(self.state, default_pipeline())
         if commands:
             self.push(*(to_event(c) for c in commands))
         return commands
@@ -68,7 +69,7 @@ def test_first_command_schedules_prepare_video_only():
     c = Course()
     assert names(c.decide_and_record()) == ["prepare_video"]
     assert c.state.status == "running"
-    assert decide(c.state) == []  # scheduled, not started: nothing new
+    assert decide(c.state, default_pipeline()) == []  # scheduled, not started: nothing new
 
 
 def test_three_branches_run_in_parallel_after_prepare_video():
@@ -91,7 +92,7 @@ def test_fan_out_and_fan_in():
     c.run("analyze_video")
     c.run("analyze_frames#0")
     c.run("analyze_frames#1")
-    assert names(decide(c.state)) == []  # fan-in waits for every shard
+    assert names(decide(c.state, default_pipeline())) == []  # fan-in waits for every shard
     c.run("analyze_frames#2")
     assert names(c.decide_and_record()) == ["generate_structure"]
 
@@ -169,14 +170,14 @@ def test_retrying_task_is_left_to_the_queue():
         ),
     )
     assert c.state.task("prepare_video").status == "retrying"
-    assert decide(c.state) == []
+    assert decide(c.state, default_pipeline()) == []
 
 
 def test_cancelled_course_decides_nothing_and_refuses_task_starts():
     c = Course()
     c.decide_and_record()
     c.push(CourseCancelled(reason="operator"))
-    assert decide(c.state) == []
+    assert decide(c.state, default_pipeline()) == []
     key = c.state.task("prepare_video").idempotency_key
     with pytest.raises(TransitionNotAllowed) as err:
         c.push(TaskStarted(task="prepare_video", idempotency_key=key, attempt=1))
