@@ -14,11 +14,12 @@ from statemachine.commands import (
     idempotency_key,
     task_name,
 )
+from statemachine.lifecycle import BROKEN_TASK, CourseStatus, TaskStatus
 from statemachine.pipeline import FINAL_STEP, Pipeline, Step
 from statemachine.state import CourseState
 
-_DECIDING = frozenset({"requested", "running"})
-_BROKEN = frozenset({"failed", "exhausted"})
+_DECIDING = frozenset({CourseStatus.REQUESTED, CourseStatus.RUNNING})
+_BROKEN = BROKEN_TASK
 
 
 def decide(state: CourseState, pipeline: Pipeline) -> list[Command]:
@@ -29,7 +30,11 @@ def decide(state: CourseState, pipeline: Pipeline) -> list[Command]:
     if broken:
         first = min(broken, key=lambda t: (t.finished_at or "", t.name))
         error = first.error or {}
-        verb = "exhausted its attempts" if first.status == "exhausted" else "failed permanently"
+        verb = (
+            "exhausted its attempts"
+            if first.status == TaskStatus.EXHAUSTED
+            else "failed permanently"
+        )
         reason = f"step {first.name} {verb}: {error.get('message', 'no message')}"
         return [FailCourse(reason=reason[:2000], task=first.name)]
     commands: list[Command] = []
@@ -43,11 +48,11 @@ def decide(state: CourseState, pipeline: Pipeline) -> list[Command]:
         for shard in shards:
             tname = task_name(name, shard)
             task = state.tasks.get(tname)
-            if task is None or task.status == "pending":
+            if task is None or task.status == TaskStatus.PENDING:
                 generation = 1 if task is None else task.generation + 1
                 commands.append(_schedule(state, step, shard, generation, len(shards)))
                 all_succeeded = False
-            elif task.status != "succeeded":
+            elif task.status != TaskStatus.SUCCEEDED:
                 all_succeeded = False
         if all_succeeded:
             done.add(name)

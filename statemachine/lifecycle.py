@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Final
 
 from transitions import Machine
 
@@ -107,22 +108,47 @@ def _closure(start: str, successors: Mapping[str, set[str]]) -> set[str]:
     return seen
 
 
+class CourseStatus:
+    """The course lifecycle's states, by name: spell a state through these, never a literal."""
+
+    REQUESTED: Final = "requested"
+    RUNNING: Final = "running"
+    PAUSED: Final = "paused"
+    COMPLETED: Final = "completed"
+    FAILED: Final = "failed"
+    CANCELLED: Final = "cancelled"
+
+
+class TaskStatus:
+    """The task lifecycle's states, by name."""
+
+    PENDING: Final = "pending"
+    SCHEDULED: Final = "scheduled"
+    RUNNING: Final = "running"
+    RETRYING: Final = "retrying"
+    SUCCEEDED: Final = "succeeded"
+    FAILED: Final = "failed"
+    EXHAUSTED: Final = "exhausted"
+
+
+C, T = CourseStatus, TaskStatus
+
 # A course: requested until its first task is scheduled; failed is terminal until an operator
 # redrives it.
 COURSE = build(
     "course",
-    ["requested", "running", "paused", "completed", "failed", "cancelled"],
+    [C.REQUESTED, C.RUNNING, C.PAUSED, C.COMPLETED, C.FAILED, C.CANCELLED],
     [
-        ("start", "requested", "running"),
-        ("pause", ["requested", "running"], "paused"),
-        ("resume", "paused", "running"),
-        ("complete", "running", "completed"),
-        ("fail", ["requested", "running", "paused"], "failed"),
-        ("cancel", ["requested", "running", "paused", "failed"], "cancelled"),
-        ("redrive", "failed", "running"),
+        ("start", C.REQUESTED, C.RUNNING),
+        ("pause", [C.REQUESTED, C.RUNNING], C.PAUSED),
+        ("resume", C.PAUSED, C.RUNNING),
+        ("complete", C.RUNNING, C.COMPLETED),
+        ("fail", [C.REQUESTED, C.RUNNING, C.PAUSED], C.FAILED),
+        ("cancel", [C.REQUESTED, C.RUNNING, C.PAUSED, C.FAILED], C.CANCELLED),
+        ("redrive", C.FAILED, C.RUNNING),
     ],
-    initial="requested",
-    terminal=["completed", "failed", "cancelled"],
+    initial=C.REQUESTED,
+    terminal=[C.COMPLETED, C.FAILED, C.CANCELLED],
 )
 
 # A task: retries belong to the queue, so a retryable failure leaves it "retrying" until the
@@ -130,20 +156,26 @@ COURSE = build(
 # after a crash or a lost answer.
 TASK = build(
     "task",
-    ["pending", "scheduled", "running", "retrying", "succeeded", "failed", "exhausted"],
+    [T.PENDING, T.SCHEDULED, T.RUNNING, T.RETRYING, T.SUCCEEDED, T.FAILED, T.EXHAUSTED],
     [
-        ("schedule", "pending", "scheduled"),
-        ("start", ["scheduled", "running", "retrying"], "running"),
-        ("succeed", "running", "succeeded"),
-        ("fail", "running", "retrying"),
-        ("fail_permanently", "running", "failed"),
-        ("exhaust", ["scheduled", "running", "retrying"], "exhausted"),
+        ("schedule", T.PENDING, T.SCHEDULED),
+        ("start", [T.SCHEDULED, T.RUNNING, T.RETRYING], T.RUNNING),
+        ("succeed", T.RUNNING, T.SUCCEEDED),
+        ("fail", T.RUNNING, T.RETRYING),
+        ("fail_permanently", T.RUNNING, T.FAILED),
+        ("exhaust", [T.SCHEDULED, T.RUNNING, T.RETRYING], T.EXHAUSTED),
         # An operator's redrive; of a failed course it also takes the tasks left unfinished
         # (their deliveries were acknowledged as no-ops while the course was failed).
-        ("redrive", ["scheduled", "running", "retrying", "failed", "exhausted"], "pending"),
+        ("redrive", [T.SCHEDULED, T.RUNNING, T.RETRYING, T.FAILED, T.EXHAUSTED], T.PENDING),
     ],
-    initial="pending",
-    terminal=["succeeded", "failed", "exhausted"],
+    initial=T.PENDING,
+    terminal=[T.SUCCEEDED, T.FAILED, T.EXHAUSTED],
 )
 
-ACTIVE_COURSE = frozenset({"requested", "running", "paused"})
+# A course still in progress (the reconciler watches these); every other state is terminal.
+ACTIVE_COURSE: frozenset[str] = frozenset(COURSE.states) - COURSE.terminal
+TERMINAL_COURSE: frozenset[str] = COURSE.terminal
+# A task whose result is still to come: the queue holds it or a handler runs it.
+UNFINISHED_TASK: frozenset[str] = frozenset({T.SCHEDULED, T.RUNNING, T.RETRYING})
+# A task whose failure an operator can redrive.
+BROKEN_TASK: frozenset[str] = frozenset({T.FAILED, T.EXHAUSTED})

@@ -11,15 +11,15 @@ from typing import Any
 
 from statemachine.envelope import Envelope
 from statemachine.errors import IntegrityError, TransitionNotAllowed
-from statemachine.lifecycle import COURSE, TASK
+from statemachine.lifecycle import COURSE, TASK, CourseStatus
 from statemachine.state import NEW, CourseState, Snapshot, empty_snapshot
 
 Handler = Callable[[Snapshot, Envelope], None]
 
 # Course states in which results of tasks already running are recorded; new work (TaskStarted)
 # is recorded only while the course runs or is paused.
-_RESULT_STATES = frozenset({"running", "paused", "failed"})
-_START_STATES = frozenset({"running", "paused"})
+_RESULT_STATES = frozenset({CourseStatus.RUNNING, CourseStatus.PAUSED, CourseStatus.FAILED})
+_START_STATES = frozenset({CourseStatus.RUNNING, CourseStatus.PAUSED})
 
 
 def _course_requested(acc: Snapshot, env: Envelope) -> None:
@@ -40,9 +40,9 @@ def _course_requested(acc: Snapshot, env: Envelope) -> None:
 
 def _task_scheduled(acc: Snapshot, env: Envelope) -> None:
     status = acc["status"]
-    if status == "requested":
+    if status == CourseStatus.REQUESTED:
         acc["status"] = COURSE.next(status, "start")
-    elif status != "running":
+    elif status != CourseStatus.RUNNING:
         raise TransitionNotAllowed(status, env.type, "the course is not running")
     d = env.data
     name = d["task"]
@@ -157,7 +157,7 @@ def _course_failed(acc: Snapshot, env: Envelope) -> None:
 
 def _course_redriven(acc: Snapshot, env: Envelope) -> None:
     status = acc["status"]
-    if status == "failed":
+    if status == CourseStatus.FAILED:
         acc["status"] = COURSE.next(status, "redrive")
     elif status not in _START_STATES:
         raise TransitionNotAllowed(status, env.type, "only a failed or active course")

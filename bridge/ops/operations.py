@@ -24,7 +24,7 @@ from statemachine.events import (
     CourseResumed,
     Event,
 )
-from statemachine.lifecycle import COURSE
+from statemachine.lifecycle import BROKEN_TASK, COURSE, UNFINISHED_TASK, CourseStatus
 from statemachine.pipeline import default_pipeline
 from statemachine.ports import EventStore, Head
 from statemachine.timefmt import iso
@@ -33,8 +33,8 @@ OPERATIONS = ("cancel", "pause", "resume", "redrive")
 MAX_REASON = 2000
 _TRIES = 20
 _OPERATOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9@._+-]{0,127}$")
-_REDRIVABLE = frozenset({"failed", "exhausted"})
-_UNFINISHED = frozenset({"scheduled", "running", "retrying"})
+_REDRIVABLE = BROKEN_TASK
+_UNFINISHED = UNFINISHED_TASK
 
 
 class OperationError(Exception):
@@ -198,7 +198,7 @@ def _event(
     head: Head, operation: str, reason: str, step: str | None, bridge: Bridge | None
 ) -> Event:
     trigger = operation
-    if operation == "redrive" and head.status in ("running", "paused"):
+    if operation == "redrive" and head.status in (CourseStatus.RUNNING, CourseStatus.PAUSED):
         trigger = ""  # an active course keeps its status; its broken tasks are redriven
     if trigger and not COURSE.allows(head.status, trigger):
         raise NotAllowed(
@@ -228,7 +228,7 @@ def _event(
             f"cannot redrive course {head.course_id}: no failed or exhausted task{which}",
             course_state(head),
         )
-    if head.status == "failed":
+    if head.status == CourseStatus.FAILED:
         # Tasks a failed course left unfinished were acknowledged as no-ops when they arrived:
         # nothing would deliver them again, so they get a new generation too.
         broken |= {name for name, t in tasks.items() if t["status"] in _UNFINISHED}

@@ -13,9 +13,8 @@ from typing import Any, Protocol
 from bridge.core import Bridge
 from bridge.ops.views import course_status
 from handlers.artifacts import LocalArtifacts
+from statemachine.lifecycle import TERMINAL_COURSE
 from statemachine.ports import EventStore
-
-TERMINAL = ("completed", "failed", "cancelled")
 
 
 class LocalQueue(Protocol):
@@ -96,7 +95,7 @@ def _wait(
         head = rt.store.head(course_id)
         if on_tick is not None:
             on_tick(course_id, time.perf_counter() - started)
-        if head and head.status in TERMINAL and rt.dispatcher.pending() == 0:
+        if head and head.status in TERMINAL_COURSE and rt.dispatcher.pending() == 0:
             return
         time.sleep(0.1)
 

@@ -17,6 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from statemachine.envelope import Envelope
+from statemachine.lifecycle import ACTIVE_COURSE
+from statemachine.lifecycle import CourseStatus as C
 from statemachine.timefmt import iso, parse_iso
 
 ALL = "*"
@@ -65,7 +67,7 @@ def _add_course(stats: Stats, events: Sequence[Envelope]) -> None:
     course = stats.variants.setdefault(variant, VariantAcc())
     course.courses += 1
     steps: dict[str, str] = {}  # task -> step
-    status = "requested"
+    status: str = C.REQUESTED
     for env in events:
         d = env.data
         if env.type == "TaskScheduled":
@@ -76,7 +78,7 @@ def _add_course(stats: Stats, events: Sequence[Envelope]) -> None:
             case "TaskScheduled":
                 assert acc is not None
                 acc.tasks += 1
-                status = "running"
+                status = C.RUNNING
             case "TaskStarted":
                 assert acc is not None
                 acc.attempts += 1
@@ -96,17 +98,17 @@ def _add_course(stats: Stats, events: Sequence[Envelope]) -> None:
                 assert acc is not None
                 acc.failed += 1
             case "CourseCompleted":
-                status = "completed"
+                status = C.COMPLETED
                 start = parse_iso(events[0].occurred_at)
                 course.wall_s.append(parse_iso(env.occurred_at) - start)
             case "CourseFailed":
-                status = "failed"
+                status = C.FAILED
             case "CourseCancelled":
-                status = "cancelled"
+                status = C.CANCELLED
             case "CoursePaused":
-                status = "paused"
+                status = C.PAUSED
             case "CourseResumed" | "CourseRedriven":
-                status = "running"
+                status = C.RUNNING
     course.statuses[status] = course.statuses.get(status, 0) + 1
 
 
@@ -154,10 +156,10 @@ def _variant_row(variant: str, a: VariantAcc) -> dict[str, Any]:
     return {
         "variant": variant,
         "courses": a.courses,
-        "completed": a.statuses.get("completed", 0),
-        "failed": a.statuses.get("failed", 0),
-        "active": sum(a.statuses.get(s, 0) for s in ("requested", "running", "paused")),
-        "cancelled": a.statuses.get("cancelled", 0),
+        "completed": a.statuses.get(C.COMPLETED, 0),
+        "failed": a.statuses.get(C.FAILED, 0),
+        "active": sum(a.statuses.get(s, 0) for s in ACTIVE_COURSE),
+        "cancelled": a.statuses.get(C.CANCELLED, 0),
         "p50_course_s": round(p50, 3) if p50 is not None else None,
         "p95_course_s": round(p95, 3) if p95 is not None else None,
         "cost_usd": round(a.cost_usd, 6),

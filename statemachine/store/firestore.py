@@ -29,11 +29,12 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 
 from statemachine.envelope import Envelope, NewEvent, decode
 from statemachine.errors import ConcurrencyConflict, IntegrityError
+from statemachine.lifecycle import ACTIVE_COURSE
 from statemachine.ports import EventStore, Head
 from statemachine.store.appending import FollowUp, Prepared, in_range, prepare_append
 from statemachine.store.task_rows import task_rows, touched_tasks
 
-_ACTIVE = ["requested", "running", "paused"]
+_ACTIVE = sorted(ACTIVE_COURSE)
 # How long to keep retrying while the head has not moved (only contention, no conflict yet),
 # in rounds of the client's own retries with a jittered backoff: under heavy contention some
 # writer wins and the others then see a real conflict long before this.

@@ -21,6 +21,7 @@ from typing import Any
 
 from statemachine.envelope import Envelope, Loads, NewEvent, decode
 from statemachine.errors import IntegrityError
+from statemachine.lifecycle import ACTIVE_COURSE
 from statemachine.ports import EventStore, Head
 from statemachine.store import wal_sync
 from statemachine.store.appending import FollowUp, prepare_append
@@ -95,7 +96,7 @@ _UPSERT_HEAD = (
     " snapshot = excluded.snapshot"
 )
 
-_ACTIVE = ("requested", "running", "paused")
+_ACTIVE = tuple(sorted(ACTIVE_COURSE))
 
 
 class SqliteStore:

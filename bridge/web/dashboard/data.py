@@ -11,6 +11,7 @@ from typing import Any
 from bridge.ops.replay import check, timeline
 from bridge.ops.views import course_status
 from statemachine.envelope import Envelope
+from statemachine.lifecycle import ACTIVE_COURSE, CourseStatus, TaskStatus
 from statemachine.pipeline import default_pipeline
 from statemachine.ports import EventStore, Head
 from statemachine.timefmt import parse_iso
@@ -51,7 +52,7 @@ def course_rows(
 def _row(head: Head, now: float) -> dict[str, Any]:
     s = head.snapshot
     tasks = list(s["tasks"].values())
-    done = sum(1 for t in tasks if t["status"] == "succeeded")
+    done = sum(1 for t in tasks if t["status"] == TaskStatus.SUCCEEDED)
     created = s.get("created_at")
     return {
         "course_id": head.course_id,
@@ -71,7 +72,7 @@ def _row(head: Head, now: float) -> dict[str, Any]:
 
 
 def _percent(status: str, done: int, total: int) -> int:
-    if status == "completed":
+    if status == CourseStatus.COMPLETED:
         return 100
     return int(100 * done / total) if total else 0
 
@@ -179,7 +180,7 @@ def gantt(store: EventStore, course_id: str, now: float | None = None) -> dict[s
     t0 = parse_iso(events[0].occurred_at)
     bars = attempt_bars(events, t0)
     last = parse_iso(events[-1].occurred_at)
-    active = head.status in ("requested", "running", "paused")
+    active = head.status in ACTIVE_COURSE
     end = max(last, time.time() if now is None else now) if active else last
     order = {name: i for i, name in enumerate(default_pipeline().order)}
     rows = sorted(
