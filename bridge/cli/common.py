@@ -8,21 +8,18 @@ from typing import Any
 
 import click
 
+from bridge.runtime.stores import StoreUnavailable
+from bridge.runtime.stores import open_store as runtime_store
 from bridge.settings import Settings
-from statemachine.store import make_store
+from statemachine.ports import EventStore
 
 
-def open_store(data: Path, settings: Settings | None = None) -> Any:
-    cfg = settings or Settings.from_env()
-    kind = cfg.get("COURSEGEN_STORE")
-    if kind == "sqlite":
-        path = data / "events.db"
-        if not path.exists():
-            raise click.ClickException(f"no event store at {path} (run a course first, or --data)")
-        return make_store("sqlite", path=path, synchronous=cfg.get("COURSEGEN_SQLITE_SYNCHRONOUS"))
-    if kind == "firestore":
-        return make_store("firestore", project=cfg.get("GOOGLE_CLOUD_PROJECT") or None)
-    raise click.ClickException(f"the {kind} store keeps nothing between commands")
+def open_store(data: Path, settings: Settings | None = None) -> EventStore:
+    """The store a read or operator command works on: it must exist already."""
+    try:
+        return runtime_store(settings or Settings.from_env(), data, must_exist=True)
+    except StoreUnavailable as err:
+        raise click.ClickException(str(err)) from None
 
 
 def emit_json(obj: Any) -> None:

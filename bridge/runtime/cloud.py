@@ -19,6 +19,7 @@ from bridge.dispatch.firestore_trigger import (
 )
 from bridge.pubsub import PubSubNotifier, make_publisher
 from bridge.runtime.clock import SystemClock
+from bridge.runtime.stores import open_store
 from bridge.settings import Settings
 from handlers.artifacts import ArtifactStore, LocalArtifacts
 from handlers.auth import HmacVerifier, allow_all
@@ -27,7 +28,6 @@ from handlers.registry import StepFn, real_steps
 from handlers.services import StepServices
 from statemachine.pipeline import Pipeline, default_pipeline
 from statemachine.ports import Clock, EventStore
-from statemachine.store import make_store
 
 log = logging.getLogger("coursegen.cloud")
 
@@ -92,7 +92,7 @@ def cloud_runtime(
     clk = clock or SystemClock()
     pipe = default_pipeline()
     root = Path(scratch or Path(tempfile.gettempdir()) / "coursegen")
-    events = store or _store(cfg, project)
+    events = store or open_store(cfg, project=project)
     artifacts = _artifacts(cfg, root)
     notifier = PubSubNotifier(
         publisher if publisher is not None else make_publisher(),
@@ -158,16 +158,6 @@ def tasks_client_for(emulator_host: str | None = None) -> Any:
         channel = grpc.insecure_channel(emulator_host)
         return CloudTasksClient(transport=CloudTasksGrpcTransport(channel=channel))
     return CloudTasksClient()
-
-
-def _store(cfg: Settings, project: str | None) -> EventStore:
-    kind = cfg.get("COURSEGEN_STORE")
-    if kind == "firestore":
-        return make_store("firestore", project=project)
-    if kind == "sqlite":
-        data = Path(cfg.get("COURSEGEN_DATA_DIR"))
-        return make_store("sqlite", path=data / "events.db")
-    return make_store(kind)
 
 
 def _artifacts(cfg: Settings, root: Path) -> ArtifactStore:

@@ -18,6 +18,7 @@ from bridge.dispatch.firestore_trigger import (
 )
 from bridge.dispatch.local import LocalDispatcher
 from bridge.runtime.clock import SystemClock
+from bridge.runtime.stores import open_store
 from bridge.settings import Settings
 from handlers.artifacts import LocalArtifacts
 from handlers.auth import HmacVerifier, sign
@@ -26,7 +27,6 @@ from handlers.registry import StepFn, real_steps
 from handlers.services import StepServices
 from statemachine.pipeline import Pipeline, default_pipeline
 from statemachine.ports import Clock, EventStore
-from statemachine.store import make_store
 
 TOKEN_TTL_S = 3600 * 24
 
@@ -89,7 +89,7 @@ def embedded(
     root.mkdir(parents=True, exist_ok=True)
     clk = clock or SystemClock()
     pipe = default_pipeline()
-    events = store or make_store(cfg.get("COURSEGEN_STORE"), **_store_options(cfg, root))
+    events = store or open_store(cfg, root)
     artifacts = LocalArtifacts(root / "artifacts", buckets=cfg.local_buckets)
     secret = cfg.get("COURSEGEN_TASK_SECRET").encode() or secrets.token_bytes(32)
     services = StepServices(
@@ -139,10 +139,3 @@ def embedded(
     rt = Runtime(cfg, events, clk, pipe, endpoint, dispatcher, bridge, artifacts, legacy=legacy)
     holder["rt"] = rt
     return rt
-
-
-def _store_options(cfg: Settings, root: Path) -> dict[str, Any]:
-    kind = cfg.get("COURSEGEN_STORE")
-    if kind == "sqlite":
-        return {"path": root / "events.db", "synchronous": cfg.get("COURSEGEN_SQLITE_SYNCHRONOUS")}
-    return {}
