@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from bridge.cli.common import data_option, emit_json, open_store
+from bridge.settings import Settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,7 +24,7 @@ def main() -> None:
 
 
 @main.command()
-@click.argument("video", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("video")
 @click.option("--title", help="Course title (default: from the file name).")
 @click.option(
     "--out",
@@ -43,7 +44,7 @@ def main() -> None:
 @data_option
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def run(
-    video: Path,
+    video: str,
     title: str | None,
     out: Path,
     language: str,
@@ -51,11 +52,18 @@ def run(
     data: Path,
     as_json: bool,
 ) -> None:
-    """Run VIDEO through the whole pipeline on this machine and write the course."""
-    from bridge.cli.run import run_video
+    """Run VIDEO through the whole pipeline on this machine and write the course.
 
+    VIDEO is a local file or a gs://BUCKET/OBJECT URI whose bucket COURSEGEN_LOCAL_BUCKETS
+    maps to a folder here (``lectures=/srv/uploads``), as the cloud reads Cloud Storage."""
+    from bridge.cli.run import run_video, source_of
+
+    try:
+        source = source_of(video, Settings.from_env())
+    except ValueError as err:
+        raise click.BadParameter(str(err), param_hint="VIDEO") from None
     summary = run_video(
-        video,
+        source,
         title=title,
         out=out,
         data=data,

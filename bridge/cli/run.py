@@ -9,12 +9,39 @@ from bridge.ops.run import run_course
 from bridge.ops.views import course_status
 from bridge.runtime.embedded import embedded
 from bridge.settings import Settings
+from handlers.artifacts import SourceRefused, split_source_uri
 from statemachine.pipeline import default_pipeline
 from statemachine.ports import EventStore
 
 
+def source_of(video: str | Path, settings: Settings) -> Path | str:
+    """The source ``coursegen run`` was given: an existing local file (as a Path), or a
+    gs:// URI naming an object in a bucket ``COURSEGEN_LOCAL_BUCKETS`` maps to a folder that
+    holds it; ``ValueError`` with what is wrong otherwise."""
+    text = str(video)
+    if not text.startswith("gs://"):
+        path = Path(text)
+        if not path.is_file():
+            raise ValueError(f"{text!r} is not a file (nor a gs:// URI)")
+        return path
+    try:
+        bucket, name = split_source_uri(text)
+    except SourceRefused as err:
+        raise ValueError(str(err)) from None
+    folders = settings.local_buckets
+    if bucket not in folders:
+        mapped = ", ".join(sorted(folders)) or "none"
+        raise ValueError(
+            f"bucket {bucket!r} is not mapped here: set COURSEGEN_LOCAL_BUCKETS={bucket}=FOLDER "
+            f"(mapped now: {mapped})"
+        )
+    if not (folders[bucket] / name).is_file():
+        raise ValueError(f"{text}: no file {folders[bucket] / name} (COURSEGEN_LOCAL_BUCKETS)")
+    return text
+
+
 def run_video(
-    video: Path,
+    video: Path | str,
     *,
     title: str | None,
     out: Path,
@@ -28,8 +55,8 @@ def run_video(
 ) -> dict[str, Any]:
     """Run ``video`` on a fresh embedded runtime over ``data``; ``live`` draws the board on
     stderr while it runs. Returns the run's summary (``bridge.ops.run.run_course``)."""
-    video = video.resolve()
-    rt = embedded(data, settings=settings, options={"local_roots": [str(video.parent)]})
+    options = {} if isinstance(video, str) else {"local_roots": [str(video.resolve().parent)]}
+    rt = embedded(data, settings=settings, options=options)
     kwargs: dict[str, Any] = {
         "title": title,
         "out": out,

@@ -43,7 +43,7 @@ class LocalRuntime(Protocol):
 
 def run_course(
     rt: LocalRuntime,
-    video: Path,
+    video: Path | str,
     *,
     title: str | None,
     out: Path,
@@ -56,13 +56,13 @@ def run_course(
     """Request a course for ``video``, run it to its end on ``rt`` (closed afterwards) and
     return its summary; a completed course is copied to ``out``. ``on_tick(course_id,
     elapsed_s)`` is called about ten times a second while it runs."""
-    video = video.resolve()
+    uri = video if isinstance(video, str) else str(video.resolve())
     request_options: dict[str, Any] = {"provider": provider} if provider else {}
     started = time.perf_counter()
     try:
         message = {
-            "videoUri": str(video),
-            "title": title or _title(video),
+            "videoUri": uri,
+            "title": title or _title(uri),
             "language": language,
             "options": request_options,
         }
@@ -79,8 +79,11 @@ def run_course(
     return summary
 
 
-def _title(video: Path) -> str:
-    return video.stem.replace("_", " ").replace("-", " ").strip().title() or "Lecture"
+def _title(uri: str) -> str:
+    """A title from the file or object name: ``gs://b/term-1/rivers_and-lakes.mp4`` ->
+    "Rivers And Lakes"."""
+    stem = Path(uri.rsplit("/", 1)[-1]).stem
+    return stem.replace("_", " ").replace("-", " ").strip().title() or "Lecture"
 
 
 def _wait(
