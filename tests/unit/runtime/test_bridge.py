@@ -9,10 +9,11 @@ from collections import Counter
 
 import pytest
 
-from bridge.core import Bridge, InvalidRequest, course_id_for, variant_for
+from bridge.core import Bridge, InvalidRequest
 from bridge.dispatch import task_name
 from bridge.dispatch.local import LocalDispatcher
 from bridge.runtime.embedded import embedded
+from bridge.wire import course_id_for, variant_for
 from handlers.registry import TransientStepError
 from statemachine.audit import verify
 from statemachine.pipeline import default_pipeline
