@@ -196,6 +196,7 @@ class Bridge:
         if version is not None and self._settled.get(course_id) == version:
             self.stats["settled"] += 1
             return [], 0
+        conflict = ConcurrencyConflict(course_id, -1, -1)
         for _ in range(_TRIES):
             state = self.state(course_id)
             if state is None:
@@ -204,15 +205,22 @@ class Bridge:
             if commands:
                 try:
                     self.store.append(course_id, state.version, self._events(state, commands))
-                except ConcurrencyConflict:
+                except ConcurrencyConflict as err:  # others moved on: decide again
                     self.stats["conflicts"] += 1
+                    conflict = err
                     continue
-                except TransitionNotAllowed:
-                    continue
+                except TransitionNotAllowed as err:
+                    # At the version it was decided at, a refusal is deterministic (a bug in
+                    # decide or in the reducer): retrying would be refused the same way.
+                    raise TransitionNotAllowed(
+                        err.state,
+                        err.event,
+                        f"course {course_id} at version {state.version}: {err.detail}",
+                    ) from err
                 self.stats["scheduled"] += sum(isinstance(c, ScheduleTask) for c in commands)
                 self._log(state, commands)
             return commands, self._dispatch_waiting(state, commands)
-        raise ConcurrencyConflict(course_id, -1, -1)
+        raise conflict  # the last real conflict, after _TRIES decisions lost their race
 
     def _dispatch_waiting(self, state: CourseState, commands: list[Command]) -> int:
         """Dispatch the tasks just scheduled and any scheduled earlier but not yet started

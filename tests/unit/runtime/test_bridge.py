@@ -16,6 +16,7 @@ from bridge.runtime.embedded import embedded
 from bridge.wire import course_id_for, variant_for
 from handlers.registry import TransientStepError
 from statemachine.audit import verify
+from statemachine.errors import ConcurrencyConflict, TransitionNotAllowed
 from statemachine.pipeline import default_pipeline
 from statemachine.store.memory import MemoryStore
 from statemachine.store.sqlite import SqliteStore
@@ -374,3 +375,54 @@ def test_reconcile_exhausts_a_task_whose_handler_never_answered():
     state = rt.store.head(course)
     assert state.status == "failed"
     assert state.snapshot["tasks"]["prepare_video"]["status"] == "exhausted"
+
+
+# -- errors that tell the truth ---------------------------------------------------------------
+class RefusingStore(MemoryStore):
+    """A store whose reducer refuses every TaskScheduled (as a reducer out of step with
+    ``decide`` would), counting the appends it was asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused = 0
+
+    def append(self, course_id, expected_version, events, *, then=None):
+        if any(e.type == "TaskScheduled" for e in events):
+            self.refused += 1
+            raise TransitionNotAllowed("requested", "TaskScheduled", "refused by the fake")
+        return super().append(course_id, expected_version, events, then=then)
+
+
+def test_a_refused_append_is_reported_at_once_with_its_event_and_state(clock, recording):
+    store = RefusingStore()
+    bridge = Bridge(store, recording, default_pipeline(), clock)
+    store.append("c1", 0, [requested()])
+
+    with pytest.raises(TransitionNotAllowed) as caught:
+        bridge.advance("c1")
+
+    assert store.refused == 1  # not retried: a refusal at a fixed version is deterministic
+    assert (caught.value.state, caught.value.event) == ("requested", "TaskScheduled")
+    assert "course c1 at version 1" in str(caught.value)
+    assert recording.accepted == []
+
+
+class ConflictingStore(MemoryStore):
+    """A store that always has moved on by the time an append arrives."""
+
+    def append(self, course_id, expected_version, events, *, then=None):
+        if any(e.type == "TaskScheduled" for e in events):
+            raise ConcurrencyConflict(course_id, expected_version, expected_version + 1)
+        return super().append(course_id, expected_version, events, then=then)
+
+
+def test_a_lost_race_is_retried_then_reported_with_the_versions_it_saw(clock, recording):
+    store = ConflictingStore()
+    bridge = Bridge(store, recording, default_pipeline(), clock)
+    store.append("c1", 0, [requested()])
+
+    with pytest.raises(ConcurrencyConflict) as caught:
+        bridge.advance("c1")
+
+    assert bridge.stats["conflicts"] == 50
+    assert (caught.value.expected, caught.value.actual) == (1, 2)
