@@ -3,6 +3,10 @@
 Answers follow Cloud Tasks' contract: 2xx acknowledges (success, duplicate, permanent failure
 recorded), 503 asks for a retry with backoff. Direct callers get 4xx problem details (RFC 9457)
 for bad requests; nothing about a bad request is ever written to a history.
+
+Which step errors are worth a retry is decided by ``handlers.registry.is_transient``: an error
+not known to be transient (a ``ValueError`` of a bad setting, a ``KeyError`` of a bug) is
+recorded as a permanent failure at once.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any, Protocol
 import schemas
 from handlers import analytics
 from handlers.auth import Unauthorized, header
-from handlers.registry import StepContext, StepFn, StepResult
+from handlers.registry import StepContext, StepFn, StepResult, is_transient
 from handlers.starts import Pending, StartRecorder
 from statemachine.commands import idempotency_key
 from statemachine.envelope import NewEvent
@@ -436,7 +440,7 @@ def _succeeded(
 
 
 def _failed(task: TaskState, attempt: int, err: Exception, t0: float, t1: float) -> TaskFailed:
-    retryable = bool(getattr(err, "retryable", True))
+    retryable = is_transient(err)  # see handlers/registry.py: unexpected errors are permanent
     message = str(err) or type(err).__name__
     if not hasattr(err, "retryable"):  # an unexpected error: keep where it came from
         frame = traceback.extract_tb(err.__traceback__)[-1:]

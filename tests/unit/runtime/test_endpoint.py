@@ -3,7 +3,9 @@ problem for every kind of bad request, none of which writes anything to any hist
 
 from __future__ import annotations
 
+import errno
 import json
+import socket
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -91,16 +93,81 @@ def test_a_transient_error_answers_503_and_records_a_retryable_failure(env):
     assert [e.data["attempt"] for e in env.store.load(course) if e.type == "TaskStarted"] == [1, 2]
 
 
-def test_an_unexpected_exception_is_retryable_and_says_where_it_came_from(env):
+@pytest.mark.parametrize(
+    "error",
+    [
+        KeyError("frames"),
+        ValueError("COURSEGEN_MAX_VIDEO_BYTES must be an integer, got '4GB'"),
+        TypeError("unsupported operand"),
+        FileNotFoundError(errno.ENOENT, "no such file"),
+        RuntimeError("tesseract is not installed"),
+    ],
+    ids=type,
+)
+def test_an_unexpected_error_is_permanent_at_once_and_says_where_it_came_from(env, error):
     course = env.ingest("m1")
-    env.steps.fail("prepare_video", KeyError("frames"))
+    env.steps.fail("prepare_video", error)
+
+    answer = env.post(env.payload(course))
+
+    assert answer.status == 200  # the queue must not burn its attempts on it
+    assert answer.body["status"] == "failed"
+    failed, course_failed = last_events(env, course, 2)
+    assert failed.data["error_type"] == type(error).__name__
+    assert failed.data["retryable"] is False
+    assert failed.data["message"].startswith(f"{type(error).__name__}: ")
+    assert " at " in failed.data["message"]
+    assert course_failed.type == "CourseFailed"
+    assert env.steps.calls["prepare_video"] == 1
+
+
+class ProviderHttpError(Exception):
+    """An HTTP stack's error as the SDKs raise it: a status code, no ``retryable``."""
+
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"HTTP {status_code}")
+        self.status_code = status_code
+
+
+class Timeout(OSError):
+    """Shaped like requests' Timeout: an OSError without an errno, named for what it is."""
+
+
+class ReadTimeout(Timeout):
+    pass
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionResetError(errno.ECONNRESET, "reset by peer"),
+        TimeoutError("timed out"),
+        OSError(errno.ENETUNREACH, "network is unreachable"),
+        socket.gaierror(socket.EAI_AGAIN, "temporary failure in name resolution"),
+        ReadTimeout("read timed out"),
+        ProviderHttpError(503),
+        ProviderHttpError(429),
+    ],
+    ids=repr,
+)
+def test_a_known_transient_error_answers_503_and_is_retried(env, error):
+    course = env.ingest("m1")
+    env.steps.fail("prepare_video", error)
 
     answer = env.post(env.payload(course))
 
     assert answer.status == 503
     (failed,) = last_events(env, course, 1)
-    assert failed.data["error_type"] == "KeyError"
-    assert failed.data["message"].startswith("KeyError: 'frames' at ")
+    assert failed.data["retryable"] is True
+    assert env.status(course) == "running"
+
+
+def test_an_http_error_that_no_retry_fixes_is_permanent(env):
+    course = env.ingest("m1")
+    env.steps.fail("prepare_video", ProviderHttpError(400))
+
+    assert env.post(env.payload(course)).status == 200
+    assert env.status(course) == "failed"
 
 
 def test_a_permanent_error_is_recorded_answers_200_and_fails_the_course(env):
