@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from statemachine.commands import ScheduleTask
+from statemachine.envelope import canonical
 from statemachine.state import CourseState, TaskState
 from statemachine.timefmt import iso
 
@@ -58,11 +59,10 @@ def task_payload(state: CourseState, task: TaskState) -> dict[str, Any]:
 
 
 def course_id_for(message_id: str | None, message: Mapping[str, Any]) -> str:
-    """Deterministic from the message id, so a redelivered message maps to the same course."""
-    if message_id:
-        seed = f"msg:{message_id}"
-    else:
-        seed = "req:" + repr(sorted((k, repr(v)) for k, v in message.items()))
+    """Deterministic from the message id, so a redelivered message maps to the same course;
+    without one, from the message's canonical JSON (the hash chain's encoding), so the same
+    request gives the same id whatever the order of its keys, nested ones included."""
+    seed = f"msg:{message_id}" if message_id else "req:" + canonical(message).decode("utf-8")
     return "c" + hashlib.sha256(seed.encode()).hexdigest()[:23]
 
 

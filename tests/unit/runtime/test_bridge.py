@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from collections import Counter
@@ -92,6 +93,14 @@ def test_the_course_id_is_deterministic_from_the_message_id(bridge, recording):
 def test_the_course_id_without_a_message_id_comes_from_the_content_or_the_message(bridge):
     assert course_id_for(None, REQUEST) == course_id_for(None, dict(reversed(REQUEST.items())))
     assert course_id_for(None, REQUEST) != course_id_for(None, {**REQUEST, "title": "Other"})
+    # nested keys too: the options {x, y} and {y, x} are one request
+    xy = {**REQUEST, "options": {"maxFrames": 40, "language": "en"}}
+    yx = {**REQUEST, "options": {"language": "en", "maxFrames": 40}}
+    assert course_id_for(None, xy) == course_id_for(None, yx)
+    assert course_id_for(None, xy) != course_id_for(None, {**xy, "options": {"maxFrames": 41}})
+    # the same message is the same course, with or without its message id
+    assert course_id_for(None, xy) == course_id_for(None, json.loads(json.dumps(xy)))
+    assert course_id_for("m-1", xy) == course_id_for("m-1", yx) == course_id_for("m-1", {})
     assert bridge.ingest({**REQUEST, "courseId": "chosen-1"}, message_id="m") == "chosen-1"
 
 
