@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import traceback
 from collections import Counter
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 import schemas
 from handlers import analytics
 from handlers.auth import Unauthorized, header
-from handlers.registry import StepContext, StepFn, StepResult, is_transient
+from handlers.registry import StepContext, StepFn, StepResult, is_transient, retry_after_of
 from handlers.starts import Pending, StartRecorder
 from statemachine.commands import idempotency_key
 from statemachine.envelope import NewEvent
@@ -152,11 +153,13 @@ class TaskEndpoint:
             task=name,
         )
         t0 = self.now()
+        retry_after_s = None
         try:
             result = self.steps[task.step](StepContext(course, task, attempt, self.services))
             outcome: Event = _succeeded(task, attempt, result, t0, self.now())
         except Exception as err:  # every failure is recorded; the class decides retry or not
             outcome = _failed(task, attempt, err, t0, self.now())
+            retry_after_s = retry_after_of(err)
         start_at: float | None = None
         if pending is not None:
             recorded = self._starts.settle(pending)
@@ -165,7 +168,17 @@ class TaskEndpoint:
             else:
                 version = recorded
         return self._finish(
-            course_id, name, key, attempt, outcome, trace, course, task, version, start_at
+            course_id,
+            name,
+            key,
+            attempt,
+            outcome,
+            trace,
+            course,
+            task,
+            version,
+            start_at,
+            retry_after_s=retry_after_s,
         )
 
     def _start(
@@ -210,6 +223,8 @@ class TaskEndpoint:
         task: TaskState,
         version: int,
         start_at: float | None = None,
+        *,
+        retry_after_s: float | None = None,
     ) -> Answer:
         """Append the outcome (after our TaskStarted, or with it: ``start_at``, its time)."""
         # First try at the version our TaskStarted left; reload only when others moved on.
@@ -263,7 +278,7 @@ class TaskEndpoint:
             for done in committed:
                 done()
             self.notify(course_id, version)
-            return _answer(name, events[-1])
+            return _answer(name, events[-1], retry_after_s)
         return problem(503, "Busy", "the course is changing too fast; retry later")
 
     def _then(
@@ -469,14 +484,22 @@ def _unrecordable(result: TaskSucceeded, err: Exception) -> TaskFailed:
     )
 
 
-def _answer(name: str, last: Event) -> Answer:
+def _answer(name: str, last: Event, retry_after_s: float | None = None) -> Answer:
     if isinstance(last, TaskSucceeded):
         return Answer(200, {"status": "succeeded", "task": name})
     if isinstance(last, TaskExhausted):
         return Answer(200, {"status": "exhausted", "task": name, "detail": last.error})
     assert isinstance(last, TaskFailed)
     if last.retryable:
-        return problem(503, "Step failed; retry later", last.message, task=name)
+        if retry_after_s is None:
+            return problem(503, "Step failed; retry later", last.message, task=name)
+        # what the provider asked for (Cloud Tasks keeps to its queue's backoff; a direct
+        # caller or another queue may honour it)
+        answer = problem(
+            503, "Step failed; retry later", last.message, task=name, retryAfter=retry_after_s
+        )
+        headers = {**answer.headers, "Retry-After": str(math.ceil(retry_after_s))}
+        return replace(answer, headers=headers)
     return Answer(200, {"status": "failed", "task": name, "detail": last.message})
 
 

@@ -12,15 +12,20 @@ from typing import Any
 
 import pytest
 
+from bridge.runtime.embedded import embedded
+from bridge.tooling.synthetic import noop_steps
+from handlers.ai.port import TransientProviderError
 from handlers.auth import sign
 from handlers.endpoint import MAX_BODY_BYTES, Answer
 from handlers.registry import PermanentStepError, TransientStepError
+from handlers.steps.common import call
 from statemachine.envelope import NewEvent
 from statemachine.events import CourseCancelled, CourseRedriven
 from statemachine.pipeline import default_pipeline
+from statemachine.store.memory import MemoryStore
 from statemachine.timefmt import iso
 
-from .conftest import SECRET, T0, Env
+from .conftest import SECRET, T0, Env, Steps, settings
 
 VIDEO_QUEUE = default_pipeline().queues["video-preparation-queue"].retry
 
@@ -513,3 +518,33 @@ def test_schema_problems_list_each_field(env):
     assert any(e.startswith("attempt:") for e in errors)
     assert any(e.startswith("courseId:") for e in errors)
     assert any("'extra' was unexpected" in e for e in errors)
+
+
+# -- a provider's Retry-After -----------------------------------------------------------------
+def test_a_providers_retry_after_reaches_the_queues_answer(tmp_path, clock):
+    def busy() -> Any:
+        raise TransientProviderError("HTTP 429 (rate limited)", retry_after_s=7.2)
+
+    steps = dict(noop_steps(default_pipeline()))
+    steps["prepare_video"] = lambda ctx: call(ctx, "ai/structure", busy)
+    rt = embedded(tmp_path, settings=settings(), steps=steps, clock=clock, store=MemoryStore())
+    env = Env(rt, clock, Steps(), set())
+    course = env.ingest("m1")
+
+    answer = env.post(env.payload(course))
+
+    assert answer.status == 503
+    assert answer.headers["Retry-After"] == "8"  # whole seconds, rounded up
+    assert answer.body["retryAfter"] == 7.2
+    assert answer.body["detail"] == "prepare_video: HTTP 429 (rate limited)"
+    (failed,) = last_events(env, course, 1)
+    assert failed.data["retryable"] is True
+    rt.close()
+
+
+def test_a_transient_error_without_retry_after_answers_a_plain_503(env):
+    course = env.ingest("m1")
+    env.steps.fail("prepare_video", TransientStepError("busy"))
+    answer = env.post(env.payload(course))
+    assert answer.status == 503
+    assert "Retry-After" not in answer.headers and "retryAfter" not in answer.body
