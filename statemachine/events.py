@@ -79,6 +79,21 @@ class TaskExhausted:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class TaskMooted:
+    """A task's result that arrived after its course was cancelled: recorded (what it did,
+    what it cost), the task ends ``moot``, and the course does not move."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+    task: str
+    idempotency_key: str
+    attempt: int
+    outcome: str  # what the step did: "succeeded" or "failed"
+    detail: str
+    duration_ms: int = 0
+    metering: Mapping[str, Any] = field(default_factory=_frozen_map)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class CourseCompleted:
     SCHEMA_VERSION: ClassVar[int] = 1
     outputs: Mapping[str, str] = field(default_factory=_frozen_map)
@@ -123,6 +138,7 @@ Event = (
     | TaskSucceeded
     | TaskFailed
     | TaskExhausted
+    | TaskMooted
     | CourseCompleted
     | CourseFailed
     | CourseCancelled
@@ -140,6 +156,7 @@ EVENT_TYPES: Mapping[str, type[Any]] = {
         TaskSucceeded,
         TaskFailed,
         TaskExhausted,
+        TaskMooted,
         CourseCompleted,
         CourseFailed,
         CourseCancelled,

@@ -20,6 +20,8 @@ Handler = Callable[[Snapshot, Envelope], None]
 # is recorded only while the course runs or is paused.
 _RESULT_STATES = frozenset({"running", "paused", "failed"})
 _START_STATES = frozenset({"running", "paused"})
+# A cancelled course records the results of tasks that were running as moot (TaskMooted).
+_MOOT_STATES = frozenset({"cancelled"})
 
 
 def _course_requested(acc: Snapshot, env: Envelope) -> None:
@@ -138,6 +140,16 @@ def _task_exhausted(acc: Snapshot, env: Envelope) -> None:
     task["finished_at"] = env.occurred_at
 
 
+def _task_mooted(acc: Snapshot, env: Envelope) -> None:
+    task = _task(acc, env, _MOOT_STATES)
+    task["status"] = TASK.next(task["status"], "moot")
+    d = env.data
+    task["metering"] = dict(d.get("metering") or {})
+    task["duration_ms"] = d.get("duration_ms", 0)
+    task["finished_at"] = env.occurred_at
+    task["error"] = {"type": "Moot", "message": d["detail"], "retryable": False}
+
+
 def _course_trigger(trigger: str) -> Handler:
     def handler(acc: Snapshot, env: Envelope) -> None:
         acc["status"] = COURSE.next(acc["status"], trigger)
@@ -176,6 +188,7 @@ HANDLERS: Mapping[str, Handler] = {
     "TaskSucceeded": _task_succeeded,
     "TaskFailed": _task_failed,
     "TaskExhausted": _task_exhausted,
+    "TaskMooted": _task_mooted,
     "CourseCompleted": _course_completed,
     "CourseFailed": _course_failed,
     "CourseCancelled": _course_trigger("cancel"),

@@ -229,6 +229,11 @@ def attempt_bars(events: Sequence[Envelope], t0: float) -> list[dict[str, Any]]:
                     _close(bar, at, outcome)
                 if outcome == "retrying":
                     waiting[task] = at
+            case "TaskMooted":  # its course was cancelled while it ran
+                waiting.pop(task, None)
+                bar = open_.pop(task, None)
+                if bar is not None:
+                    _close(bar, at, "moot")
             case "TaskExhausted":
                 waiting.pop(task, None)
                 bar = open_.pop(task, None) or _last(bars, task)
