@@ -383,7 +383,7 @@ class TaskEndpoint:
             extra: dict[str, Any] = {}
             if isinstance(e, TaskSucceeded | TaskFailed):
                 extra["duration_ms"] = e.duration_ms
-            if isinstance(e, TaskSucceeded) and e.metering.get("cost_usd") is not None:
+            if isinstance(e, TaskSucceeded | TaskFailed) and e.metering.get("cost_usd") is not None:
                 extra["cost_usd"] = e.metering["cost_usd"]
             if isinstance(e, TaskFailed):
                 extra.update(error_type=e.error_type, retryable=e.retryable)
@@ -460,7 +460,7 @@ def _mooted(outcome: Event, course_status: str) -> TaskMooted:
         outcome=what,
         detail=detail[:4000],
         duration_ms=outcome.duration_ms,
-        metering=dict(outcome.metering) if isinstance(outcome, TaskSucceeded) else {},
+        metering=dict(outcome.metering),
     )
 
 
@@ -511,6 +511,7 @@ def _failed(task: TaskState, attempt: int, err: Exception, t0: float, t1: float)
         frame = traceback.extract_tb(err.__traceback__)[-1:]
         where = f" at {frame[0].filename}:{frame[0].lineno}" if frame else ""
         message = f"{type(err).__name__}: {message}{where}"
+    spent = getattr(err, "metering", None)  # paid calls count even when the attempt fails
     return TaskFailed(
         task=task.name,
         idempotency_key=task.idempotency_key,
@@ -519,6 +520,7 @@ def _failed(task: TaskState, attempt: int, err: Exception, t0: float, t1: float)
         message=message[:4000],
         retryable=retryable,
         duration_ms=max(0, int((t1 - t0) * 1000)),
+        metering=dict(spent) if isinstance(spent, Mapping) else {},
     )
 
 
@@ -531,6 +533,7 @@ def _unrecordable(result: TaskSucceeded, err: Exception) -> TaskFailed:
         message=f"the step's result cannot be recorded: {err}"[:4000],
         retryable=False,
         duration_ms=result.duration_ms,
+        metering=dict(result.metering),
     )
 
 

@@ -67,6 +67,8 @@ class TaskFailed:
     message: str
     retryable: bool
     duration_ms: int = 0
+    metering: Mapping[str, Any] = field(default_factory=_frozen_map)  # omitted when empty
+    OMIT_EMPTY: ClassVar[frozenset[str]] = frozenset({"metering"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -76,6 +78,8 @@ class TaskExhausted:
     idempotency_key: str
     attempts: int
     error: str
+    metering: Mapping[str, Any] = field(default_factory=_frozen_map)  # omitted when empty
+    OMIT_EMPTY: ClassVar[frozenset[str]] = frozenset({"metering"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -188,7 +192,13 @@ def to_data(event: Event) -> dict[str, Any]:
     names = _FIELD_NAMES.get(cls)
     if names is None:
         names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
-    return {name: _json_copy(getattr(event, name)) for name in names}
+    data = {name: _json_copy(getattr(event, name)) for name in names}
+    # Fields added later that are left out when empty: an event without them encodes to the
+    # same bytes as before they existed.
+    for name in getattr(cls, "OMIT_EMPTY", ()):
+        if not data.get(name):
+            data.pop(name, None)
+    return data
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}

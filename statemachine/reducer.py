@@ -124,9 +124,24 @@ def _task_succeeded(acc: Snapshot, env: Envelope) -> None:
     task["error"] = None
 
 
+def _spend(task: dict[str, Any], metering: Mapping[str, Any] | None) -> None:
+    """Add an attempt's metering to what the task's unsuccessful attempts cost
+    (``failed_metering``: numbers summed; the key appears only once there is something)."""
+    if not metering:
+        return
+    spent = dict(task.get("failed_metering") or {})
+    for key, value in metering.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            spent[key] = round(spent.get(key, 0) + value, 6)
+        else:
+            spent.setdefault(key, value)
+    task["failed_metering"] = spent
+
+
 def _task_failed(acc: Snapshot, env: Envelope) -> None:
     task = _task(acc, env, _RESULT_STATES)
     d = env.data
+    _spend(task, d.get("metering"))
     task["status"] = TASK.next(task["status"], "fail" if d["retryable"] else "fail_permanently")
     task["error"] = {"type": d["error_type"], "message": d["message"], "retryable": d["retryable"]}
     task["duration_ms"] = d.get("duration_ms", 0)
@@ -136,6 +151,7 @@ def _task_failed(acc: Snapshot, env: Envelope) -> None:
 def _task_exhausted(acc: Snapshot, env: Envelope) -> None:
     task = _task(acc, env, _RESULT_STATES)
     task["status"] = TASK.next(task["status"], "exhaust")
+    _spend(task, env.data.get("metering"))
     task["error"] = {"type": "Exhausted", "message": env.data["error"], "retryable": False}
     task["finished_at"] = env.occurred_at
 
