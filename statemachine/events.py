@@ -7,7 +7,7 @@ from copy import deepcopy
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-from statemachine.errors import TransitionNotAllowed
+from statemachine.errors import UnknownEventType
 
 
 def _frozen_map() -> Mapping[str, Any]:
@@ -67,6 +67,8 @@ class TaskFailed:
     message: str
     retryable: bool
     duration_ms: int = 0
+    metering: Mapping[str, Any] = field(default_factory=_frozen_map)  # omitted when empty
+    OMIT_EMPTY: ClassVar[frozenset[str]] = frozenset({"metering"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -76,6 +78,23 @@ class TaskExhausted:
     idempotency_key: str
     attempts: int
     error: str
+    metering: Mapping[str, Any] = field(default_factory=_frozen_map)  # omitted when empty
+    OMIT_EMPTY: ClassVar[frozenset[str]] = frozenset({"metering"})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TaskMooted:
+    """A task's result that arrived after its course was cancelled: recorded (what it did,
+    what it cost), the task ends ``moot``, and the course does not move."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+    task: str
+    idempotency_key: str
+    attempt: int
+    outcome: str  # what the step did: "succeeded" or "failed"
+    detail: str
+    duration_ms: int = 0
+    metering: Mapping[str, Any] = field(default_factory=_frozen_map)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -123,6 +142,7 @@ Event = (
     | TaskSucceeded
     | TaskFailed
     | TaskExhausted
+    | TaskMooted
     | CourseCompleted
     | CourseFailed
     | CourseCancelled
@@ -140,6 +160,7 @@ EVENT_TYPES: Mapping[str, type[Any]] = {
         TaskSucceeded,
         TaskFailed,
         TaskExhausted,
+        TaskMooted,
         CourseCompleted,
         CourseFailed,
         CourseCancelled,
@@ -157,7 +178,7 @@ def type_name(event: Event) -> str:
 def schema_version(event_type: str) -> int:
     cls = EVENT_TYPES.get(event_type)
     if cls is None:
-        raise TransitionNotAllowed("-", event_type, "unknown event type")
+        raise UnknownEventType(event_type)
     version: int = cls.SCHEMA_VERSION
     return version
 
@@ -171,7 +192,13 @@ def to_data(event: Event) -> dict[str, Any]:
     names = _FIELD_NAMES.get(cls)
     if names is None:
         names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
-    return {name: _json_copy(getattr(event, name)) for name in names}
+    data = {name: _json_copy(getattr(event, name)) for name in names}
+    # Fields added later that are left out when empty: an event without them encodes to the
+    # same bytes as before they existed.
+    for name in getattr(cls, "OMIT_EMPTY", ()):
+        if not data.get(name):
+            data.pop(name, None)
+    return data
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
@@ -188,11 +215,11 @@ def _json_copy(value: Any) -> Any:
     return deepcopy(value)  # not JSON: left for the schema check to refuse, as before
 
 
-def from_data(event_type: str, data: Mapping[str, Any]) -> Event:
+def from_data(event_type: str, data: Mapping[str, Any], schema_version: int | None = None) -> Event:
     """Build the typed event from its (upcast) ``data``."""
     cls = EVENT_TYPES.get(event_type)
     if cls is None:
-        raise TransitionNotAllowed("-", event_type, "unknown event type")
+        raise UnknownEventType(event_type, schema_version)
     names = {f.name for f in fields(cls)}
     kwargs = {k: v for k, v in data.items() if k in names}
     if cls is CourseRedriven:

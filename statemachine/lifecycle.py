@@ -129,6 +129,7 @@ class TaskStatus:
     SUCCEEDED: Final = "succeeded"
     FAILED: Final = "failed"
     EXHAUSTED: Final = "exhausted"
+    MOOT: Final = "moot"  # its result came after the course was cancelled
 
 
 C, T = CourseStatus, TaskStatus
@@ -156,7 +157,7 @@ COURSE = build(
 # after a crash or a lost answer.
 TASK = build(
     "task",
-    [T.PENDING, T.SCHEDULED, T.RUNNING, T.RETRYING, T.SUCCEEDED, T.FAILED, T.EXHAUSTED],
+    [T.PENDING, T.SCHEDULED, T.RUNNING, T.RETRYING, T.SUCCEEDED, T.FAILED, T.EXHAUSTED, T.MOOT],
     [
         ("schedule", T.PENDING, T.SCHEDULED),
         ("start", [T.SCHEDULED, T.RUNNING, T.RETRYING], T.RUNNING),
@@ -164,12 +165,14 @@ TASK = build(
         ("fail", T.RUNNING, T.RETRYING),
         ("fail_permanently", T.RUNNING, T.FAILED),
         ("exhaust", [T.SCHEDULED, T.RUNNING, T.RETRYING], T.EXHAUSTED),
+        # A result (or a first attempt's, its start unrecorded) after the course was cancelled.
+        ("moot", [T.SCHEDULED, T.RUNNING, T.RETRYING], T.MOOT),
         # An operator's redrive; of a failed course it also takes the tasks left unfinished
         # (their deliveries were acknowledged as no-ops while the course was failed).
         ("redrive", [T.SCHEDULED, T.RUNNING, T.RETRYING, T.FAILED, T.EXHAUSTED], T.PENDING),
     ],
     initial=T.PENDING,
-    terminal=[T.SUCCEEDED, T.FAILED, T.EXHAUSTED],
+    terminal=[T.SUCCEEDED, T.FAILED, T.EXHAUSTED, T.MOOT],
 )
 
 # A course still in progress (the reconciler watches these); every other state is terminal.

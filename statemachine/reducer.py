@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from statemachine.envelope import Envelope
-from statemachine.errors import IntegrityError, TransitionNotAllowed
+from statemachine.errors import IntegrityError, TransitionNotAllowed, UnknownEventType
 from statemachine.lifecycle import COURSE, TASK, CourseStatus
 from statemachine.state import NEW, CourseState, Snapshot, empty_snapshot
 
@@ -20,6 +20,8 @@ Handler = Callable[[Snapshot, Envelope], None]
 # is recorded only while the course runs or is paused.
 _RESULT_STATES = frozenset({CourseStatus.RUNNING, CourseStatus.PAUSED, CourseStatus.FAILED})
 _START_STATES = frozenset({CourseStatus.RUNNING, CourseStatus.PAUSED})
+# A cancelled course records the results of tasks that were running as moot (TaskMooted).
+_MOOT_STATES = frozenset({CourseStatus.CANCELLED})
 
 
 def _course_requested(acc: Snapshot, env: Envelope) -> None:
@@ -122,9 +124,24 @@ def _task_succeeded(acc: Snapshot, env: Envelope) -> None:
     task["error"] = None
 
 
+def _spend(task: dict[str, Any], metering: Mapping[str, Any] | None) -> None:
+    """Add an attempt's metering to what the task's unsuccessful attempts cost
+    (``failed_metering``: numbers summed; the key appears only once there is something)."""
+    if not metering:
+        return
+    spent = dict(task.get("failed_metering") or {})
+    for key, value in metering.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            spent[key] = round(spent.get(key, 0) + value, 6)
+        else:
+            spent.setdefault(key, value)
+    task["failed_metering"] = spent
+
+
 def _task_failed(acc: Snapshot, env: Envelope) -> None:
     task = _task(acc, env, _RESULT_STATES)
     d = env.data
+    _spend(task, d.get("metering"))
     task["status"] = TASK.next(task["status"], "fail" if d["retryable"] else "fail_permanently")
     task["error"] = {"type": d["error_type"], "message": d["message"], "retryable": d["retryable"]}
     task["duration_ms"] = d.get("duration_ms", 0)
@@ -134,8 +151,19 @@ def _task_failed(acc: Snapshot, env: Envelope) -> None:
 def _task_exhausted(acc: Snapshot, env: Envelope) -> None:
     task = _task(acc, env, _RESULT_STATES)
     task["status"] = TASK.next(task["status"], "exhaust")
+    _spend(task, env.data.get("metering"))
     task["error"] = {"type": "Exhausted", "message": env.data["error"], "retryable": False}
     task["finished_at"] = env.occurred_at
+
+
+def _task_mooted(acc: Snapshot, env: Envelope) -> None:
+    task = _task(acc, env, _MOOT_STATES)
+    task["status"] = TASK.next(task["status"], "moot")
+    d = env.data
+    task["metering"] = dict(d.get("metering") or {})
+    task["duration_ms"] = d.get("duration_ms", 0)
+    task["finished_at"] = env.occurred_at
+    task["error"] = {"type": "Moot", "message": d["detail"], "retryable": False}
 
 
 def _course_trigger(trigger: str) -> Handler:
@@ -176,6 +204,7 @@ HANDLERS: Mapping[str, Handler] = {
     "TaskSucceeded": _task_succeeded,
     "TaskFailed": _task_failed,
     "TaskExhausted": _task_exhausted,
+    "TaskMooted": _task_mooted,
     "CourseCompleted": _course_completed,
     "CourseFailed": _course_failed,
     "CourseCancelled": _course_trigger("cancel"),
@@ -197,7 +226,7 @@ def apply_into(acc: Snapshot, env: Envelope) -> None:
         )
     handler = HANDLERS.get(env.type)
     if handler is None:
-        raise TransitionNotAllowed(acc["status"], env.type, "unknown event type")
+        raise UnknownEventType(env.type, env.schema_version)
     try:
         handler(acc, env)
     except TransitionNotAllowed as err:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -68,6 +68,9 @@ class TaskState:
     started_at: str | None
     finished_at: str | None
     duration_ms: int | None
+    # What the attempts that did not succeed cost (TaskFailed/TaskExhausted metering, summed);
+    # in the snapshot only once there is something, so older snapshots read the same.
+    failed_metering: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
     @classmethod
     def from_snapshot(cls, name: str, t: Mapping[str, Any]) -> TaskState:
@@ -90,10 +93,11 @@ class TaskState:
             started_at=t["started_at"],
             finished_at=t["finished_at"],
             duration_ms=t["duration_ms"],
+            failed_metering=_view(t.get("failed_metering") or {}),
         )
 
     def to_snapshot(self) -> dict[str, Any]:
-        return {
+        snapshot = {
             "step": self.step,
             "shard": self.shard,
             "status": self.status,
@@ -112,6 +116,17 @@ class TaskState:
             "finished_at": self.finished_at,
             "duration_ms": self.duration_ms,
         }
+        if self.failed_metering:
+            snapshot["failed_metering"] = thaw(self.failed_metering)
+        return snapshot
+
+    def cost_usd(self) -> float:
+        """What every attempt of the task cost: the succeeded one's and the others'."""
+        total = 0.0
+        for metering in (self.metering, self.failed_metering):
+            value = metering.get("cost_usd", 0)
+            total += float(value) if isinstance(value, int | float) else 0.0
+        return total
 
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})
