@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -127,6 +129,13 @@ SETTINGS: tuple[Setting, ...] = (
         cloud=False,
     ),
     Setting(
+        "COURSEGEN_LOCAL_BUCKETS",
+        "",
+        "comma-separated bucket=folder pairs: gs://bucket/x is read from folder/x (laptop only)",
+        ("steps",),
+        cloud=False,
+    ),
+    Setting(
         "COURSEGEN_FETCH_ALLOWED_HOSTS",
         "",
         "comma-separated hosts exempt from the SSRF guard",
@@ -226,6 +235,34 @@ SETTINGS: tuple[Setting, ...] = (
 )
 
 _BY_ENV = {s.env: s for s in SETTINGS}
+# Cloud Storage's bucket alphabet (handlers/artifacts.py refuses the same names in a URI).
+_BUCKET = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,220}[a-z0-9])?")
+
+
+def parse_local_buckets(raw: str, env: str = "COURSEGEN_LOCAL_BUCKETS") -> dict[str, Path]:
+    """``"lectures=/data/lectures, b2=./more"`` -> {"lectures": Path(...), "b2": Path(...)}.
+
+    Each pair is ``bucket=folder``; the first ``=`` splits (a folder may contain ``=`` but
+    not ``,``). A bucket named twice, an empty bucket or folder, or a bucket name Cloud
+    Storage would refuse is a ValueError naming the variable, the value and what is allowed.
+    """
+    allowed = "comma-separated bucket=folder pairs, e.g. lectures=/data/lectures"
+    buckets: dict[str, Path] = {}
+    for item in (p.strip() for p in raw.split(",")):
+        if not item:
+            continue
+        bucket, eq, folder = (part.strip() for part in item.partition("="))
+        if not eq or not folder:
+            problem = f"{item!r} has no folder"
+        elif not _BUCKET.fullmatch(bucket):
+            problem = f"{bucket!r} is not a bucket name (lowercase letters, digits, '-', '_', '.')"
+        elif bucket in buckets:
+            problem = f"bucket {bucket!r} is named twice"
+        else:
+            buckets[bucket] = Path(folder).expanduser()
+            continue
+        raise ValueError(f"{env}={raw!r}: {problem}; expected {allowed}")
+    return buckets
 
 
 @dataclass(frozen=True)
@@ -261,6 +298,11 @@ class Settings:
 
     def get_list(self, env: str, sep: str = ",") -> tuple[str, ...]:
         return tuple(p.strip() for p in self.get(env).split(sep) if p.strip())
+
+    @property
+    def local_buckets(self) -> dict[str, Path]:
+        """COURSEGEN_LOCAL_BUCKETS parsed (ValueError on a malformed value)."""
+        return parse_local_buckets(self.get("COURSEGEN_LOCAL_BUCKETS"))
 
     def get_json(self, env: str) -> Any:
         raw = self.get(env)

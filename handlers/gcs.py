@@ -1,6 +1,7 @@
 """GCS artifact storage: ``gs://bucket/prefix/<course_id>/<name>`` objects behind the artifact port.
 
 An upload becomes visible only when complete, so writes are atomic without a temporary name.
+Source videos are read from any bucket the service may read (not only the artifact bucket).
 Uses ``google-cloud-storage`` (which honours STORAGE_EMULATOR_HOST for tests).
 """
 
@@ -8,10 +9,18 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from handlers.artifacts import check_name
+from handlers.artifacts import (
+    SourceRefused,
+    SourceUnavailable,
+    capped_destination,
+    check_name,
+    split_source_uri,
+)
 
 _CHUNK = 8 * 1024 * 1024
 
@@ -72,12 +81,17 @@ class GcsArtifacts:
 
     def local_path(self, ref: str, scratch: Path) -> Path:
         blob = self._blob(ref)
-        target = Path(scratch) / "gcs" / blob.name
+        target: Path = Path(scratch) / "gcs" / str(blob.name)
         if target.exists():
             return target
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
-            blob.download_to_file(tmp)
+            try:
+                blob.download_to_file(tmp)
+            except BaseException:
+                tmp.close()
+                Path(tmp.name).unlink(missing_ok=True)  # no half download left behind
+                raise
         shutil.move(tmp.name, target)
         return target
 
@@ -86,6 +100,51 @@ class GcsArtifacts:
         path = self.scratch / "work" / course_id / name
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def fetch_source(self, uri: str, dest: Path, *, max_bytes: int) -> Path:
+        bucket_name, name = split_source_uri(uri)
+        bucket = self.client.bucket(bucket_name)
+        with _reading_source(uri):
+            blob = bucket.get_blob(name)  # None for a missing object or bucket
+        if blob is None:
+            raise SourceRefused("no such object (or no such bucket)", uri=uri)
+        if blob.size is not None and blob.size > max_bytes:
+            raise SourceRefused(f"source is {blob.size} bytes, over {max_bytes}", uri=uri)
+        # Read the generation whose size was checked: an overwrite in between cannot slip a
+        # different (larger) object past the check; the stream is capped all the same.
+        pinned = bucket.blob(name, generation=blob.generation)
+        with _reading_source(uri, changing=True), capped_destination(dest, max_bytes, uri) as out:
+            pinned.download_to_file(out)
+        return dest
+
+
+@contextmanager
+def _reading_source(uri: str, *, changing: bool = False) -> Iterator[None]:
+    """Cloud Storage errors as SourceRefused (permanent) or SourceUnavailable (transient)."""
+    from google.api_core import exceptions as api
+    from google.auth import exceptions as auth
+    from google.cloud.storage.exceptions import DataCorruption
+
+    try:
+        yield
+    except (SourceRefused, SourceUnavailable):
+        raise
+    except api.NotFound as err:
+        if changing:  # it was there a moment ago: overwritten or deleted while being read
+            raise SourceUnavailable("the object changed while it was read", uri=uri) from err
+        raise SourceRefused("no such object (or no such bucket)", uri=uri) from err
+    except (api.Unauthorized, api.Forbidden) as err:
+        raise SourceRefused(f"access to the object was denied (HTTP {err.code})", uri=uri) from err
+    except api.GoogleAPICallError as err:
+        code = int(err.code or 0)
+        if code >= 500 or code in (0, 408, 429):
+            raise SourceUnavailable(f"Cloud Storage answered {code or err}", uri=uri) from err
+        raise SourceRefused(f"Cloud Storage refused the read (HTTP {code})", uri=uri) from err
+    except DataCorruption as err:
+        raise SourceUnavailable("the download failed its checksum", uri=uri) from err
+    except (api.RetryError, auth.TransportError, auth.RefreshError, OSError) as err:
+        # Network, credentials refresh, retries given up, a full scratch disk: retry later.
+        raise SourceUnavailable(f"reading the object failed ({err!r:.200})", uri=uri) from err
 
 
 def _content_type(name: str) -> str:

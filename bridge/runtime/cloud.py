@@ -178,7 +178,8 @@ def _artifacts(cfg: Settings, root: Path) -> ArtifactStore:
         from handlers.gcs import GcsArtifacts
 
         return GcsArtifacts(uri, root / "scratch")
-    return LocalArtifacts(uri or Path(cfg.get("COURSEGEN_DATA_DIR")) / "artifacts")
+    folder = uri or Path(cfg.get("COURSEGEN_DATA_DIR")) / "artifacts"
+    return LocalArtifacts(folder, buckets=cfg.local_buckets)
 
 
 def _dispatcher(

@@ -92,7 +92,7 @@ def embedded(
     clk = clock or SystemClock()
     pipe = default_pipeline()
     events = store or make_store(cfg.get("COURSEGEN_STORE"), **_store_options(cfg, root))
-    artifacts = LocalArtifacts(root / "artifacts")
+    artifacts = LocalArtifacts(root / "artifacts", buckets=cfg.local_buckets)
     secret = cfg.get("COURSEGEN_TASK_SECRET").encode() or secrets.token_bytes(32)
     services = StepServices(
         artifacts=artifacts, settings=cfg, scratch=root / "scratch", options=dict(options or {})

@@ -26,7 +26,7 @@ from flask import Flask, Response, request
 
 from bridge.core import InvalidRequest
 from handlers.auth import Unauthorized
-from handlers.media.fetch import is_public_address
+from handlers.media.fetch import gs_uri_problem, is_public_address
 
 log = logging.getLogger("coursegen.http")
 
@@ -254,6 +254,8 @@ def hostile_uri(uri: str) -> str | None:
     host = (parts.hostname or "").rstrip(".").lower()
     if not host:
         return "no host or bucket"
+    if parts.scheme == "gs":
+        return gs_uri_problem(uri)  # the fetcher's own rule: a bucket and a safe object name
     if parts.scheme == "https":
         internal = (".internal", ".local", ".localhost")
         if host in _BLOCKED_HOSTS or host.endswith(internal):

@@ -1,4 +1,8 @@
-"""SSRF-safe fetching of a source video (local path, http(s) or gs://) into the work dir."""
+"""SSRF-safe fetching of a source video (local path, http(s) or gs://) into the work dir.
+
+http(s) and local paths are fetched here; a gs:// source is read through the artifact
+port's ``fetch_source`` (Cloud Storage in the cloud, a mapped folder on a laptop).
+"""
 
 from __future__ import annotations
 
@@ -17,8 +21,9 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import unquote, urljoin, urlsplit
 
+from handlers.artifacts import SourceReader, SourceRefused, SourceUnavailable, split_source_uri
+
 Resolver = Callable[..., list[tuple[Any, ...]]]
-GcsDownload = Callable[[str, Path], object]
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 HTTP_SCHEMES = frozenset({"http", "https"})
@@ -198,10 +203,10 @@ def fetch(
     policy: FetchPolicy,
     *,
     resolver: Resolver = socket.getaddrinfo,
-    gcs_download: GcsDownload | None = None,
+    sources: SourceReader | None = None,
     connection_factory: ConnectionFactory = open_connection,
 ) -> Path:
-    """Copy the source named by uri to dest and return dest.
+    """Copy the source named by uri to dest and return dest (gs:// through ``sources``).
 
     Raises FetchRefused for anything retrying cannot fix and FetchFailed otherwise. dest
     appears only complete: the bytes go to a temporary file beside it that is renamed last.
@@ -211,7 +216,7 @@ def fetch(
     if scheme in ("", "file"):
         return _fetch_local(uri, dest, policy)
     if scheme == "gs":
-        return _fetch_gcs(uri, dest, policy, gcs_download)
+        return _fetch_gcs(uri, dest, policy, sources)
     if scheme in HTTP_SCHEMES:
         return _fetch_http(uri, dest, policy, resolver, connection_factory)
     raise FetchRefused(f"scheme {scheme!r} is not allowed", uri=uri)
@@ -253,18 +258,27 @@ def _fetch_local(uri: str, dest: Path, policy: FetchPolicy) -> Path:
     return dest
 
 
-def _fetch_gcs(uri: str, dest: Path, policy: FetchPolicy, gcs_download: GcsDownload | None) -> Path:
-    parts = urlsplit(uri)
-    if not parts.netloc or not parts.path.strip("/"):
-        raise FetchRefused("gs:// URI needs a bucket and an object", uri=uri)
-    if gcs_download is None:
+def gs_uri_problem(uri: str) -> str | None:
+    """Why a gs:// URI cannot name a source video (no object, an unsafe name...), or None."""
+    try:
+        split_source_uri(uri)
+    except SourceRefused as err:
+        return err.reason
+    return None
+
+
+def _fetch_gcs(uri: str, dest: Path, policy: FetchPolicy, sources: SourceReader | None) -> Path:
+    problem = gs_uri_problem(uri)
+    if problem:
+        raise FetchRefused(problem, uri=uri)
+    if sources is None:
         raise FetchRefused("gs:// sources are not configured here", uri=uri)
-    with _atomic_dest(dest) as out:
-        out.close()
-        gcs_download(uri, Path(out.name))
-        if Path(out.name).stat().st_size > policy.max_bytes:
-            raise FetchRefused(f"source exceeds {policy.max_bytes} bytes", uri=uri)
-    return dest
+    try:
+        return sources.fetch_source(uri, dest, max_bytes=policy.max_bytes)
+    except SourceRefused as err:
+        raise FetchRefused(err.reason, uri=uri) from err
+    except SourceUnavailable as err:
+        raise FetchFailed(err.reason, uri=uri) from err
 
 
 def _fetch_http(

@@ -34,9 +34,8 @@ def prepare_video(ctx: StepContext) -> StepResult:
     artifacts = ctx.services.artifacts
     work = artifacts.workdir(ctx.course_id, "media")
     source = work / "source.bin"
-    gcs = getattr(artifacts, "download", None)
     try:
-        fetch(request["video_uri"], source, policy(ctx), gcs_download=gcs)
+        fetch(request["video_uri"], source, policy(ctx), sources=artifacts)
         info = probe(
             source,
             max_bytes=settings.get_int("COURSEGEN_MAX_VIDEO_BYTES"),

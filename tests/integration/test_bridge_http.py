@@ -107,6 +107,9 @@ def test_a_redelivered_request_is_harmless(client, rt):
         (request_(videoUri="https://metadata.google.internal/x"), "internal host"),
         (request_(videoUri="https://user:pw@example.com/a.mp4"), "credentials"),
         (request_(videoUri="https://[::1]/a.mp4"), "non-public"),
+        (request_(videoUri="gs://lectures/"), "names a bucket but no object"),
+        (request_(videoUri="gs://lectures"), "names a bucket but no object"),
+        (request_(videoUri="gs://lectures/a/../../b.mp4"), "unsafe object name"),
     ],
 )
 def test_a_malformed_request_is_acked_dead_lettered_and_never_written(

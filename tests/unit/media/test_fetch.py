@@ -14,12 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from handlers.artifacts import LocalArtifacts, SourceUnavailable
 from handlers.media.fetch import (
     FetchFailed,
     FetchPolicy,
     FetchRefused,
     check_address,
     fetch,
+    gs_uri_problem,
     open_connection,
 )
 
@@ -243,38 +245,94 @@ def test_local_file_over_max_bytes_is_refused(local: tuple[Path, Path], tmp_path
 # ---- gs:// --------------------------------------------------------------------------------
 
 
-def test_gs_without_downloader_is_refused(tmp_path: Path) -> None:
+def test_gs_without_a_source_reader_is_refused(tmp_path: Path) -> None:
     with pytest.raises(FetchRefused, match="not configured"):
         fetch("gs://bucket/lecture.mp4", tmp_path / "out", _policy(tmp_path))
 
 
-def test_gs_is_delegated_and_lands_atomically(tmp_path: Path) -> None:
-    seen: list[str] = []
+@pytest.fixture
+def bucket_store(tmp_path: Path) -> tuple[LocalArtifacts, Path]:
+    """A LocalArtifacts whose bucket ``lectures`` is the folder ``bucket/``."""
+    folder = tmp_path / "bucket"
+    (folder / "a").mkdir(parents=True)
+    (folder / "a" / "lecture.mp4").write_bytes(BODY)
+    return LocalArtifacts(tmp_path / "artifacts", buckets={"lectures": folder}), folder
 
-    def download(uri: str, path: Path) -> None:
-        seen.append(uri)
-        path.write_bytes(BODY)
 
-    dest = tmp_path / "out.mp4"
-    fetch("gs://bucket/a/lecture.mp4", dest, _policy(tmp_path), gcs_download=download)
-    assert seen == ["gs://bucket/a/lecture.mp4"]
+def test_gs_goes_through_the_source_reader(
+    bucket_store: tuple[LocalArtifacts, Path], tmp_path: Path
+) -> None:
+    store, _ = bucket_store
+    dest = tmp_path / "work" / "out.mp4"
+    assert fetch("gs://lectures/a/lecture.mp4", dest, _policy(tmp_path), sources=store) == dest
     assert dest.read_bytes() == BODY
 
 
-def test_gs_failure_leaves_no_file(tmp_path: Path) -> None:
-    def download(uri: str, path: Path) -> None:
-        path.write_bytes(BODY[:10])
-        raise ConnectionError("reset")
-
+def test_gs_over_max_bytes_is_refused_and_leaves_no_file(
+    bucket_store: tuple[LocalArtifacts, Path], tmp_path: Path
+) -> None:
+    store, _ = bucket_store
     dest = tmp_path / "out.mp4"
-    with pytest.raises(ConnectionError):
-        fetch("gs://bucket/lecture.mp4", dest, _policy(tmp_path), gcs_download=download)
+    with pytest.raises(FetchRefused, match="over 100"):
+        fetch("gs://lectures/a/lecture.mp4", dest, _policy(tmp_path, max_bytes=100), sources=store)
     _assert_nothing_left(dest)
 
 
-def test_gs_uri_without_object_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(FetchRefused, match="bucket and an object"):
-        fetch("gs://bucket/", tmp_path / "o", _policy(tmp_path), gcs_download=print)
+def test_gs_missing_object_is_refused(
+    bucket_store: tuple[LocalArtifacts, Path], tmp_path: Path
+) -> None:
+    store, _ = bucket_store
+    with pytest.raises(FetchRefused, match="no such object"):
+        fetch("gs://lectures/a/nope.mp4", tmp_path / "o", _policy(tmp_path), sources=store)
+
+
+class FlakySource:
+    """A source reader whose storage is down: it writes nothing and says so."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def fetch_source(self, uri: str, dest: Path, *, max_bytes: int) -> Path:
+        self.asked.append(uri)
+        raise SourceUnavailable("Cloud Storage answered 503", uri=uri)
+
+
+def test_gs_transient_storage_errors_are_transient(tmp_path: Path) -> None:
+    source = FlakySource()
+    dest = tmp_path / "out.mp4"
+    with pytest.raises(FetchFailed, match="503"):
+        fetch("gs://lectures/a.mp4", dest, _policy(tmp_path), sources=source)
+    assert source.asked == ["gs://lectures/a.mp4"]
+    _assert_nothing_left(dest)
+
+
+@pytest.mark.parametrize(
+    ("uri", "why"),
+    [
+        ("gs://bucket", "no object"),
+        ("gs://bucket/", "no object"),
+        ("gs:///lecture.mp4", "no bucket"),
+        ("gs://bucket//abs/lecture.mp4", "absolute"),
+        ("gs://bucket/a/../../etc/passwd", "'..'"),
+        ("gs://bucket/a/./b.mp4", "'.'"),
+        ("gs://bucket/a//b.mp4", "''"),
+        ("gs://bucket/folder/", "folder"),
+        ("gs://Bucket/a.mp4", "bucket name"),
+        ("gs://bucket/a\x00.mp4", "control"),
+    ],
+)
+def test_gs_uris_that_name_no_safe_object_are_refused_before_any_read(
+    uri: str, why: str, tmp_path: Path
+) -> None:
+    source = FlakySource()
+    with pytest.raises(FetchRefused, match=why):
+        fetch(uri, tmp_path / "o", _policy(tmp_path), sources=source)
+    assert source.asked == []
+    assert gs_uri_problem(uri) is not None
+
+
+def test_gs_uri_problem_accepts_a_plain_object() -> None:
+    assert gs_uri_problem("gs://lectures-2024/term 1/week#3?.mp4") is None
 
 
 # ---- real transfers from a server on 127.0.0.1 ---------------------------------------------
