@@ -377,7 +377,7 @@ def status(folder: Path) -> list[dict[str, Any]]:
             "name": p.name,
             "pgid": p.pgid,
             "running": procs.running(p),
-            "processes": len(procs.ours(p)),
+            "processes": len(procs.live(p)),
             "listens": p.url or (f"127.0.0.1:{p.port}" if p.port else ""),
             "log": p.log,
         }
@@ -387,7 +387,7 @@ def status(folder: Path) -> list[dict[str, Any]]:
 
 def process_count(state: State) -> tuple[int, int]:
     """(process groups running, processes in them)."""
-    live = [procs.ours(p) for p in state.processes]
+    live = [procs.live(p) for p in state.processes]
     return sum(1 for m in live if m), sum(len(m) for m in live)
 
 

@@ -118,7 +118,7 @@ def launch(
 
 def stop(proc: Proc, *, grace_s: float = 5.0) -> bool:
     """SIGTERM the group, SIGKILL what is left after ``grace_s``; whether it was running."""
-    if not ours(proc):
+    if not live(proc):
         return False
     signal_group(proc, signal.SIGTERM)
     if not _gone(proc, grace_s):
@@ -149,7 +149,7 @@ def _gone(proc: Proc, within_s: float) -> bool:
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
         _reap(proc.pgid)
-        if not ours(proc) or all(_zombie(p) for p in ours(proc)):
+        if not live(proc):
             return True
         time.sleep(0.1)
     return False
@@ -163,8 +163,14 @@ def _zombie(pid: int) -> bool:
     return text[text.rindex(")") + 2 :].split()[0] == "Z"
 
 
+def live(proc: Proc) -> list[int]:
+    """The members of ``proc``'s group that have not exited (an exited child of a parent
+    that has not reaped it yet still holds the group's id, but runs nothing)."""
+    return [p for p in ours(proc) if not _zombie(p)]
+
+
 def running(proc: Proc) -> bool:
-    return any(not _zombie(p) for p in ours(proc))
+    return bool(live(proc))
 
 
 def wait_answering(procs: Sequence[Proc], timeout_s: float) -> None:
