@@ -51,9 +51,6 @@ LOCAL_DIFFERENCES: Mapping[str, str] = {
     "here, where each task carries an HMAC token instead (CloudTasksDispatcher's signer)",
     "COURSEGEN_ALLOWED_INVOKERS": "service-account emails: the same names Terraform gives the "
     "accounts, in the local project (unused while COURSEGEN_AUTH is not oidc)",
-    "COURSEGEN_ARTIFACTS": "the artifacts bucket named as modules/storage names it, in the "
-    "local project, on the Cloud Storage emulator",
-    "GOOGLE_CLOUD_PROJECT": "the local project id",
     "GEMINI_API_KEY": "a Secret Manager secret in the cloud; empty here (offline provider)",
     "OPENAI_API_KEY": "a Secret Manager secret in the cloud; empty here (offline provider)",
 }
