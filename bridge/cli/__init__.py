@@ -342,3 +342,4 @@ _register_extensions()
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+__import__("bridge.cli.cloud_local", fromlist=["register"]).register(main)

@@ -22,7 +22,7 @@ from bridge.runtime.clock import SystemClock
 from bridge.runtime.stores import open_store
 from bridge.settings import Settings
 from handlers.artifacts import ArtifactStore, LocalArtifacts
-from handlers.auth import HmacVerifier, allow_all
+from handlers.auth import HmacVerifier, allow_all, sign
 from handlers.endpoint import TaskEndpoint, Verifier
 from handlers.registry import StepFn, real_steps
 from handlers.services import StepServices
@@ -30,6 +30,9 @@ from statemachine.pipeline import Pipeline, default_pipeline
 from statemachine.ports import Clock, EventStore
 
 log = logging.getLogger("coursegen.cloud")
+
+# A task token outlives every retry a queue makes (the longest maxRetryDuration is 2 h).
+TOKEN_TTL_S = 24 * 3600
 
 
 @dataclass
@@ -111,7 +114,7 @@ def cloud_runtime(
         now=clk.now,
         only_step=cfg.get("COURSEGEN_STEP") or None,
     )
-    dispatcher = _dispatcher(cfg, project, tasks_client, task_signer)
+    dispatcher = _dispatcher(cfg, project, tasks_client, task_signer or _hmac_signer(cfg, clk))
     bridge = Bridge(
         store=events,
         dispatcher=dispatcher,
@@ -192,6 +195,14 @@ def _dispatcher(
         cfg.get("COURSEGEN_OIDC_AUDIENCE") or None,
         signer=signer,
     )
+
+
+def _hmac_signer(cfg: Settings, clock: Clock) -> Callable[[bytes], str] | None:
+    """With a local task secret (emulators: no OIDC), tasks carry its HMAC token instead."""
+    secret = cfg.get("COURSEGEN_TASK_SECRET").encode()
+    if not secret:
+        return None
+    return lambda body: sign(secret, body, int(clock.now() + TOKEN_TTL_S))
 
 
 def _legacy(
