@@ -328,13 +328,15 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def _register_extensions() -> None:
-    """Commands that live beside their code: operations, the dashboard, export."""
+    """Commands that live beside their code: operations, the dashboard, export, cloud-local."""
+    from bridge.cli import cloud_local
     from bridge.cli import operator as ops_cli
     from bridge.cli import serve as serve_cli
     from bridge.cli.export import export
 
     ops_cli.register(main)
     serve_cli.register(main)
+    cloud_local.register(main)
     main.add_command(export)
 
 
@@ -342,4 +344,3 @@ _register_extensions()
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-__import__("bridge.cli.cloud_local", fromlist=["register"]).register(main)

@@ -1,7 +1,7 @@
 """cloud-local: the deployed topology on one machine, every piece a process of its own.
 
-``up`` starts the Firestore, Pub/Sub, Cloud Tasks and Cloud Storage emulators (.ci/emulators.sh,
-plus gcp-storage-emulator while that script has no Cloud Storage), creates what terraform/
+``up`` starts the Firestore, Pub/Sub, Cloud Tasks and Cloud Storage (fake-gcs-server) emulators
+(.ci/emulators.sh), creates what terraform/
 creates (bridge.tooling.cloud_provision), then starts each function of main.py under
 functions-framework on a loopback port with Terraform's environment for it
 (bridge.tooling.cloud_topology) and the reconcile job's stand-in. Every process group is
@@ -206,29 +206,7 @@ def _start_emulators(state: State) -> None:
         if eq and name in EMULATOR_VARS:
             state.exports[name] = value
     if "STORAGE_EMULATOR_HOST" not in state.exports:
-        port = procs.free_port()
-        gcs = procs.launch(
-            "gcs",
-            [
-                sys.executable,
-                "-m",
-                "gcp_storage_emulator",
-                "start",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--in-memory",
-            ],
-            _base_env(),
-            state.dir / "logs" / "gcs.log",
-            cwd=state.dir,
-            port=port,
-        )
-        state.processes.append(gcs)
-        state.exports["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
-        state.save()
-        procs.wait_answering([gcs], 60)
+        raise StartFailed(".ci/emulators.sh exported no STORAGE_EMULATOR_HOST (fake-gcs-server)")
     state.exports |= {
         "GOOGLE_CLOUD_PROJECT": state.project,
         "COURSEGEN_ARTIFACTS": f"gs://{state.bucket}/artifacts",
