@@ -165,11 +165,20 @@ def replay(
 
 @main.command()
 @data_option
+@click.option(
+    "--shadow",
+    is_flag=True,
+    help="Re-fold every history with this code: name each course whose state or next "
+    "commands differ from what was recorded, at the first differing version.",
+)
 @click.option("--json", "as_json", is_flag=True)
-def audit(data: Path, as_json: bool) -> None:
+def audit(data: Path, shadow: bool, as_json: bool) -> None:
     """Verify every course's history; exit 2 if any fails."""
     from bridge.ops.replay import audit_all
 
+    if shadow:
+        _shadow(open_store(data), as_json)
+        return
     bad = total = 0
     failures = []
     for verdict in audit_all(open_store(data)):
@@ -187,6 +196,22 @@ def audit(data: Path, as_json: bool) -> None:
     else:
         click.echo(f"{total} courses audited, {bad} failed")
     sys.exit(2 if bad else 0)
+
+
+def _shadow(store: Any, as_json: bool) -> None:
+    from bridge.ops.shadow import shadow_store
+
+    report = shadow_store(store)
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        for d in report.divergences:
+            click.echo(f"{d.course_id}: differs at version {d.version} ({d.kind}): {d.detail}")
+        click.echo(
+            f"{report.courses} courses shadow-replayed ({report.events} events), "
+            f"{len(report.divergences)} differ"
+        )
+    sys.exit(2 if report.divergences else 0)
 
 
 @main.command()
