@@ -23,6 +23,19 @@ class Head:
     snapshot: Mapping[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """What the live store keeps of a course purged after archiving: where its history went
+    and the version and hash it ended with. ``complete`` is False while a purge too long for
+    one transaction (Firestore) still has documents to delete; ``purge`` again finishes it."""
+
+    course_id: str
+    version: int
+    last_hash: str
+    location: str
+    complete: bool = True
+
+
 class EventStore(Protocol):
     def load(
         self, course_id: str, *, after: int = 0, until: int | None = None
@@ -82,6 +95,23 @@ class EventStore(Protocol):
 
     def close(self) -> None:
         """Release the store's connections; nothing uses the store afterwards."""
+        ...
+
+    def purge(self, course_id: str, *, version: int, last_hash: str, location: str) -> bool:
+        """Delete an ended course's history, head and task rows, leaving a ``Tombstone`` that
+        names ``location`` (its verified archive), in one transaction where the store can.
+        True if this call purged it; False if it was purged already (a tombstone with the same
+        hash: the call is idempotent, and finishes an interrupted purge). ConcurrencyConflict
+        if the course is not at ``version``/``last_hash`` any more; TransitionNotAllowed if it
+        is still active; UnknownCourse if there is neither a course nor a tombstone."""
+        ...
+
+    def tombstone(self, course_id: str) -> Tombstone | None:
+        """The tombstone of a purged course, or None."""
+        ...
+
+    def tombstones(self, *, incomplete: bool = False) -> Sequence[Tombstone]:
+        """Every tombstone by course id (only the unfinished purges, if ``incomplete``)."""
         ...
 
     def course_ids(self, *, lo: str | None = None, hi: str | None = None) -> Sequence[str]:

@@ -146,6 +146,13 @@ def replay(
     from bridge.ops import replay as rp
 
     store = open_store(data)
+    archived = _archived(store, course_id)
+    if archived is not None and check:
+        verdict = {"ok": True, "course_id": course_id, "events": len(archived), "archived": True}
+        emit_json(verdict) if as_json else click.echo(
+            f"{course_id}: verified {len(archived)} events (archived)"
+        )
+        return
     if check:
         verdict = rp.check(store, course_id)
         if verdict.ok and verdict.events == 0 and store.head(course_id) is None:
@@ -156,7 +163,7 @@ def replay(
             else f"{course_id}: FAILED at version {verdict.first_bad_version}: {verdict.problem}"
         )
         sys.exit(0 if verdict.ok else 2)
-    events = store.load(course_id)
+    events = archived if archived is not None else store.load(course_id)
     if not events:
         raise click.ClickException(f"no course {course_id!r}")
     if export:
@@ -171,13 +178,51 @@ def replay(
     emit_json(rows) if as_json else _print_table(rows)
 
 
+def _archived(store: Any, course_id: str) -> Any:
+    """The verified history of an archived course (its tombstone names the archive), or None."""
+    from bridge.ops.archive import verify_archive
+    from bridge.ops.archive_targets import read_location
+    from statemachine.errors import IntegrityError
+
+    tomb = store.tombstone(course_id)
+    if tomb is None:
+        return None
+    try:
+        found = verify_archive(read_location(tomb.location))
+    except (OSError, IntegrityError) as err:
+        raise click.ClickException(f"{course_id} is archived at {tomb.location}: {err}") from None
+    if found.course_id != course_id or found.final_hash != tomb.last_hash:
+        raise click.ClickException(
+            f"{course_id}: the archive at {tomb.location} is not the one its tombstone names"
+        )
+    return found.events
+
+
 @main.command()
 @data_option
+@click.option(
+    "--shadow",
+    is_flag=True,
+    help="Re-fold every history with this code: name each course whose state or next "
+    "commands differ from what was recorded, at the first differing version.",
+)
+@click.option(
+    "--archive",
+    "archives",
+    multiple=True,
+    help="Verify this archive file (or gs:// object) offline instead of the store; repeatable.",
+)
 @click.option("--json", "as_json", is_flag=True)
-def audit(data: Path, as_json: bool) -> None:
-    """Verify every course's history; exit 2 if any fails."""
+def audit(data: Path, shadow: bool, archives: tuple[str, ...], as_json: bool) -> None:
+    """Verify every course's history (or archives, offline); exit 2 if any fails."""
     from bridge.ops.replay import audit_all
 
+    if archives:
+        _audit_archives(archives, shadow, as_json)
+        return
+    if shadow:
+        _shadow(open_store(data), as_json)
+        return
     bad = total = 0
     failures = []
     for verdict in audit_all(open_store(data)):
@@ -195,6 +240,80 @@ def audit(data: Path, as_json: bool) -> None:
     else:
         click.echo(f"{total} courses audited, {bad} failed")
     sys.exit(2 if bad else 0)
+
+
+def _audit_archives(archives: tuple[str, ...], shadow: bool, as_json: bool) -> None:
+    from bridge.ops.archive import verify_archive
+    from bridge.ops.archive_targets import read_location
+    from bridge.ops.shadow import shadow as shadow_one
+    from statemachine.errors import IntegrityError
+
+    results = []
+    for where in archives:
+        try:
+            found = verify_archive(read_location(where))
+        except FileNotFoundError:
+            raise click.ClickException(f"no archive at {where}") from None
+        except IntegrityError as err:
+            results.append(
+                {
+                    "archive": where,
+                    "ok": False,
+                    "course_id": err.course_id,
+                    "first_bad_version": err.version,
+                    "problem": err.problem,
+                }
+            )
+            continue
+        result: dict[str, Any] = {
+            "archive": where,
+            "ok": True,
+            "course_id": found.course_id,
+            "events": len(found.events),
+            "final_hash": found.final_hash,
+            "status": found.status,
+        }
+        if shadow:
+            d = shadow_one(found.course_id, found.events, head=found.head.snapshot)
+            result["shadow"] = d.as_dict() if d is not None else None
+            result["ok"] = d is None
+        results.append(result)
+    if as_json:
+        emit_json(results)
+    else:
+        for r in results:
+            if r.get("shadow"):
+                d = r["shadow"]
+                click.echo(
+                    f"{r['archive']}: {r['course_id']} differs at version "
+                    f"{d['version']} ({d['kind']}): {d['detail']}"
+                )
+            elif r["ok"]:
+                click.echo(
+                    f"{r['archive']}: {r['course_id']} verified, {r['events']} events, "
+                    f"{r['status']}, final hash {r['final_hash'][:16]}"
+                )
+            else:
+                click.echo(
+                    f"{r['archive']}: FAILED at version {r['first_bad_version']}: {r['problem']}"
+                )
+    sys.exit(0 if all(r["ok"] for r in results) else 2)
+
+
+def _shadow(store: Any, as_json: bool) -> None:
+    from bridge.ops.shadow import shadow_store
+
+    report = shadow_store(store)
+    if as_json:
+        emit_json(report.as_dict())
+    else:
+        for d in report.divergences:
+            click.echo(f"{d.course_id}: differs at version {d.version} ({d.kind}): {d.detail}")
+        click.echo(
+            f"{report.courses} courses shadow-replayed ({report.events} events), "
+            f"{len(report.divergences)} differ"
+        )
+    sys.exit(2 if report.divergences else 0)
 
 
 @main.command()
@@ -333,11 +452,13 @@ def _register_extensions() -> None:
     from bridge.cli import operator as ops_cli
     from bridge.cli import serve as serve_cli
     from bridge.cli.export import export
+    from bridge.cli.retention import archive
 
     ops_cli.register(main)
     serve_cli.register(main)
     cloud_local.register(main)
     main.add_command(export)
+    main.add_command(archive)
 
 
 _register_extensions()

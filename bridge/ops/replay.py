@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import schemas
 from statemachine.audit import SameState, state_at, verify
-from statemachine.envelope import Envelope
+from statemachine.envelope import Envelope, decode
 from statemachine.errors import IntegrityError
 from statemachine.ports import EventStore, Head
 
@@ -268,3 +268,27 @@ def export_jsonl(events: Iterable[Envelope], out: IO[str]) -> int:
         out.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
         n += 1
     return n
+
+
+def read_jsonl(lines: Iterable[str]) -> list[Envelope]:
+    """The envelopes of an ``export_jsonl`` file, decoded from the stored bytes each line
+    carries (the hash covers those); a line whose readable fields disagree with its stored
+    bytes, or that is not an exported envelope, is an ``IntegrityError``. Other records (an
+    archive's trailer) are left to the caller: lines with a ``trailer`` key are skipped."""
+    events: list[Envelope] = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            if "trailer" in record:
+                continue
+            env = decode(record.pop("stored").encode("utf-8"), record["hash"])
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise IntegrityError("?", n, f"line {n} is not an exported envelope: {err!r}") from None
+        if env.to_dict() != record:
+            raise IntegrityError(
+                env.course_id, env.version, "the line differs from its stored bytes"
+            )
+        events.append(env)
+    return events

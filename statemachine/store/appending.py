@@ -1,4 +1,4 @@
-"""What every adapter does on append: check the version, seal, validate, fold into the head."""
+"""What every adapter does on append (check the version, seal, validate, fold) and on purge."""
 
 from __future__ import annotations
 
@@ -7,10 +7,15 @@ from dataclasses import dataclass
 
 import schemas
 from statemachine.envelope import Envelope, NewEvent, seal
-from statemachine.errors import ConcurrencyConflict, EventTooLarge
+from statemachine.errors import (
+    ConcurrencyConflict,
+    EventTooLarge,
+    TransitionNotAllowed,
+    UnknownCourse,
+)
 from statemachine.events import to_data
 from statemachine.lifecycle import ACTIVE_COURSE
-from statemachine.ports import Head
+from statemachine.ports import Head, Tombstone
 from statemachine.reducer import apply_into
 from statemachine.state import Snapshot, empty_snapshot
 
@@ -114,3 +119,27 @@ def is_active(status: str) -> bool:
 def in_range(course_id: str, lo: str | None, hi: str | None) -> bool:
     """Whether ``course_id`` lies in [lo, hi) (None: unbounded on that side)."""
     return (lo is None or course_id >= lo) and (hi is None or course_id < hi)
+
+
+def must_purge(
+    course_id: str,
+    current: tuple[int, str, str] | None,
+    tombstone: Tombstone | None,
+    version: int,
+    last_hash: str,
+) -> bool:
+    """The checks every adapter's ``purge`` makes, given the course's (version, last hash,
+    status) if it has a head and its tombstone if it has one: True to purge now, False if it
+    is purged already (the same hash); raises as ``EventStore.purge`` documents."""
+    if current is None:
+        if tombstone is None:
+            raise UnknownCourse(course_id)
+        if tombstone.last_hash != last_hash or tombstone.version != version:
+            raise ConcurrencyConflict(course_id, version, tombstone.version)
+        return False
+    at, hash_, status = current
+    if at != version or hash_ != last_hash:
+        raise ConcurrencyConflict(course_id, version, at)
+    if is_active(status):
+        raise TransitionNotAllowed(status, "purge", "only an ended course is archived")
+    return True

@@ -9,7 +9,11 @@ expected version, ``create()`` each event document (it fails if the version exis
 the head and the task documents of the tasks the new events touch. The client re-runs a
 transaction whose commit Firestore aborted on contention; the re-run reads the new head and
 raises ``ConcurrencyConflict``, so a stale append never turns into a success. ``quiet``
-needs the composite index (status, updated_at) Terraform creates.
+needs the composite index (status, updated_at) Terraform creates. ``purge`` deletes a course's
+documents and writes ``{collection}-tombstones/{courseId}`` in one transaction when they are
+few enough for one commit (_PURGE_IN_ONE); a longer history loses its head and gains an
+incomplete tombstone in that transaction, then its documents go in batches and the tombstone
+is marked complete; a crash in between is finished by the next ``purge`` of the course.
 """
 
 from __future__ import annotations
@@ -30,8 +34,8 @@ from google.cloud.firestore_v1.base_query import FieldFilter
 from statemachine.envelope import Envelope, NewEvent, decode
 from statemachine.errors import ConcurrencyConflict, IntegrityError
 from statemachine.lifecycle import ACTIVE_COURSE
-from statemachine.ports import EventStore, Head
-from statemachine.store.appending import FollowUp, Prepared, in_range, prepare_append
+from statemachine.ports import EventStore, Head, Tombstone
+from statemachine.store.appending import FollowUp, Prepared, in_range, must_purge, prepare_append
 from statemachine.store.task_rows import task_rows, touched_tasks
 
 _ACTIVE = sorted(ACTIVE_COURSE)
@@ -40,6 +44,9 @@ _ACTIVE = sorted(ACTIVE_COURSE)
 # writer wins and the others then see a real conflict long before this.
 _CONTENTION_S = 30.0
 _SCAN_PAGE = 300
+# Deletes a purge makes in the transaction that writes the tombstone (a commit takes 500
+# writes at most); a longer history is deleted in batches of this size after it.
+_PURGE_IN_ONE = 450
 
 
 def event_id(version: int) -> str:
@@ -62,6 +69,7 @@ class FirestoreStore:
         self.max_attempts = max_attempts
         self.page_size = page_size
         self._courses = self.client.collection(collection)
+        self._tombstones = self.client.collection(f"{collection}-tombstones")
         self._stripes = [threading.Lock() for _ in range(64)]
 
     def close(self) -> None:
@@ -210,6 +218,43 @@ class FirestoreStore:
                 return
             last = page[-1]
 
+    # -- retention ----------------------------------------------------------------------
+    def purge(self, course_id: str, *, version: int, last_hash: str, location: str) -> bool:
+        with self._stripes[hash(course_id) % len(self._stripes)]:
+            transaction = self.client.transaction(max_attempts=self.max_attempts)
+            purged, tomb = _purge_in(
+                transaction,
+                self._courses.document(course_id),
+                self._tombstones.document(course_id),
+                course_id,
+                (version, last_hash, location),
+            )
+        if not tomb.complete:
+            self._finish_purge(tomb)
+        return bool(purged)
+
+    def _finish_purge(self, tomb: Tombstone) -> None:
+        """Delete what a long purge left (the head is gone already), then mark it complete."""
+        head_ref = self._courses.document(tomb.course_id)
+        for sub in ("events", "tasks"):
+            while docs := list(head_ref.collection(sub).limit(_PURGE_IN_ONE).stream()):
+                batch = self.client.batch()
+                for doc in docs:
+                    batch.delete(doc.reference)
+                batch.commit()
+        self._tombstones.document(tomb.course_id).update({"complete": True})
+
+    def tombstone(self, course_id: str) -> Tombstone | None:
+        doc = self._tombstones.document(course_id).get()
+        return _tombstone(doc.id, doc.to_dict() or {}) if doc.exists else None
+
+    def tombstones(self, *, incomplete: bool = False) -> Sequence[Tombstone]:
+        query: Any = self._tombstones
+        if incomplete:
+            query = query.where(filter=FieldFilter("complete", "==", False))
+        found = [_tombstone(d.id, d.to_dict()) for d in query.stream()]
+        return sorted(found, key=lambda t: t.course_id)
+
     def replace_projections(self, course_id: str, snapshot: Mapping[str, Any]) -> bool:
         transaction = self.client.transaction(max_attempts=self.max_attempts)
         replaced: bool = _replace_in(transaction, self._courses.document(course_id), dict(snapshot))
@@ -242,6 +287,37 @@ def _append_in(
         )
     _set_projections(transaction, head_ref, prepared.snapshot, touched_tasks(prepared.envelopes))
     return prepared
+
+
+@firestore.transactional
+def _purge_in(
+    transaction: Any, head_ref: Any, tomb_ref: Any, course_id: str, ending: tuple[int, str, str]
+) -> tuple[bool, Tombstone]:
+    version, last_hash, location = ending
+    head = head_ref.get(transaction=transaction)
+    tomb_doc = tomb_ref.get(transaction=transaction)
+    data = head.to_dict() if head.exists else None
+    current = (data["version"], data["last_hash"], data["status"]) if data else None
+    tomb = _tombstone(course_id, tomb_doc.to_dict()) if tomb_doc.exists else None
+    if not must_purge(course_id, current, tomb, version, last_hash):
+        assert tomb is not None
+        return False, tomb
+    assert data is not None
+    docs = [head_ref.collection("events").document(event_id(v)) for v in range(1, version + 1)]
+    docs += [head_ref.collection("tasks").document(n) for n in _snapshot(data)["tasks"]]
+    complete = len(docs) <= _PURGE_IN_ONE
+    for ref in docs if complete else []:
+        transaction.delete(ref)
+    transaction.delete(head_ref)
+    fields = {"version": version, "last_hash": last_hash, "location": location}
+    transaction.set(tomb_ref, {**fields, "complete": complete})
+    return True, Tombstone(course_id, version, last_hash, location, complete)
+
+
+def _tombstone(course_id: str, data: dict[str, Any]) -> Tombstone:
+    return Tombstone(
+        course_id, data["version"], data["last_hash"], data["location"], data["complete"]
+    )
 
 
 @firestore.transactional

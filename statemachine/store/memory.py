@@ -9,12 +9,13 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from statemachine.envelope import Envelope, NewEvent
-from statemachine.ports import EventStore, Head
+from statemachine.ports import EventStore, Head, Tombstone
 from statemachine.store.appending import (
     FollowUp,
     Prepared,
     in_range,
     is_active,
+    must_purge,
     prepare_append,
 )
 from statemachine.store.task_rows import task_rows, touched_tasks
@@ -25,6 +26,7 @@ class MemoryStore:
         self._events: dict[str, list[Envelope]] = {}
         self._heads: dict[str, tuple[Head, str]] = {}  # head + its snapshot as JSON
         self._tasks: dict[str, dict[str, dict[str, Any]]] = {}  # course -> task -> row
+        self._tombstones: dict[str, Tombstone] = {}
         self._lock = threading.Lock()
 
     def load(
@@ -144,3 +146,25 @@ class MemoryStore:
             copy = json.loads(json.dumps(snapshot))
             self._write(course_id, Prepared([], copy), None)
             return True
+
+    def purge(self, course_id: str, *, version: int, last_hash: str, location: str) -> bool:
+        with self._lock:
+            stored = self._heads.get(course_id)
+            current = (stored[0].version, stored[0].last_hash, stored[0].status) if stored else None
+            tomb = self._tombstones.get(course_id)
+            if not must_purge(course_id, current, tomb, version, last_hash):
+                return False
+            del self._heads[course_id]
+            self._events.pop(course_id, None)
+            self._tasks.pop(course_id, None)
+            self._tombstones[course_id] = Tombstone(course_id, version, last_hash, location)
+            return True
+
+    def tombstone(self, course_id: str) -> Tombstone | None:
+        with self._lock:
+            return self._tombstones.get(course_id)
+
+    def tombstones(self, *, incomplete: bool = False) -> Sequence[Tombstone]:
+        with self._lock:
+            found = [self._tombstones[c] for c in sorted(self._tombstones)]
+        return [t for t in found if not (incomplete and t.complete)]

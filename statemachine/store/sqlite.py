@@ -22,9 +22,9 @@ from typing import Any
 from statemachine.envelope import Envelope, Loads, NewEvent, decode
 from statemachine.errors import IntegrityError
 from statemachine.lifecycle import ACTIVE_COURSE
-from statemachine.ports import EventStore, Head
+from statemachine.ports import EventStore, Head, Tombstone
 from statemachine.store import wal_sync
-from statemachine.store.appending import FollowUp, prepare_append
+from statemachine.store.appending import FollowUp, must_purge, prepare_append
 from statemachine.store.task_rows import TASK_COLUMNS, task_rows, touched_tasks
 
 try:  # orjson decodes the stored canonical JSON ~3x faster; the result is identical
@@ -63,6 +63,12 @@ CREATE TABLE IF NOT EXISTS courses (
     snapshot   BLOB    NOT NULL
 );
 CREATE INDEX IF NOT EXISTS courses_by_status_updated ON courses (status, updated_at);
+CREATE TABLE IF NOT EXISTS tombstones (  -- courses purged after archiving (``purge``)
+    course_id TEXT PRIMARY KEY,
+    version   INTEGER NOT NULL,
+    last_hash TEXT    NOT NULL,
+    location  TEXT    NOT NULL
+);
 CREATE TABLE IF NOT EXISTS tasks (  -- task status projection (store/projection.py)
     course_id   TEXT    NOT NULL,
     task        TEXT    NOT NULL,
@@ -214,6 +220,44 @@ class SqliteStore:
             conn.execute("DELETE FROM tasks WHERE course_id = ?", (course_id,))
             _write_projections(conn, snapshot, None)
         return True
+
+    def purge(self, course_id: str, *, version: int, last_hash: str, location: str) -> bool:
+        """One transaction: the events, the head and the task rows go, the tombstone comes."""
+        with self._writing() as conn:
+            row = conn.execute(
+                "SELECT version, last_hash, status FROM courses WHERE course_id = ?", (course_id,)
+            ).fetchone()
+            if not must_purge(course_id, row, self._tombstone(conn, course_id), version, last_hash):
+                return False
+            for table in ("events", "tasks", "courses"):
+                conn.execute(f"DELETE FROM {table} WHERE course_id = ?", (course_id,))
+            conn.execute(
+                "INSERT INTO tombstones (course_id, version, last_hash, location)"
+                " VALUES (?, ?, ?, ?)",
+                (course_id, version, last_hash, location),
+            )
+        return True
+
+    def tombstone(self, course_id: str) -> Tombstone | None:
+        with self._conn() as conn:
+            return self._tombstone(conn, course_id)
+
+    @staticmethod
+    def _tombstone(conn: sqlite3.Connection, course_id: str) -> Tombstone | None:
+        row = conn.execute(
+            "SELECT course_id, version, last_hash, location FROM tombstones WHERE course_id = ?",
+            (course_id,),
+        ).fetchone()
+        return Tombstone(*row) if row else None
+
+    def tombstones(self, *, incomplete: bool = False) -> Sequence[Tombstone]:
+        if incomplete:
+            return []  # a purge is one transaction here: it never stops half-way
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT course_id, version, last_hash, location FROM tombstones ORDER BY course_id"
+            ).fetchall()
+        return [Tombstone(*r) for r in rows]
 
     def tasks(self, course_id: str) -> Sequence[Mapping[str, Any]]:
         with self._conn() as conn:

@@ -7,8 +7,14 @@ import threading
 import pytest
 
 from statemachine.audit import verify
-from statemachine.errors import ConcurrencyConflict, EventTooLarge, TransitionNotAllowed
-from statemachine.events import TaskSucceeded
+from statemachine.errors import (
+    ConcurrencyConflict,
+    EventTooLarge,
+    TransitionNotAllowed,
+    UnknownCourse,
+)
+from statemachine.events import CourseCancelled, TaskSucceeded
+from statemachine.ports import Tombstone
 from statemachine.reducer import fold
 from statemachine.timefmt import iso
 from tests.factories import T0, new, one_step_history, requested, scheduled, started, types
@@ -164,3 +170,68 @@ def test_concurrent_appends_have_exactly_one_winner(store):
         t.join()
     assert sorted(results) == ["conflict"] * 7 + ["won"]
     assert [e.version for e in store.load("c1")] == [1, 2]
+
+
+# -- purge (retention after archiving) --------------------------------------------------
+
+
+def ended(store, course_id: str) -> tuple[int, str]:
+    """A course run one step and cancelled: an ended course, with task rows; (version, hash)."""
+    v = one_step_history(store, course_id)
+    v = store.append(course_id, v, [new(CourseCancelled(reason="done with it"))])
+    head = store.head(course_id)
+    return v, head.last_hash
+
+
+def test_purge_removes_the_history_and_leaves_a_tombstone(store):
+    version, last = ended(store, "gone")
+    one_step_history(store, "kept")
+    assert store.purge("gone", version=version, last_hash=last, location="file:///a/gone.jsonl")
+    assert store.load("gone") == [] and store.head("gone") is None
+    assert store.tasks("gone") == []
+    assert store.tombstone("gone") == Tombstone("gone", version, last, "file:///a/gone.jsonl")
+    assert [t.course_id for t in store.tombstones()] == ["gone"]
+    assert store.tombstones(incomplete=True) == []
+    assert list(store.course_ids()) == ["kept"]
+    assert [c for c, _, _ in store.scan_heads()] == ["kept"]
+    assert len(store.load("kept")) == 4 and store.tombstone("kept") is None
+
+
+def test_purge_again_is_a_no_op(store):
+    version, last = ended(store, "gone")
+    assert store.purge("gone", version=version, last_hash=last, location="gs://b/gone.jsonl")
+    assert not store.purge("gone", version=version, last_hash=last, location="gs://b/gone.jsonl")
+    assert [t.location for t in store.tombstones()] == ["gs://b/gone.jsonl"]
+
+
+def test_purge_of_a_course_that_moved_on_is_refused(store):
+    version, last = ended(store, "c1")
+    with pytest.raises(ConcurrencyConflict):
+        store.purge("c1", version=version - 1, last_hash=last, location="x")
+    with pytest.raises(ConcurrencyConflict):
+        store.purge("c1", version=version, last_hash="0" * 64, location="x")
+    assert len(store.load("c1")) == version and store.tombstone("c1") is None
+    store.purge("c1", version=version, last_hash=last, location="x")
+    with pytest.raises(ConcurrencyConflict):  # a tombstone of another ending
+        store.purge("c1", version=version + 1, last_hash=last, location="x")
+
+
+def test_an_active_or_unknown_course_is_never_purged(store):
+    v = one_step_history(store, "busy")
+    with pytest.raises(TransitionNotAllowed):
+        store.purge("busy", version=v, last_hash=store.head("busy").last_hash, location="x")
+    assert len(store.load("busy")) == 4 and len(store.tasks("busy")) == 1
+    with pytest.raises(UnknownCourse):
+        store.purge("nobody", version=1, last_hash="0" * 64, location="x")
+
+
+def test_a_long_history_is_purged_whole(store):
+    """More documents than one Firestore commit takes (its purge goes in batches)."""
+    v = store.append("long", 0, [requested()])
+    v = store.append("long", v, [scheduled("long")])
+    for _ in range(2):  # redeliveries after lost answers: 480 starts
+        v = store.append("long", v, [started("long", attempt=a) for a in range(1, 241)])
+    v = store.append("long", v, [new(CourseCancelled(reason="enough"))])
+    assert store.purge("long", version=v, last_hash=store.head("long").last_hash, location="x")
+    assert store.load("long") == [] and store.tasks("long") == []
+    assert store.tombstone("long").complete

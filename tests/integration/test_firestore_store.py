@@ -137,3 +137,34 @@ def test_scan_pages_through_every_course(store):
     for course in ["a", "b", "c", "d", "e"]:
         paged.append(course, 0, [requested()])
     assert [cid for cid, events in paged.scan() if len(events) == 1] == ["a", "b", "c", "d", "e"]
+
+
+def test_a_purge_interrupted_after_its_first_transaction_is_finished_by_the_next(
+    store: FirestoreStore,
+) -> None:
+    """A long purge: the first transaction drops the head and writes an incomplete tombstone;
+    a crash before the batches leaves event documents. The next purge deletes them."""
+    from statemachine.events import CourseCancelled
+    from statemachine.store.firestore import _PURGE_IN_ONE, _purge_in
+
+    v = store.append("long", 0, [requested()])
+    v = store.append("long", v, [scheduled("long")])
+    v = store.append("long", v, [started("long", attempt=a) for a in range(1, _PURGE_IN_ONE)])
+    v = store.append("long", v, [new(CourseCancelled(reason="enough"))])
+    last = store.load("long")[-1].hash
+    head_ref = store._courses.document("long")
+    purged, tomb = _purge_in(  # what purge does first; the "crash" is stopping here
+        store.client.transaction(),
+        head_ref,
+        store._tombstones.document("long"),
+        "long",
+        (v, last, "gs://b/long.jsonl"),
+    )
+    assert purged and not tomb.complete
+    assert store.head("long") is None and store.course_ids() == []
+    assert len(list(head_ref.collection("events").stream())) == v  # left behind
+    assert [t.course_id for t in store.tombstones(incomplete=True)] == ["long"]
+    assert not store.purge("long", version=v, last_hash=last, location="gs://b/long.jsonl")
+    assert list(head_ref.collection("events").stream()) == []
+    assert list(head_ref.collection("tasks").stream()) == []
+    assert store.tombstones(incomplete=True) == [] and store.tombstone("long").complete

@@ -1,0 +1,233 @@
+"""Record tests/histories/*.jsonl: real courses on the embedded runtime, every lifecycle path.
+
+Each scenario runs one course through the real bridge, task endpoint, local dispatcher and
+SQLite store, on a virtual clock, with the synthetic no-op steps (bridge/tooling/synthetic.py)
+and injected faults and operator actions (a transient failure, a permanent one, a queue that
+gives up, a cancel, a pause and a resume, redrives of a failed and of a paused course). The
+history is exported with the replay exporter (``coursegen replay COURSE --export jsonl``) to
+``NAME.jsonl``; ``NAME.recorded.json`` beside it keeps what the run recorded besides its
+events: the head snapshot, and a digest of the state after each version. The shadow replay
+(bridge/ops/shadow.py) re-derives them in CI with the current code.
+
+    python scripts/record_histories.py [--out tests/histories]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bridge.ops import operations  # noqa: E402
+from bridge.ops.replay import export_jsonl  # noqa: E402
+from bridge.ops.shadow import state_digests  # noqa: E402
+from bridge.runtime.clock import VirtualClock  # noqa: E402
+from bridge.runtime.embedded import Runtime, embedded  # noqa: E402
+from bridge.settings import Settings  # noqa: E402
+from bridge.tooling.synthetic import noop_steps  # noqa: E402
+from handlers.registry import (  # noqa: E402
+    PermanentStepError,
+    StepContext,
+    StepFn,
+    StepResult,
+    TransientStepError,
+)
+from statemachine.pipeline import default_pipeline  # noqa: E402
+
+# What happens when a step runs: (task name, generation) -> an action; it may raise, or act
+# as an operator would while the step runs, and then the no-op step itself runs.
+Action = Callable[[Runtime, StepContext], None]
+
+
+@dataclass
+class Scenario:
+    name: str
+    about: str
+    actions: Mapping[tuple[str, int], Action] = field(default_factory=dict)
+    after: Callable[[Runtime, str], None] | None = None  # once the course is idle
+
+
+def transient_once(rt: Runtime, ctx: StepContext) -> None:
+    if ctx.attempt == 1:
+        raise TransientStepError("injected: the provider answered 503")
+
+
+def transient_always(rt: Runtime, ctx: StepContext) -> None:
+    raise TransientStepError("injected: the provider keeps answering 503")
+
+
+def permanent(rt: Runtime, ctx: StepContext) -> None:
+    raise PermanentStepError("injected: the input cannot be processed")
+
+
+def operator(op: str) -> Action:
+    def act(rt: Runtime, ctx: StepContext) -> None:
+        operations.perform(
+            op,
+            rt.store,
+            rt.bridge,
+            ctx.course.course_id,
+            operator="recorder",
+            reason=f"recorded scenario: {op} while {ctx.task.name} runs",
+        )
+
+    return act
+
+
+def both(*actions: Action) -> Action:
+    def act(rt: Runtime, ctx: StepContext) -> None:
+        for a in actions:
+            a(rt, ctx)
+
+    return act
+
+
+def then_operate(*ops: str) -> Callable[[Runtime, str], None]:
+    def after(rt: Runtime, course_id: str) -> None:
+        for op in ops:
+            operations.perform(
+                op, rt.store, rt.bridge, course_id, operator="recorder", reason=f"recorded: {op}"
+            )
+            rt.run_until_idle()
+
+    return after
+
+
+SCENARIOS = (
+    Scenario("completed", "every step succeeds the first time"),
+    Scenario(
+        "retried",
+        "transcribe and a frame shard fail once (retryable), the queue retries them",
+        {("transcribe", 1): transient_once, ("analyze_frames#2", 1): transient_once},
+    ),
+    Scenario(
+        "failed",
+        "analyze_video fails permanently: the course fails",
+        {("analyze_video", 1): permanent},
+    ),
+    Scenario(
+        "failed_cancelled",
+        "a permanent failure, then an operator cancels the failed course",
+        {("generate_structure", 1): permanent},
+        then_operate("cancel"),
+    ),
+    Scenario(
+        "redriven",
+        "a frame shard fails permanently; an operator redrives; the course completes",
+        {("analyze_frames#1", 1): permanent},
+        then_operate("redrive"),
+    ),
+    Scenario(
+        "exhausted",
+        "transcribe fails on every attempt until the queue gives up; redriven, it completes",
+        {("transcribe", 1): transient_always},
+        then_operate("redrive"),
+    ),
+    Scenario(
+        "cancelled",
+        "an operator cancels the course while extract_frames runs",
+        {("extract_frames", 1): operator("cancel")},
+    ),
+    Scenario(
+        "paused",
+        "paused while transcribe runs (results still recorded), then resumed",
+        {("transcribe", 1): operator("pause")},
+        then_operate("resume"),
+    ),
+    Scenario(
+        "paused_redriven",
+        "paused; a step fails permanently while paused; redriven and resumed",
+        {("transcribe", 1): operator("pause"), ("analyze_video", 1): permanent},
+        then_operate("redrive", "resume"),
+    ),
+    Scenario(
+        "paused_cancelled",
+        "paused while add_interactivity runs, then cancelled",
+        {("add_interactivity", 1): both(operator("pause"))},
+        then_operate("cancel"),
+    ),
+)
+
+
+def steps_for(scenario: Scenario, holder: dict[str, Runtime]) -> Mapping[str, StepFn]:
+    base = noop_steps(default_pipeline())
+
+    def wrap(name: str, inner: StepFn) -> StepFn:
+        def step(ctx: StepContext) -> StepResult:
+            action = scenario.actions.get((ctx.task.name, ctx.task.generation))
+            if action is not None:
+                action(holder["rt"], ctx)
+            return inner(ctx)
+
+        return step
+
+    return {name: wrap(name, fn) for name, fn in base.items()}
+
+
+def record(scenario: Scenario, out: Path) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="coursegen-record-") as tmp:
+        holder: dict[str, Runtime] = {}
+        settings = Settings.from_env(
+            {"COURSEGEN_STORE": "sqlite", "COURSEGEN_TASK_SECRET": "recorder"}
+        )
+        rt = embedded(
+            tmp, settings=settings, steps=steps_for(scenario, holder), clock=VirtualClock()
+        )
+        holder["rt"] = rt
+        try:
+            course_id = rt.bridge.ingest(
+                {"videoUri": f"gs://recorded/{scenario.name}.mp4", "title": scenario.about},
+                message_id=f"history-{scenario.name}",
+            )
+            rt.run_until_idle()
+            if scenario.after is not None:
+                scenario.after(rt, course_id)
+            events = rt.store.load(course_id)
+            head = rt.store.head(course_id)
+            assert head is not None
+            with (out / f"{scenario.name}.jsonl").open("w", encoding="utf-8") as f:
+                export_jsonl(events, f)
+            recorded = {
+                "course_id": course_id,
+                "scenario": scenario.about,
+                "status": head.status,
+                "head": dict(head.snapshot),
+                "states": state_digests(events),
+            }
+            (out / f"{scenario.name}.recorded.json").write_text(
+                json.dumps(recorded, indent=1, sort_keys=True) + "\n", encoding="utf-8"
+            )
+            return {
+                "name": scenario.name,
+                "status": head.status,
+                "events": len(events),
+                "types": sorted({e.type for e in events}),
+            }
+        finally:
+            rt.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "tests" / "histories")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    seen: set[str] = set()
+    for scenario in SCENARIOS:
+        summary = record(scenario, args.out)
+        seen.update(summary["types"])
+        print(f"{summary['name']:18} {summary['status']:10} {summary['events']:3} events")
+    print("event types:", ", ".join(sorted(seen)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
