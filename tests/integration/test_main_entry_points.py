@@ -86,8 +86,9 @@ def cloud(monkeypatch):
         }
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        monkeypatch.setattr(main, "_built", {})  # a fresh process, as far as main can tell
+        main.reset()  # a fresh process, as far as main can tell
         yield main, subscriber, dead_sub, delivered
+        main.reset()
     subscriber.close()
 
 
