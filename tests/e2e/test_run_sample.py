@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "lecture.mp4"
 TRUTH = json.loads((ROOT / "samples" / "ground_truth.json").read_text())
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def run(video: Path, tmp: Path, *extra: str) -> tuple[int, dict]:

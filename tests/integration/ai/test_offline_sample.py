@@ -24,6 +24,7 @@ from tests.unit.ai.lessons import assert_grounded, lesson_texts, lessons_of
 SAMPLES = Path(__file__).resolve().parents[3] / "samples"
 TITLE = "How Rivers Shape Landscapes"
 BOUNDARY_TOLERANCE_S = 2.0
+pytestmark = pytest.mark.timeout(300)  # the first test sets up sample_run: the whole pipeline
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
