@@ -51,7 +51,7 @@ def provider() -> OfflineProvider:
 @pytest.fixture(scope="module")
 def sample_run(tmp_path_factory: pytest.TempPathFactory, provider: OfflineProvider) -> SampleRun:
     """The real media functions and every provider method on the sample, computed once:
-    about five seconds, most of it Whisper."""
+    about 12 s on two cores, most of it Whisper."""
     sample = SAMPLES / "lecture.mp4"
     assert sample.is_file(), "run `python samples/make_lecture.py` to build the sample"
     work = tmp_path_factory.mktemp("sample")
