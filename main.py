@@ -1,7 +1,8 @@
 """Cloud Functions entry points (functions-framework): the bridge, the task runner, Pub/Sub events.
 
 The decorators only register; the runtime is built once per process, on first use, from
-``Settings.from_env()`` by ``bridge.runtime.cloud.cloud_runtime``.
+``Settings.from_env()`` by ``bridge.runtime.cloud.cloud_runtime``. ``use_runtime`` puts a
+runtime built elsewhere in its place (a test's, an embedding process's); ``reset`` forgets it.
 """
 
 from __future__ import annotations
@@ -29,6 +30,21 @@ def runtime() -> Any:
 
             _built["runtime"] = cloud_runtime(Settings.from_env())
         return _built["runtime"]
+
+
+def use_runtime(rt: Any) -> None:
+    """Serve the entry points from ``rt`` from now on, instead of building one from the
+    environment; what was made from the previous runtime is dropped. The caller owns ``rt``."""
+    with _lock:
+        _built.clear()
+        _built["runtime"] = rt
+
+
+def reset() -> None:
+    """Forget the runtime and what was made from it: the next call builds them anew from
+    ``Settings.from_env()``, as in a fresh process. Nothing is closed."""
+    with _lock:
+        _built.clear()
 
 
 def _bridge_app() -> Any:

@@ -36,7 +36,7 @@ from tests.emulators import (
     unique,
 )
 
-pytestmark = [pytest.mark.emulator, pytest.mark.slow]
+pytestmark = [pytest.mark.emulator, pytest.mark.slow, pytest.mark.timeout(300)]
 
 REGION = "europe-west1"
 SECRET = b"e2e-secret"

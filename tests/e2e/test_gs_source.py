@@ -20,7 +20,7 @@ from statemachine.store.sqlite import SqliteStore
 
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "lecture.mp4"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def run_gs(tmp: Path, uri: str, **settings: str) -> tuple[Runtime, str, dict]:

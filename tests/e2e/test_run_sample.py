@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "lecture.mp4"
 TRUTH = json.loads((ROOT / "samples" / "ground_truth.json").read_text())
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def run(video: Path, tmp: Path, *extra: str) -> tuple[int, dict]:
@@ -201,6 +201,16 @@ def test_output_folder_is_rewritten_cleanly(tmp_path, sample_run):
     src, _, _ = sample_run
     shutil.copytree(src / "out", tmp_path / "out")
     assert (tmp_path / "out" / "course.json").exists()
+    frames = tmp_path / "out" / "media" / "frames"
+    stale = frames / "frame_99999999.jpg"
+    stale.write_bytes(b"a frame of an older run")
+    (tmp_path / "out" / "course.json").write_text("{}")
+    code, _ = run(SAMPLE, tmp_path, "--title", "How Rivers Shape Landscapes")
+    assert code == 0
+    assert not stale.exists()
+    expected = sorted(p.name for p in (src / "out" / "media" / "frames").glob("*.jpg"))
+    assert sorted(p.name for p in frames.glob("*.jpg")) == expected
+    schemas.validate("course", json.loads((tmp_path / "out" / "course.json").read_text()))
 
 
 @pytest.mark.parametrize("provider", ["gemini", "openai"])

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 import time
 from pathlib import Path
 
 import pytest
 from cloudevents.http import CloudEvent
 
+from bridge.runtime.stores import StoreUnavailable
 from tests.emulators import create_queues, need, reset_firestore, serve, tasks_client, unique
 
 MAIN = str(Path(__file__).resolve().parents[2] / "main.py")
@@ -23,18 +25,17 @@ ENTRY_POINTS = {
 
 
 @pytest.mark.parametrize(("target", "kind"), ENTRY_POINTS.items())
-def test_every_entry_point_registers_without_building_anything(target, kind):
+def test_every_entry_point_registers_without_building_anything(target, kind, monkeypatch):
     import functions_framework
 
-    import bridge
-
-    if target == "bridge" and getattr(bridge, "__file__", None) is None:
-        pytest.xfail(
-            "Flask cannot name an app after the namespace package bridge/ under an "
-            "editable install: bridge/__init__.py is missing"
-        )
+    # A runtime built from this environment fails at once: registering must not build one.
+    monkeypatch.setenv("COURSEGEN_STORE", "nowhere")
     app = functions_framework.create_app(target=target, source=MAIN, signature_type=kind)
-    assert app is not None
+    assert app.name == target
+    assert "/" in {rule.rule for rule in app.url_map.iter_rules()}
+    main = sys.modules["main"]  # main.py as functions-framework loaded it
+    with pytest.raises(StoreUnavailable, match="COURSEGEN_STORE='nowhere'"):
+        main.runtime()  # built on first use, from the environment
 
 
 def pubsub_event(data: bytes, message_id: str) -> CloudEvent:
@@ -86,8 +87,9 @@ def cloud(monkeypatch):
         }
         for key, value in env.items():
             monkeypatch.setenv(key, value)
-        monkeypatch.setattr(main, "_built", {})  # a fresh process, as far as main can tell
+        main.reset()  # a fresh process, as far as main can tell
         yield main, subscriber, dead_sub, delivered
+        main.reset()
     subscriber.close()
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import importlib
 import json
-from collections.abc import Iterator, Mapping
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,3 +125,21 @@ def push_envelope(data: bytes | str | None, message_id: str = "m-1") -> dict[str
 
 def as_json(fields: Mapping[str, Any]) -> bytes:
     return json.dumps(dict(fields)).encode()
+
+
+@pytest.fixture
+def main_on_world(world: World) -> Iterator[Callable[[], Any]]:
+    """A call that makes main.py's entry points serve from the world's runtime and returns the
+    module; main forgets that runtime when the test ends. Call it after any
+    ``functions_framework.create_app``, which loads main.py anew into ``sys.modules``."""
+    served: list[Any] = []
+
+    def serve() -> Any:
+        main = sys.modules.get("main") or importlib.import_module("main")
+        main.use_runtime(world)
+        served.append(main)
+        return main
+
+    yield serve
+    for main in served:
+        main.reset()

@@ -20,7 +20,7 @@ from tests.reliability.helpers import (
     kill_at,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 COURSE = course_id_for(MESSAGE_ID, {"videoUri": str(SAMPLE), "title": "Crash Test Lecture"})
 

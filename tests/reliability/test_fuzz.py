@@ -33,6 +33,7 @@ from tests.reliability.conftest import SECRET, World, make_world
 # Bounded for CI: 200 examples each, derandomized so a run is repeatable (about 5 s in all).
 # COURSEGEN_FUZZ_EXAMPLES=5000 runs a longer hunt with fresh random examples.
 EXAMPLES = int(os.environ.get("COURSEGEN_FUZZ_EXAMPLES", "0"))
+pytestmark = pytest.mark.timeout(0 if EXAMPLES else 120)  # a longer hunt has no limit
 FUZZ = settings(
     max_examples=EXAMPLES or 200,
     deadline=None,

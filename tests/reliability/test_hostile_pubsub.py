@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import json
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -115,11 +115,9 @@ def test_pubsub_push_acks_and_dead_letters_every_hostile_request(
 
 @pytest.mark.parametrize(("data", "reason"), CASES)
 def test_cloudevent_ingestion_dead_letters_every_hostile_request(
-    world: World, monkeypatch: pytest.MonkeyPatch, data: bytes | str | None, reason: str
+    world: World, main_on_world: Callable[[], Any], data: bytes | str | None, reason: str
 ) -> None:
-    import main
-
-    monkeypatch.setitem(main._built, "runtime", world)
+    main = main_on_world()
     before = world.fingerprint()
     attributes = {
         "type": "google.cloud.pubsub.topic.v1.messagePublished",
@@ -174,11 +172,9 @@ def test_known_fields_of_the_wrong_type_are_still_refused(world: World) -> None:
     ids=["none", "string", "list", "message-string", "message-null", "empty"],
 )
 def test_cloudevent_payloads_that_are_not_pubsub_messages_are_parked(
-    world: World, monkeypatch: pytest.MonkeyPatch, payload: Any
+    world: World, main_on_world: Callable[[], Any], payload: Any
 ) -> None:
-    import main
-
-    monkeypatch.setitem(main._built, "runtime", world)
+    main = main_on_world()
     before = world.fingerprint()
     event = CloudEvent({"type": "t", "source": "//s"}, payload)
     main.ingest_course_request(event)
@@ -248,14 +244,14 @@ def test_a_good_request_still_gets_through(world: World) -> None:
 
 
 def test_cloudevent_function_over_http_never_answers_5xx_for_garbage(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    world: World, main_on_world: Callable[[], Any]
 ) -> None:
     import functions_framework
 
     app = functions_framework.create_app(
         target="ingest_course_request", source=MAIN, signature_type="cloudevent"
     )
-    monkeypatch.setitem(sys.modules["main"]._built, "runtime", world)
+    main_on_world()
     client = app.test_client()
     before = world.fingerprint()
     binary = {

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,12 +19,12 @@ MAIN = str(Path(__file__).resolve().parents[2] / "main.py")
 
 
 @pytest.fixture
-def task_client(world: World, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+def task_client(main_on_world: Callable[[], Any]) -> Iterator[Any]:
     """main.run_task served by functions-framework, on the world's runtime."""
     import functions_framework
 
     app = functions_framework.create_app(target="run_task", source=MAIN)
-    monkeypatch.setitem(sys.modules["main"]._built, "runtime", world)
+    main_on_world()
     yield app.test_client()
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from tests.reliability.load import run
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def test_the_task_endpoint_under_gunicorn_answers_everything_and_loses_nothing() -> None:

@@ -1,11 +1,10 @@
-"""Fixtures for the AI provider tests: the HTTP stub, providers pointed at it, test media."""
+"""Fixtures for the AI provider tests: the HTTP stub, providers pointed at it, small test files
+(the WAV files made with ffmpeg are in tests/integration/ai/conftest.py)."""
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-import imageio_ffmpeg
 import pytest
 from PIL import Image
 
@@ -52,40 +51,6 @@ def make_openai(stub):
         return OpenAIProvider(OpenAIConfig(**fields))
 
     return make
-
-
-def tone_wav(path: Path, *, seconds: float = 12.0, period: float = 3.0, tone: float = 2.0) -> Path:
-    """16 kHz mono WAV: ``tone`` s of 440 Hz, then silence, every ``period`` s."""
-    expr = f"if(lt(mod(t\\,{period})\\,{tone})\\,0.5*sin(2*PI*440*t)\\,0)"
-    subprocess.run(
-        [
-            imageio_ffmpeg.get_ffmpeg_exe(),
-            "-hide_banner",
-            "-nostdin",
-            "-y",
-            "-f",
-            "lavfi",
-            "-i",
-            f"aevalsrc={expr}:s=16000:d={seconds}",
-            "-ac",
-            "1",
-            "-c:a",
-            "pcm_s16le",
-            "-fflags",
-            "+bitexact",
-            str(path),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )
-    return path
-
-
-@pytest.fixture(scope="session")
-def lecture_wav(tmp_path_factory) -> Path:
-    """12 s: tones at 0-2, 3-5, 6-8, 9-11 s, silence between (384 kB)."""
-    return tone_wav(tmp_path_factory.mktemp("audio") / "lecture.wav")
 
 
 @pytest.fixture(scope="session")

@@ -97,19 +97,6 @@ def test_analyze_video_uploads_resumably_polls_until_active_and_cleans_up(stub, 
     assert result.metering["prompt_version"] == "analyze_video@1"
 
 
-def test_transcribe_uploads_the_audio_and_reads_timed_segments(stub, make_gemini, lecture_wav):
-    stub.auto = True
-    result = make_gemini().transcribe(lecture_wav, language="en")
-
-    bounds = [t for s in result.data["segments"] for t in (s["start"], s["end"])]
-    assert bounds == pytest.approx([0, 2, 3, 5, 6, 8, 9, 11], abs=0.1)
-    assert stub.seen(UPLOAD_START)[0].headers["x-goog-upload-header-content-type"] in (
-        "audio/wav",
-        "audio/x-wav",
-    )
-    assert result.metering["calls"] == 1
-
-
 def test_frames_go_inline_as_image_parts(stub, make_gemini, frames):
     stub.auto = True
     result = make_gemini().analyze_frames(frames)

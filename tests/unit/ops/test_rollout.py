@@ -167,7 +167,7 @@ def test_the_legacy_transport_retries_and_exhausts_like_the_queue(tmp_path: Path
         ops.rt.close()
 
 
-def test_main_legacy_step_created_runs_the_step_of_a_new_document(tmp_path: Path, monkeypatch):
+def test_main_legacy_step_created_runs_the_step_of_a_new_document(tmp_path: Path):
     from cloudevents.http import CloudEvent
     from google.cloud.firestore_v1 import _helpers
     from google.cloud.firestore_v1.types import Document
@@ -176,8 +176,7 @@ def test_main_legacy_step_created_runs_the_step_of_a_new_document(tmp_path: Path
 
     ops = make_ops(tmp_path, COURSEGEN_ROLLOUT_PERCENT="0", COURSEGEN_LEGACY_TRIGGER_ENABLED="1")
     try:
-        monkeypatch.setitem(main._built, "runtime", ops.rt)  # the process's runtime, prebuilt
-        monkeypatch.delitem(main._built, "legacy_run", raising=False)
+        main.use_runtime(ops.rt)  # the process's runtime, prebuilt
         course = ops.ingest("eventarc")
         (doc_id,) = ops.rt.legacy.documents  # written, not yet triggered
         data = ops.rt.legacy.documents[doc_id]
@@ -198,4 +197,5 @@ def test_main_legacy_step_created_runs_the_step_of_a_new_document(tmp_path: Path
         assert ops.store.head(course).snapshot["tasks"]["prepare_video"]["attempts"] == 1
         main.legacy_step_created(CloudEvent(event.get_attributes(), b"garbage"))  # acknowledged
     finally:
+        main.reset()
         ops.rt.close()

@@ -157,6 +157,7 @@ def test_silence_gives_no_segments(tmp_path: Path) -> None:
     assert transcript.duration_s == pytest.approx(3.0, abs=0.05)
 
 
+@pytest.mark.timeout(300)
 @pytest.mark.skipif(
     not (SAMPLES / "lecture.mp4").is_file() or not (SAMPLES / "ground_truth.json").is_file(),
     reason="samples/lecture.mp4 and samples/ground_truth.json are not there",

@@ -50,6 +50,7 @@ def test_slides_are_distinct_and_narration_names_each_title(ground_truth: dict) 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 def test_make_lecture_reproduces_the_ground_truth(sample: Path, tmp_path: Path) -> None:
     script = sample.parent / "make_lecture.py"
