@@ -21,8 +21,10 @@ def source_of(video: str | Path, settings: Settings) -> Path | str:
     text = str(video)
     if not text.startswith("gs://"):
         path = Path(text)
+        if not path.exists():
+            raise ValueError(f"{text!r} does not exist (and is not a gs:// URI)")
         if not path.is_file():
-            raise ValueError(f"{text!r} is not a file (nor a gs:// URI)")
+            raise ValueError(f"{text!r} is not a file")
         return path
     try:
         bucket, name = split_source_uri(text)
