@@ -150,12 +150,18 @@ def transcribe(audio_path: Path | str, *, language: str = "en") -> Transcript:
         word_timestamps=False,
     )
     # pieces is a lazy generator: the decoding happens while it is consumed.
+    duration = round(info.duration, 3)
     segments = tuple(
-        Segment(start=round(p.start, 3), end=round(p.end, 3), text=p.text.strip())
-        for p in pieces
-        if p.text.strip()
+        _within(p.start, p.end, p.text.strip(), duration) for p in pieces if p.text.strip()
     )
-    return Transcript(language=info.language, duration_s=round(info.duration, 3), segments=segments)
+    return Transcript(language=info.language, duration_s=duration, segments=segments)
+
+
+def _within(start: float, end: float, text: str, duration: float) -> Segment:
+    """A segment inside the audio: Whisper's 20 ms timestamp grid can put the last segment's
+    end (and, rarely, a start) past the end of the audio, which nothing downstream may see."""
+    end = min(round(end, 3), duration)
+    return Segment(start=min(round(start, 3), end), end=end, text=text)
 
 
 def normalise_words(text: str) -> list[str]:

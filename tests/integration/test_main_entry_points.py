@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cloudevents.http import CloudEvent
 
-from bridge.runtime.stores import StoreUnavailable
+from bridge.settings import SettingError
 from tests.emulators import create_queues, need, reset_firestore, serve, tasks_client, unique
 
 MAIN = str(Path(__file__).resolve().parents[2] / "main.py")
@@ -34,7 +34,7 @@ def test_every_entry_point_registers_without_building_anything(target, kind, mon
     assert app.name == target
     assert "/" in {rule.rule for rule in app.url_map.iter_rules()}
     main = sys.modules["main"]  # main.py as functions-framework loaded it
-    with pytest.raises(StoreUnavailable, match="COURSEGEN_STORE='nowhere'"):
+    with pytest.raises(SettingError, match="COURSEGEN_STORE='nowhere'"):
         main.runtime()  # built on first use, from the environment
 
 
