@@ -76,6 +76,35 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> Answer:
     return Answer(status, body, {"Content-Type": "application/problem+json"})
 
 
+def _busy() -> Answer:
+    return problem(503, "Busy", "the course is changing too fast; retry later")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """One delivery of a task the endpoint accepted: who sent what, and the course as the
+    delivery last saw it (``course``, ``task``, ``version``: where its next append goes).
+
+    ``pending`` is a first attempt's start not in the history yet (``handlers/starts.py``):
+    while it is set, the outcome's append carries TaskStarted too, stamped ``started_at``.
+    """
+
+    course_id: str
+    name: str  # the task: its step, or step#shard
+    key: str  # the task's idempotency key
+    step: str
+    shard: int | None
+    attempt: int
+    payload: Mapping[str, Any]
+    trace: str | None  # from the queue's trace headers
+    caller: str  # as the verifier named it
+    started_at: float  # when the delivery began (the endpoint's clock)
+    course: CourseState
+    task: TaskState  # as our TaskStarted leaves it (``_running``)
+    version: int  # the course version the next append expects
+    pending: Pending | None = None
+
+
 @dataclass
 class TaskEndpoint:
     store: EventStore
@@ -118,8 +147,8 @@ class TaskEndpoint:
         bad = self._check_payload(payload)
         if bad is not None:
             return bad
-        attempt = _attempt(headers, payload)
-        return self._run(payload, attempt, caller, headers)
+        started = self._start(payload, _attempt(headers, payload), caller, headers)
+        return started if isinstance(started, Answer) else self._run(started)
 
     def _check_payload(self, p: Mapping[str, Any]) -> Answer | None:
         step, data = p["taskType"], p["data"]
@@ -136,104 +165,107 @@ class TaskEndpoint:
             return problem(422, "Inconsistent payload", f"idempotencyKey must be {key!r}")
         return None
 
-    def _run(
-        self, p: Mapping[str, Any], attempt: int, caller: str, headers: Mapping[str, str]
-    ) -> Answer:
-        course_id, name, key = p["courseId"], p["data"]["task"], p["idempotencyKey"]
+    def _start(
+        self, payload: Mapping[str, Any], attempt: int, caller: str, headers: Mapping[str, str]
+    ) -> Delivery | Answer:
+        """The delivery, its TaskStarted recorded, or left for later (a first attempt, see
+        handlers/starts.py: ``Delivery.pending``); or the answer when there is nothing to run."""
         at = self.now()
-        started = self._start(course_id, name, key, attempt, now=attempt > 1)
-        if isinstance(started, Answer):
-            return started
-        course, task, version, recorded = started
-        pending = None
-        if not recorded:
+        for _ in range(_APPEND_TRIES):
+            try:
+                return self._try_start(payload, attempt, caller, headers, at)
+            except ConcurrencyConflict:
+                continue
+        return _busy()
+
+    def _try_start(
+        self,
+        payload: Mapping[str, Any],
+        attempt: int,
+        caller: str,
+        headers: Mapping[str, str],
+        at: float,
+    ) -> Delivery | Answer:
+        course_id, name, key = (
+            payload["courseId"],
+            payload["data"]["task"],
+            payload["idempotencyKey"],
+        )
+        course = self._state(course_id)
+        if course is None:
+            return problem(404, "Unknown course", f"no course {course_id!r}")
+        task = course.task(name)
+        if task is None:
+            return problem(404, "Unknown task", f"course {course_id} has no task {name!r}")
+        done = _no_op(course, task, key)
+        if done is not None:
+            return done
+        version, pending = course.version, None
+        if self._defers_start(task, attempt):
             pending = self._starts.add(course_id, name, key, attempt, at, self.record_start_after_s)
-        task = _running(task, attempt, iso(at))
-        trace = _trace(headers)
+        else:
+            started = TaskStarted(task=name, idempotency_key=key, attempt=attempt)
+            try:
+                version = self.store.append(course_id, course.version, [self._new(started, key)])
+            except TransitionNotAllowed as err:
+                return Answer(200, {"status": "ignored", "detail": str(err)})
+        return Delivery(
+            course_id=course_id,
+            name=name,
+            key=key,
+            step=task.step,
+            shard=payload["data"].get("shard"),
+            attempt=attempt,
+            payload=payload,
+            trace=_trace(headers),
+            caller=caller,
+            started_at=at,
+            course=course,
+            task=_running(task, attempt, iso(at)),
+            version=version,
+            pending=pending,
+        )
+
+    def _defers_start(self, task: TaskState, attempt: int) -> bool:
+        """Whether TaskStarted waits (a first attempt: with its result or the recorder's); a
+        queue's last attempt is counted now: a crash must still count it."""
+        last = self.pipeline.queues[task.queue].retry.max_attempts <= attempt
+        return attempt == 1 and not last and self.record_start_after_s > 0
+
+    def _run(self, d: Delivery) -> Answer:
         analytics.emit(
             "task_started",
-            course_id=course_id,
-            step=task.step,
-            attempt=attempt,
-            variant=course.variant,
-            trace=trace,
-            task=name,
+            course_id=d.course_id,
+            step=d.step,
+            attempt=d.attempt,
+            variant=d.course.variant,
+            trace=d.trace,
+            task=d.name,
         )
         t0 = self.now()
         retry_after_s = None
         try:
-            result = self.steps[task.step](StepContext(course, task, attempt, self.services))
-            outcome: Event = _succeeded(task, attempt, result, t0, self.now())
+            result = self.steps[d.step](StepContext(d.course, d.task, d.attempt, self.services))
+            outcome: Event = _succeeded(d.task, d.attempt, result, t0, self.now())
         except Exception as err:  # every failure is recorded; the class decides retry or not
-            outcome = _failed(task, attempt, err, t0, self.now())
+            outcome = _failed(d.task, d.attempt, err, t0, self.now())
             retry_after_s = retry_after_of(err)
-        start_at: float | None = None
-        if pending is not None:
-            recorded = self._starts.settle(pending)
-            if recorded is None:
-                start_at = at  # not in the history yet: it goes in with the result
-            else:
-                version = recorded
-        return self._finish(
-            course_id,
-            name,
-            key,
-            attempt,
-            outcome,
-            trace,
-            course,
-            task,
-            version,
-            start_at,
-            retry_after_s=retry_after_s,
-        )
+        return self._finish(self._settled(d), outcome, retry_after_s=retry_after_s)
 
-    def _start(
-        self, course_id: str, name: str, key: str, attempt: int, *, now: bool = True
-    ) -> Answer | tuple[CourseState, TaskState, int, bool]:
-        """Record TaskStarted, or leave it for later (``now`` false: a first attempt, see
-        handlers/starts.py); the course and task as they were, the version after it, and
-        whether it was recorded."""
-        for _ in range(_APPEND_TRIES):
-            course = self._state(course_id)
-            if course is None:
-                return problem(404, "Unknown course", f"no course {course_id!r}")
-            task = course.task(name)
-            if task is None:
-                return problem(404, "Unknown task", f"course {course_id} has no task {name!r}")
-            done = _no_op(course, task, key)
-            if done is not None:
-                return done
-            last = self.pipeline.queues[task.queue].retry.max_attempts <= attempt
-            if not now and not last and self.record_start_after_s > 0:
-                # later (a queue's last attempt is counted now: a crash must still count it)
-                return course, task, course.version, False
-            started = TaskStarted(task=name, idempotency_key=key, attempt=attempt)
-            try:
-                version = self.store.append(course_id, course.version, [self._new(started, key)])
-            except ConcurrencyConflict:
-                continue
-            except TransitionNotAllowed as err:
-                return Answer(200, {"status": "ignored", "detail": str(err)})
-            return course, task, version, True
-        return problem(503, "Busy", "the course is changing too fast; retry later")
+    def _settled(self, d: Delivery) -> Delivery:
+        """The delivery once its step has ended: a pending start the recorder appended
+        meanwhile is in the history now (the outcome goes after it)."""
+        if d.pending is None:
+            return d
+        version = self._starts.settle(d.pending)
+        return d if version is None else replace(d, pending=None, version=version)
 
-    def _finish(
-        self,
-        course_id: str,
-        name: str,
-        key: str,
-        attempt: int,
-        outcome: Event,
-        trace: str | None,
-        course: CourseState,
-        task: TaskState,
-        version: int,
-        start_at: float | None = None,
-        *,
-        retry_after_s: float | None = None,
-    ) -> Answer:
-        """Append the outcome (after our TaskStarted, or with it: ``start_at``, its time)."""
+    def _finish(self, d: Delivery, outcome: Event, *, retry_after_s: float | None = None) -> Answer:
+        """Append the outcome (after our TaskStarted, or with it: ``d.pending``)."""
+        course_id, name, key, attempt = d.course_id, d.name, d.key, d.attempt
+        course, task, version = d.course, d.task, d.version
+        start_at = d.started_at if d.pending is not None else None
+        trace = d.trace
         # First try at the version our TaskStarted left; reload only when others moved on.
         follow_ups = True
         for _ in range(_APPEND_TRIES):
@@ -296,7 +328,7 @@ class TaskEndpoint:
             if course.status in _STOPPED_COURSES and isinstance(events[-1], TaskFailed):
                 return Answer(200, {"status": "failed", "task": name, "detail": _STOPPED_DETAIL})
             return _answer(name, events[-1], retry_after_s)
-        return problem(503, "Busy", "the course is changing too fast; retry later")
+        return _busy()
 
     def _then(
         self, committed: list[Callable[[], None]]
