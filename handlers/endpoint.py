@@ -246,9 +246,9 @@ class TaskEndpoint:
         retry_after_s = None
         try:
             result = self.steps[d.step](StepContext(d.course, d.task, d.attempt, self.services))
-            outcome: Event = _succeeded(d.task, d.attempt, result, t0, self.now())
+            outcome: Result = _success_of(d, result, t0, self.now())
         except Exception as err:  # every failure is recorded; the class decides retry or not
-            outcome = _failed(d.task, d.attempt, err, t0, self.now())
+            outcome = _failure_of(d, err, t0, self.now())
             retry_after_s = retry_after_of(err)
         return self._finish(self._settled(d), outcome, retry_after_s=retry_after_s)
 
@@ -260,75 +260,78 @@ class TaskEndpoint:
         version = self._starts.settle(d.pending)
         return d if version is None else replace(d, pending=None, version=version)
 
-    def _finish(self, d: Delivery, outcome: Event, *, retry_after_s: float | None = None) -> Answer:
+    def _outcome(self, d: Delivery, result: Result, retry_after_s: float | None) -> Record | Answer:
+        """What ``result`` comes to for the course as ``d`` last saw it (chosen again after
+        every conflict: the course may have been cancelled or failed meanwhile)."""
+        already = _duplicate(d)
+        if already is not None:
+            return already
+        if d.course.status in _MOOT_COURSES:  # cancelled while the step ran
+            return _mooted(d, result)
+        if isinstance(result, TaskSucceeded):
+            return _succeeded(d, result)
+        if not result.retryable or d.course.status in _STOPPED_COURSES:
+            return _failed(d, result)
+        if self._last_try(d.task, d.attempt):
+            return _exhausted(d, result)
+        return _retried(d, result, retry_after_s)
+
+    def _finish(self, d: Delivery, result: Result, *, retry_after_s: float | None = None) -> Answer:
         """Append the outcome (after our TaskStarted, or with it: ``d.pending``)."""
-        course_id, name, key, attempt = d.course_id, d.name, d.key, d.attempt
-        course, task, version = d.course, d.task, d.version
-        start_at = d.started_at if d.pending is not None else None
-        trace = d.trace
         # First try at the version our TaskStarted left; reload only when others moved on.
         follow_ups = True
         for _ in range(_APPEND_TRIES):
-            moot = course.status in _MOOT_COURSES  # cancelled while the step ran
-            if start_at is not None:
-                done = _no_op(course, task, key, stopped_ok=moot)
-                if done is not None:  # a concurrent delivery recorded an outcome, or so
-                    return done
-            elif task.idempotency_key != key or task.status != "running":
-                # A concurrent delivery already recorded this task's outcome.
-                return Answer(200, {"status": "duplicate", "task": name})
-            events: list[Event] = [_mooted(outcome, course.status) if moot else outcome]
-            if (
-                not moot
-                and course.status not in _STOPPED_COURSES
-                and isinstance(outcome, TaskFailed)
-                and outcome.retryable
-                and self._last_try(task, attempt)
-            ):
-                events.append(
-                    TaskExhausted(
-                        task=name, idempotency_key=key, attempts=attempt, error=outcome.message
-                    )
-                )
+            record = self._outcome(d, result, retry_after_s)
+            if isinstance(record, Answer):
+                return record
             committed: list[Callable[[], None]] = []
             then = self._then(committed) if follow_ups else None
-            new = [self._new(e, key) for e in events]
-            if start_at is not None and not moot:  # a moot result needs no start
-                started = TaskStarted(task=name, idempotency_key=key, attempt=attempt)
-                new.insert(0, self._new(started, key, at=start_at))
             try:
-                version = self.store.append(course_id, version, new, then=then)
+                version = self.store.append(
+                    d.course_id, d.version, self._events(d, record), then=then
+                )
             except ConcurrencyConflict:
-                fresh = self._state(course_id)
-                assert fresh is not None
-                current = fresh.task(name)
-                assert current is not None
-                course, task, version = fresh, current, fresh.version
+                d = self._reloaded(d)
                 continue
             except (schemas.SchemaError, EventTooLarge, TransitionNotAllowed) as err:
                 if then is not None:  # maybe the follow-ups': never lose the result to them
-                    log.exception("recording %s with its follow-ups failed; alone now", name)
+                    log.exception("recording %s with its follow-ups failed; alone now", d.name)
                     follow_ups = False
                     continue
                 if isinstance(err, TransitionNotAllowed):
                     # Decided on the course as it is at this version, so not a race: say so,
                     # and acknowledge (a retry would be refused the same way).
-                    log.error("the result of %s cannot be recorded: %s", name, err)
-                    return Answer(200, {"status": "ignored", "task": name, "detail": str(err)})
-                if not isinstance(outcome, TaskSucceeded):
+                    log.error("the result of %s cannot be recorded: %s", d.name, err)
+                    return Answer(200, {"status": "ignored", "task": d.name, "detail": str(err)})
+                if not isinstance(result, TaskSucceeded):
                     raise
                 # A result the history cannot hold would fail the same way on every retry:
                 # record a permanent failure instead of leaving the task running for ever.
-                outcome = _unrecordable(outcome, err)
+                result = _unrecordable(result, err)
                 continue
-            self._log(course, task, attempt, events, trace)
+            self._log(d, record.events)
             for done in committed:
                 done()
-            self.notify(course_id, version)
-            if course.status in _STOPPED_COURSES and isinstance(events[-1], TaskFailed):
-                return Answer(200, {"status": "failed", "task": name, "detail": _STOPPED_DETAIL})
-            return _answer(name, events[-1], retry_after_s)
+            self.notify(d.course_id, version)
+            return record.answer
         return _busy()
+
+    def _events(self, d: Delivery, record: Record) -> list[NewEvent]:
+        """The record's events as appended: after the delivery's TaskStarted when that is not
+        in the history yet (stamped when the attempt began)."""
+        new = [self._new(e, d.key) for e in record.events]
+        if d.pending is not None and record.with_start:
+            started = TaskStarted(task=d.name, idempotency_key=d.key, attempt=d.attempt)
+            new.insert(0, self._new(started, d.key, at=d.started_at))
+        return new
+
+    def _reloaded(self, d: Delivery) -> Delivery:
+        """The delivery seeing the course as it is now (others appended meanwhile)."""
+        course = self._state(d.course_id)
+        assert course is not None
+        task = course.task(d.name)
+        assert task is not None
+        return replace(d, course=course, task=task, version=course.version)
 
     def _then(
         self, committed: list[Callable[[], None]]
@@ -397,14 +400,7 @@ class TaskEndpoint:
             idempotency_key=key,
         )
 
-    def _log(
-        self,
-        course: CourseState,
-        task: TaskState,
-        attempt: int,
-        events: list[Event],
-        trace: str | None,
-    ) -> None:
+    def _log(self, d: Delivery, events: Sequence[Event]) -> None:
         for e in events:
             kind = {
                 TaskSucceeded: "task_succeeded",
@@ -421,12 +417,12 @@ class TaskEndpoint:
                 extra.update(error_type=e.error_type, retryable=e.retryable)
             analytics.emit(
                 kind,
-                course_id=course.course_id,
-                step=task.step,
-                attempt=attempt,
-                variant=course.variant,
-                trace=trace,
-                task=task.name,
+                course_id=d.course_id,
+                step=d.step,
+                attempt=d.attempt,
+                variant=d.course.variant,
+                trace=d.trace,
+                task=d.name,
                 **extra,
             )
 
@@ -478,22 +474,76 @@ _STOPPED_DETAIL = (
 )
 
 
-def _mooted(outcome: Event, course_status: str) -> TaskMooted:
-    """The moot record of a step's ``outcome`` (a TaskSucceeded or a TaskFailed)."""
-    assert isinstance(outcome, TaskSucceeded | TaskFailed)
-    what = "succeeded" if isinstance(outcome, TaskSucceeded) else "failed"
-    detail = f"the course is {course_status}: the step {what}, recorded as moot"
-    if isinstance(outcome, TaskFailed):
-        detail += f" ({outcome.message})"
-    return TaskMooted(
-        task=outcome.task,
-        idempotency_key=outcome.idempotency_key,
-        attempt=outcome.attempt,
+# -- outcomes: what a step's result comes to, its events and its answer ------------------------
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What one outcome appends, and the delivery's answer once it is in the history."""
+
+    events: tuple[Event, ...]
+    answer: Answer
+    with_start: bool = True  # goes after a pending TaskStarted (a moot result needs none)
+
+
+def _succeeded(d: Delivery, result: TaskSucceeded) -> Record:
+    return Record((result,), Answer(200, {"status": "succeeded", "task": d.name}))
+
+
+def _retried(d: Delivery, failure: TaskFailed, retry_after_s: float | None) -> Record:
+    """A transient failure: 503, so that the queue retries it with backoff."""
+    title = "Step failed; retry later"
+    if retry_after_s is None:
+        return Record((failure,), problem(503, title, failure.message, task=d.name))
+    # what the provider asked for (Cloud Tasks keeps to its queue's backoff; a direct caller
+    # or another queue may honour it)
+    answer = problem(503, title, failure.message, task=d.name, retryAfter=retry_after_s)
+    headers = {**answer.headers, "Retry-After": str(math.ceil(retry_after_s))}
+    return Record((failure,), replace(answer, headers=headers))
+
+
+def _failed(d: Delivery, failure: TaskFailed) -> Record:
+    """A permanent failure, or any failure once the course has failed: recorded and
+    acknowledged (for a failed course, an operator's redrive runs the task again)."""
+    stopped = d.course.status in _STOPPED_COURSES
+    detail = _STOPPED_DETAIL if stopped else failure.message
+    return Record((failure,), Answer(200, {"status": "failed", "task": d.name, "detail": detail}))
+
+
+def _exhausted(d: Delivery, failure: TaskFailed) -> Record:
+    """A transient failure of the queue's last try: recorded, and the task given up."""
+    given_up = TaskExhausted(
+        task=d.name, idempotency_key=d.key, attempts=d.attempt, error=failure.message
+    )
+    answer = Answer(200, {"status": "exhausted", "task": d.name, "detail": failure.message})
+    return Record((failure, given_up), answer)
+
+
+def _mooted(d: Delivery, result: Result) -> Record:
+    """A result for a course cancelled while the step ran: TaskMooted, no TaskStarted."""
+    what = "succeeded" if isinstance(result, TaskSucceeded) else "failed"
+    detail = f"the course is {d.course.status}: the step {what}, recorded as moot"
+    if isinstance(result, TaskFailed):
+        detail += f" ({result.message})"
+    moot = TaskMooted(
+        task=result.task,
+        idempotency_key=result.idempotency_key,
+        attempt=result.attempt,
         outcome=what,
         detail=detail[:4000],
-        duration_ms=outcome.duration_ms,
-        metering=dict(outcome.metering),
+        duration_ms=result.duration_ms,
+        metering=dict(result.metering),
     )
+    answer = Answer(200, {"status": "moot", "task": d.name, "detail": moot.detail})
+    return Record((moot,), answer, with_start=False)
+
+
+def _duplicate(d: Delivery) -> Answer | None:
+    """The answer when this delivery has nothing to record: a concurrent one recorded the
+    task's outcome, a newer generation exists, or the course has stopped."""
+    if d.pending is not None:  # our TaskStarted is not in the history: check as a start does
+        return _no_op(d.course, d.task, d.key, stopped_ok=d.course.status in _MOOT_COURSES)
+    if d.task.idempotency_key != d.key or d.task.status != "running":
+        return Answer(200, {"status": "duplicate", "task": d.name})
+    return None
 
 
 def _no_op(
@@ -522,13 +572,15 @@ def _no_op(
     return None
 
 
-def _succeeded(
-    task: TaskState, attempt: int, result: StepResult, t0: float, t1: float
-) -> TaskSucceeded:
+# -- results: a step's return or error as the event that records it --------------------------
+Result = TaskSucceeded | TaskFailed
+
+
+def _success_of(d: Delivery, result: StepResult, t0: float, t1: float) -> TaskSucceeded:
     return TaskSucceeded(
-        task=task.name,
-        idempotency_key=task.idempotency_key,
-        attempt=attempt,
+        task=d.name,
+        idempotency_key=d.key,
+        attempt=d.attempt,
         outputs=dict(result.outputs),
         summary=dict(result.summary),
         duration_ms=max(0, int((t1 - t0) * 1000)),
@@ -536,7 +588,7 @@ def _succeeded(
     )
 
 
-def _failed(task: TaskState, attempt: int, err: Exception, t0: float, t1: float) -> TaskFailed:
+def _failure_of(d: Delivery, err: Exception, t0: float, t1: float) -> TaskFailed:
     retryable = is_transient(err)  # see handlers/registry.py: unexpected errors are permanent
     message = str(err) or type(err).__name__
     if not hasattr(err, "retryable"):  # an unexpected error: keep where it came from
@@ -545,9 +597,9 @@ def _failed(task: TaskState, attempt: int, err: Exception, t0: float, t1: float)
         message = f"{type(err).__name__}: {message}{where}"
     spent = getattr(err, "metering", None)  # paid calls count even when the attempt fails
     return TaskFailed(
-        task=task.name,
-        idempotency_key=task.idempotency_key,
-        attempt=attempt,
+        task=d.name,
+        idempotency_key=d.key,
+        attempt=d.attempt,
         error_type=type(err).__name__,
         message=message[:4000],
         retryable=retryable,
@@ -567,27 +619,6 @@ def _unrecordable(result: TaskSucceeded, err: Exception) -> TaskFailed:
         duration_ms=result.duration_ms,
         metering=dict(result.metering),
     )
-
-
-def _answer(name: str, last: Event, retry_after_s: float | None = None) -> Answer:
-    if isinstance(last, TaskMooted):
-        return Answer(200, {"status": "moot", "task": name, "detail": last.detail})
-    if isinstance(last, TaskSucceeded):
-        return Answer(200, {"status": "succeeded", "task": name})
-    if isinstance(last, TaskExhausted):
-        return Answer(200, {"status": "exhausted", "task": name, "detail": last.error})
-    assert isinstance(last, TaskFailed)
-    if last.retryable:
-        if retry_after_s is None:
-            return problem(503, "Step failed; retry later", last.message, task=name)
-        # what the provider asked for (Cloud Tasks keeps to its queue's backoff; a direct
-        # caller or another queue may honour it)
-        answer = problem(
-            503, "Step failed; retry later", last.message, task=name, retryAfter=retry_after_s
-        )
-        headers = {**answer.headers, "Retry-After": str(math.ceil(retry_after_s))}
-        return replace(answer, headers=headers)
-    return Answer(200, {"status": "failed", "task": name, "detail": last.message})
 
 
 def _trace(headers: Mapping[str, str]) -> str | None:
