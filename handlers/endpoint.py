@@ -7,6 +7,27 @@ for bad requests; nothing about a bad request is ever written to a history.
 Which step errors are worth a retry is decided by ``handlers.registry.is_transient``: an error
 not known to be transient (a ``ValueError`` of a bad setting, a ``KeyError`` of a bug) is
 recorded as a permanent failure at once.
+
+A delivery the endpoint accepts becomes a ``Delivery`` (``_start``): a frozen value holding
+the task, its attempt, the caller, the course as the delivery saw it, and the first attempt's
+start while its TaskStarted waits (``handlers/starts.py``); when there is nothing to run,
+``_start`` answers instead. ``_run`` runs the step, ``_finish`` records its result as one of
+these outcomes, chosen by ``_outcome`` for the course as last seen, each a function building
+its events and its answer from the Delivery:
+
+- ``_succeeded``: TaskSucceeded, 200;
+- ``_retried``: a transient failure: TaskFailed, 503 (with the provider's Retry-After);
+- ``_failed``: a permanent failure, or any failure once the course has failed: TaskFailed, 200;
+- ``_exhausted``: a transient failure of the queue's last try: TaskFailed and TaskExhausted, 200;
+- ``_mooted``: a result for a course cancelled while the step ran: TaskMooted, 200;
+- ``_duplicate``: nothing to record (a concurrent delivery recorded the outcome, a newer
+  generation exists, the course stopped): 200, no event.
+
+``_append`` is one try at appending the chosen outcome with the follow-ups it unblocks, in
+the same transaction (``append(then=)``, ``FollowUps.after``); ``_finish`` repeats it. After a
+conflict the outcome is chosen again for the course as it is now; after a refusal
+(``_refused``) the result is tried without its follow-ups, a refused transition is
+acknowledged, and a success the history cannot hold is recorded as a permanent failure.
 """
 
 from __future__ import annotations
@@ -100,7 +121,7 @@ class Delivery:
     caller: str  # as the verifier named it
     started_at: float  # when the delivery began (the endpoint's clock)
     course: CourseState
-    task: TaskState  # as our TaskStarted leaves it (``_running``)
+    task: TaskState  # at first as our TaskStarted leaves it (``_running``)
     version: int  # the course version the next append expects
     pending: Pending | None = None
 
@@ -277,44 +298,58 @@ class TaskEndpoint:
         return _retried(d, result, retry_after_s)
 
     def _finish(self, d: Delivery, result: Result, *, retry_after_s: float | None = None) -> Answer:
-        """Append the outcome (after our TaskStarted, or with it: ``d.pending``)."""
-        # First try at the version our TaskStarted left; reload only when others moved on.
-        follow_ups = True
+        """Record the outcome of ``result`` (after our TaskStarted, or with it: ``d.pending``)
+        with what it unblocks, trying again while others move the course on."""
+        # The first try goes at the version our TaskStarted left; reload only on a conflict.
+        at = _Recording(delivery=d, result=result, retry_after_s=retry_after_s, follow_ups=True)
         for _ in range(_APPEND_TRIES):
-            record = self._outcome(d, result, retry_after_s)
-            if isinstance(record, Answer):
-                return record
-            committed: list[Callable[[], None]] = []
-            then = self._then(committed) if follow_ups else None
-            try:
-                version = self.store.append(
-                    d.course_id, d.version, self._events(d, record), then=then
-                )
-            except ConcurrencyConflict:
-                d = self._reloaded(d)
-                continue
-            except (schemas.SchemaError, EventTooLarge, TransitionNotAllowed) as err:
-                if then is not None:  # maybe the follow-ups': never lose the result to them
-                    log.exception("recording %s with its follow-ups failed; alone now", d.name)
-                    follow_ups = False
-                    continue
-                if isinstance(err, TransitionNotAllowed):
-                    # Decided on the course as it is at this version, so not a race: say so,
-                    # and acknowledge (a retry would be refused the same way).
-                    log.error("the result of %s cannot be recorded: %s", d.name, err)
-                    return Answer(200, {"status": "ignored", "task": d.name, "detail": str(err)})
-                if not isinstance(result, TaskSucceeded):
-                    raise
-                # A result the history cannot hold would fail the same way on every retry:
-                # record a permanent failure instead of leaving the task running for ever.
-                result = _unrecordable(result, err)
-                continue
-            self._log(d, record.events)
-            for done in committed:
-                done()
-            self.notify(d.course_id, version)
-            return record.answer
+            tried = self._append(at)
+            if isinstance(tried, Answer):
+                return tried
+            at = tried
         return _busy()
+
+    def _append(self, r: _Recording) -> _Recording | Answer:
+        """One try at recording: the answer once the outcome is in the history (or needs no
+        record), else where the next try stands."""
+        d = r.delivery
+        record = self._outcome(d, r.result, r.retry_after_s)
+        if isinstance(record, Answer):
+            return record
+        committed: list[Callable[[], None]] = []
+        then = self._then(committed) if r.follow_ups else None
+        try:
+            version = self.store.append(d.course_id, d.version, self._events(d, record), then=then)
+        except ConcurrencyConflict:
+            return replace(r, delivery=self._reloaded(d))
+        except (schemas.SchemaError, EventTooLarge, TransitionNotAllowed) as err:
+            return self._refused(r, err, with_follow_ups=then is not None)
+        self._log(d, record.events)
+        for done in committed:
+            done()
+        self.notify(d.course_id, version)
+        return record.answer
+
+    def _refused(
+        self, r: _Recording, err: Exception, *, with_follow_ups: bool
+    ) -> _Recording | Answer:
+        """After the history refused an append: try without the follow-ups (maybe theirs:
+        never lose the result to them), or acknowledge a refusal, or record an unrecordable
+        success as a permanent failure; anything else is raised."""
+        name = r.delivery.name
+        if with_follow_ups:
+            log.error("recording %s with its follow-ups failed; alone now", name, exc_info=err)
+            return replace(r, follow_ups=False)
+        if isinstance(err, TransitionNotAllowed):
+            # Decided on the course as it is at this version, so not a race: say so, and
+            # acknowledge (a retry would be refused the same way).
+            log.error("the result of %s cannot be recorded: %s", name, err)
+            return Answer(200, {"status": "ignored", "task": name, "detail": str(err)})
+        if not isinstance(r.result, TaskSucceeded):
+            raise err
+        # A result the history cannot hold would fail the same way on every retry: record a
+        # permanent failure instead of leaving the task running for ever.
+        return replace(r, result=_unrecordable(r.result, err))
 
     def _events(self, d: Delivery, record: Record) -> list[NewEvent]:
         """The record's events as appended: after the delivery's TaskStarted when that is not
@@ -472,6 +507,18 @@ _STOPPED_COURSES = frozenset({"failed"})
 _STOPPED_DETAIL = (
     "the course has failed: the attempt is recorded; an operator's redrive runs it again"
 )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Recording:
+    """Where recording a step's result stands between tries: the delivery as it last saw the
+    course, the result (an unrecordable success becomes a permanent failure), and whether the
+    follow-ups still go with it."""
+
+    delivery: Delivery
+    result: Result
+    retry_after_s: float | None
+    follow_ups: bool
 
 
 # -- outcomes: what a step's result comes to, its events and its answer ------------------------
