@@ -67,6 +67,7 @@ log = logging.getLogger("coursegen.endpoint")
 
 MAX_BODY_BYTES = 1024 * 1024  # a Cloud Tasks task is at most 1 MB
 _APPEND_TRIES = 50
+RECORD_START_AFTER_S = 0.1  # see ``TaskEndpoint.record_start_after_s``
 
 Verifier = Callable[[Mapping[str, str], bytes, str], str]
 Notify = Callable[[str, int], None]
@@ -126,8 +127,11 @@ class Delivery:
     pending: Pending | None = None
 
 
-@dataclass
+@dataclass(frozen=True)
 class TaskEndpoint:
+    """The task endpoint of one service; every part given at construction, none replaced
+    after (frozen): ``follow`` is the bridge that decides what a result unblocks."""
+
     store: EventStore
     steps: Mapping[str, StepFn]
     pipeline: Pipeline
@@ -140,12 +144,12 @@ class TaskEndpoint:
     # A first attempt's TaskStarted goes in with its result when the step ends within this
     # many seconds, else a background recorder appends it then (``handlers/starts.py``);
     # 0 records every start before the step runs.
-    record_start_after_s: float = 0.1
+    record_start_after_s: float = RECORD_START_AFTER_S
     answers: Counter[str] = field(default_factory=Counter)
     _starts: StartRecorder = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._starts = StartRecorder(self._record_start)
+        object.__setattr__(self, "_starts", StartRecorder(self._record_start))  # frozen
 
     def handle(self, headers: Mapping[str, str], body: bytes, url: str = "") -> Answer:
         # One unit of work: the delivery's appends reach the disk together, before it answers
