@@ -59,8 +59,12 @@ class InvalidRequest(ValueError):
         self.errors = errors or [message]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Bridge:
+    """Every part given at construction, none replaced after (frozen): the transports
+    (``dispatcher``; ``legacy_dispatcher`` for legacy-variant courses) and whether ``after``
+    dispatches the follow-ups it decides (``dispatch_follow_ups``)."""
+
     store: EventStore
     dispatcher: Dispatcher
     pipeline: Pipeline

@@ -7,6 +7,27 @@ for bad requests; nothing about a bad request is ever written to a history.
 Which step errors are worth a retry is decided by ``handlers.registry.is_transient``: an error
 not known to be transient (a ``ValueError`` of a bad setting, a ``KeyError`` of a bug) is
 recorded as a permanent failure at once.
+
+A delivery the endpoint accepts becomes a ``Delivery`` (``_start``): a frozen value holding
+the task, its attempt, the caller, the course as the delivery saw it, and the first attempt's
+start while its TaskStarted waits (``handlers/starts.py``); when there is nothing to run,
+``_start`` answers instead. ``_run`` runs the step, ``_finish`` records its result as one of
+these outcomes, chosen by ``_outcome`` for the course as last seen, each a function building
+its events and its answer from the Delivery:
+
+- ``_succeeded``: TaskSucceeded, 200;
+- ``_retried``: a transient failure: TaskFailed, 503 (with the provider's Retry-After);
+- ``_failed``: a permanent failure, or any failure once the course has failed: TaskFailed, 200;
+- ``_exhausted``: a transient failure of the queue's last try: TaskFailed and TaskExhausted, 200;
+- ``_mooted``: a result for a course cancelled while the step ran: TaskMooted, 200;
+- ``_duplicate``: nothing to record (a concurrent delivery recorded the outcome, a newer
+  generation exists, the course stopped): 200, no event.
+
+``_append`` is one try at appending the chosen outcome with the follow-ups it unblocks, in
+the same transaction (``append(then=)``, ``FollowUps.after``); ``_finish`` repeats it. After a
+conflict the outcome is chosen again for the course as it is now; after a refusal
+(``_refused``) the result is tried without its follow-ups, a refused transition is
+acknowledged, and a success the history cannot hold is recorded as a permanent failure.
 """
 
 from __future__ import annotations
@@ -46,6 +67,7 @@ log = logging.getLogger("coursegen.endpoint")
 
 MAX_BODY_BYTES = 1024 * 1024  # a Cloud Tasks task is at most 1 MB
 _APPEND_TRIES = 50
+RECORD_START_AFTER_S = 0.1  # see ``TaskEndpoint.record_start_after_s``
 
 Verifier = Callable[[Mapping[str, str], bytes, str], str]
 Notify = Callable[[str, int], None]
@@ -76,8 +98,40 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> Answer:
     return Answer(status, body, {"Content-Type": "application/problem+json"})
 
 
-@dataclass
+def _busy() -> Answer:
+    return problem(503, "Busy", "the course is changing too fast; retry later")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """One delivery of a task the endpoint accepted: who sent what, and the course as the
+    delivery last saw it (``course``, ``task``, ``version``: where its next append goes).
+
+    ``pending`` is a first attempt's start not in the history yet (``handlers/starts.py``):
+    while it is set, the outcome's append carries TaskStarted too, stamped ``started_at``.
+    """
+
+    course_id: str
+    name: str  # the task: its step, or step#shard
+    key: str  # the task's idempotency key
+    step: str
+    shard: int | None
+    attempt: int
+    payload: Mapping[str, Any]
+    trace: str | None  # from the queue's trace headers
+    caller: str  # as the verifier named it
+    started_at: float  # when the delivery began (the endpoint's clock)
+    course: CourseState
+    task: TaskState  # at first as our TaskStarted leaves it (``_running``)
+    version: int  # the course version the next append expects
+    pending: Pending | None = None
+
+
+@dataclass(frozen=True)
 class TaskEndpoint:
+    """The task endpoint of one service; every part given at construction, none replaced
+    after (frozen): ``follow`` is the bridge that decides what a result unblocks."""
+
     store: EventStore
     steps: Mapping[str, StepFn]
     pipeline: Pipeline
@@ -90,12 +144,12 @@ class TaskEndpoint:
     # A first attempt's TaskStarted goes in with its result when the step ends within this
     # many seconds, else a background recorder appends it then (``handlers/starts.py``);
     # 0 records every start before the step runs.
-    record_start_after_s: float = 0.1
+    record_start_after_s: float = RECORD_START_AFTER_S
     answers: Counter[str] = field(default_factory=Counter)
     _starts: StartRecorder = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self._starts = StartRecorder(self._record_start)
+        object.__setattr__(self, "_starts", StartRecorder(self._record_start))  # frozen
 
     def handle(self, headers: Mapping[str, str], body: bytes, url: str = "") -> Answer:
         # One unit of work: the delivery's appends reach the disk together, before it answers
@@ -118,8 +172,8 @@ class TaskEndpoint:
         bad = self._check_payload(payload)
         if bad is not None:
             return bad
-        attempt = _attempt(headers, payload)
-        return self._run(payload, attempt, caller, headers)
+        started = self._start(payload, _attempt(headers, payload), caller, headers)
+        return started if isinstance(started, Answer) else self._run(started)
 
     def _check_payload(self, p: Mapping[str, Any]) -> Answer | None:
         step, data = p["taskType"], p["data"]
@@ -136,167 +190,187 @@ class TaskEndpoint:
             return problem(422, "Inconsistent payload", f"idempotencyKey must be {key!r}")
         return None
 
-    def _run(
-        self, p: Mapping[str, Any], attempt: int, caller: str, headers: Mapping[str, str]
-    ) -> Answer:
-        course_id, name, key = p["courseId"], p["data"]["task"], p["idempotencyKey"]
+    def _start(
+        self, payload: Mapping[str, Any], attempt: int, caller: str, headers: Mapping[str, str]
+    ) -> Delivery | Answer:
+        """The delivery, its TaskStarted recorded, or left for later (a first attempt, see
+        handlers/starts.py: ``Delivery.pending``); or the answer when there is nothing to run."""
         at = self.now()
-        started = self._start(course_id, name, key, attempt, now=attempt > 1)
-        if isinstance(started, Answer):
-            return started
-        course, task, version, recorded = started
-        pending = None
-        if not recorded:
+        for _ in range(_APPEND_TRIES):
+            try:
+                return self._try_start(payload, attempt, caller, headers, at)
+            except ConcurrencyConflict:
+                continue
+        return _busy()
+
+    def _try_start(
+        self,
+        payload: Mapping[str, Any],
+        attempt: int,
+        caller: str,
+        headers: Mapping[str, str],
+        at: float,
+    ) -> Delivery | Answer:
+        course_id, name, key = (
+            payload["courseId"],
+            payload["data"]["task"],
+            payload["idempotencyKey"],
+        )
+        course = self._state(course_id)
+        if course is None:
+            return problem(404, "Unknown course", f"no course {course_id!r}")
+        task = course.task(name)
+        if task is None:
+            return problem(404, "Unknown task", f"course {course_id} has no task {name!r}")
+        done = _no_op(course, task, key)
+        if done is not None:
+            return done
+        version, pending = course.version, None
+        if self._defers_start(task, attempt):
             pending = self._starts.add(course_id, name, key, attempt, at, self.record_start_after_s)
-        task = _running(task, attempt, iso(at))
-        trace = _trace(headers)
+        else:
+            started = TaskStarted(task=name, idempotency_key=key, attempt=attempt)
+            try:
+                version = self.store.append(course_id, course.version, [self._new(started, key)])
+            except TransitionNotAllowed as err:
+                return Answer(200, {"status": "ignored", "detail": str(err)})
+        return Delivery(
+            course_id=course_id,
+            name=name,
+            key=key,
+            step=task.step,
+            shard=payload["data"].get("shard"),
+            attempt=attempt,
+            payload=payload,
+            trace=_trace(headers),
+            caller=caller,
+            started_at=at,
+            course=course,
+            task=_running(task, attempt, iso(at)),
+            version=version,
+            pending=pending,
+        )
+
+    def _defers_start(self, task: TaskState, attempt: int) -> bool:
+        """Whether TaskStarted waits (a first attempt: with its result or the recorder's); a
+        queue's last attempt is counted now: a crash must still count it."""
+        last = self.pipeline.queues[task.queue].retry.max_attempts <= attempt
+        return attempt == 1 and not last and self.record_start_after_s > 0
+
+    def _run(self, d: Delivery) -> Answer:
         analytics.emit(
             "task_started",
-            course_id=course_id,
-            step=task.step,
-            attempt=attempt,
-            variant=course.variant,
-            trace=trace,
-            task=name,
+            course_id=d.course_id,
+            step=d.step,
+            attempt=d.attempt,
+            variant=d.course.variant,
+            trace=d.trace,
+            task=d.name,
         )
         t0 = self.now()
         retry_after_s = None
         try:
-            result = self.steps[task.step](StepContext(course, task, attempt, self.services))
-            outcome: Event = _succeeded(task, attempt, result, t0, self.now())
+            result = self.steps[d.step](StepContext(d.course, d.task, d.attempt, self.services))
+            outcome: Result = _success_of(d, result, t0, self.now())
         except Exception as err:  # every failure is recorded; the class decides retry or not
-            outcome = _failed(task, attempt, err, t0, self.now())
+            outcome = _failure_of(d, err, t0, self.now())
             retry_after_s = retry_after_of(err)
-        start_at: float | None = None
-        if pending is not None:
-            recorded = self._starts.settle(pending)
-            if recorded is None:
-                start_at = at  # not in the history yet: it goes in with the result
-            else:
-                version = recorded
-        return self._finish(
-            course_id,
-            name,
-            key,
-            attempt,
-            outcome,
-            trace,
-            course,
-            task,
-            version,
-            start_at,
-            retry_after_s=retry_after_s,
-        )
+        return self._finish(self._settled(d), outcome, retry_after_s=retry_after_s)
 
-    def _start(
-        self, course_id: str, name: str, key: str, attempt: int, *, now: bool = True
-    ) -> Answer | tuple[CourseState, TaskState, int, bool]:
-        """Record TaskStarted, or leave it for later (``now`` false: a first attempt, see
-        handlers/starts.py); the course and task as they were, the version after it, and
-        whether it was recorded."""
-        for _ in range(_APPEND_TRIES):
-            course = self._state(course_id)
-            if course is None:
-                return problem(404, "Unknown course", f"no course {course_id!r}")
-            task = course.task(name)
-            if task is None:
-                return problem(404, "Unknown task", f"course {course_id} has no task {name!r}")
-            done = _no_op(course, task, key)
-            if done is not None:
-                return done
-            last = self.pipeline.queues[task.queue].retry.max_attempts <= attempt
-            if not now and not last and self.record_start_after_s > 0:
-                # later (a queue's last attempt is counted now: a crash must still count it)
-                return course, task, course.version, False
-            started = TaskStarted(task=name, idempotency_key=key, attempt=attempt)
-            try:
-                version = self.store.append(course_id, course.version, [self._new(started, key)])
-            except ConcurrencyConflict:
-                continue
-            except TransitionNotAllowed as err:
-                return Answer(200, {"status": "ignored", "detail": str(err)})
-            return course, task, version, True
-        return problem(503, "Busy", "the course is changing too fast; retry later")
+    def _settled(self, d: Delivery) -> Delivery:
+        """The delivery once its step has ended: a pending start the recorder appended
+        meanwhile is in the history now (the outcome goes after it)."""
+        if d.pending is None:
+            return d
+        version = self._starts.settle(d.pending)
+        return d if version is None else replace(d, pending=None, version=version)
 
-    def _finish(
-        self,
-        course_id: str,
-        name: str,
-        key: str,
-        attempt: int,
-        outcome: Event,
-        trace: str | None,
-        course: CourseState,
-        task: TaskState,
-        version: int,
-        start_at: float | None = None,
-        *,
-        retry_after_s: float | None = None,
-    ) -> Answer:
-        """Append the outcome (after our TaskStarted, or with it: ``start_at``, its time)."""
-        # First try at the version our TaskStarted left; reload only when others moved on.
-        follow_ups = True
+    def _outcome(self, d: Delivery, result: Result, retry_after_s: float | None) -> Record | Answer:
+        """What ``result`` comes to for the course as ``d`` last saw it (chosen again after
+        every conflict: the course may have been cancelled or failed meanwhile)."""
+        already = _duplicate(d)
+        if already is not None:
+            return already
+        if d.course.status in _MOOT_COURSES:  # cancelled while the step ran
+            return _mooted(d, result)
+        if isinstance(result, TaskSucceeded):
+            return _succeeded(d, result)
+        if not result.retryable or d.course.status in _STOPPED_COURSES:
+            return _failed(d, result)
+        if self._last_try(d.task, d.attempt):
+            return _exhausted(d, result)
+        return _retried(d, result, retry_after_s)
+
+    def _finish(self, d: Delivery, result: Result, *, retry_after_s: float | None = None) -> Answer:
+        """Record the outcome of ``result`` (after our TaskStarted, or with it: ``d.pending``)
+        with what it unblocks, trying again while others move the course on."""
+        # The first try goes at the version our TaskStarted left; reload only on a conflict.
+        at = _Recording(delivery=d, result=result, retry_after_s=retry_after_s, follow_ups=True)
         for _ in range(_APPEND_TRIES):
-            moot = course.status in _MOOT_COURSES  # cancelled while the step ran
-            if start_at is not None:
-                done = _no_op(course, task, key, stopped_ok=moot)
-                if done is not None:  # a concurrent delivery recorded an outcome, or so
-                    return done
-            elif task.idempotency_key != key or task.status != "running":
-                # A concurrent delivery already recorded this task's outcome.
-                return Answer(200, {"status": "duplicate", "task": name})
-            events: list[Event] = [_mooted(outcome, course.status) if moot else outcome]
-            if (
-                not moot
-                and course.status not in _STOPPED_COURSES
-                and isinstance(outcome, TaskFailed)
-                and outcome.retryable
-                and self._last_try(task, attempt)
-            ):
-                events.append(
-                    TaskExhausted(
-                        task=name, idempotency_key=key, attempts=attempt, error=outcome.message
-                    )
-                )
-            committed: list[Callable[[], None]] = []
-            then = self._then(committed) if follow_ups else None
-            new = [self._new(e, key) for e in events]
-            if start_at is not None and not moot:  # a moot result needs no start
-                started = TaskStarted(task=name, idempotency_key=key, attempt=attempt)
-                new.insert(0, self._new(started, key, at=start_at))
-            try:
-                version = self.store.append(course_id, version, new, then=then)
-            except ConcurrencyConflict:
-                fresh = self._state(course_id)
-                assert fresh is not None
-                current = fresh.task(name)
-                assert current is not None
-                course, task, version = fresh, current, fresh.version
-                continue
-            except (schemas.SchemaError, EventTooLarge, TransitionNotAllowed) as err:
-                if then is not None:  # maybe the follow-ups': never lose the result to them
-                    log.exception("recording %s with its follow-ups failed; alone now", name)
-                    follow_ups = False
-                    continue
-                if isinstance(err, TransitionNotAllowed):
-                    # Decided on the course as it is at this version, so not a race: say so,
-                    # and acknowledge (a retry would be refused the same way).
-                    log.error("the result of %s cannot be recorded: %s", name, err)
-                    return Answer(200, {"status": "ignored", "task": name, "detail": str(err)})
-                if not isinstance(outcome, TaskSucceeded):
-                    raise
-                # A result the history cannot hold would fail the same way on every retry:
-                # record a permanent failure instead of leaving the task running for ever.
-                outcome = _unrecordable(outcome, err)
-                continue
-            self._log(course, task, attempt, events, trace)
-            for done in committed:
-                done()
-            self.notify(course_id, version)
-            if course.status in _STOPPED_COURSES and isinstance(events[-1], TaskFailed):
-                return Answer(200, {"status": "failed", "task": name, "detail": _STOPPED_DETAIL})
-            return _answer(name, events[-1], retry_after_s)
-        return problem(503, "Busy", "the course is changing too fast; retry later")
+            tried = self._append(at)
+            if isinstance(tried, Answer):
+                return tried
+            at = tried
+        return _busy()
+
+    def _append(self, r: _Recording) -> _Recording | Answer:
+        """One try at recording: the answer once the outcome is in the history (or needs no
+        record), else where the next try stands."""
+        d = r.delivery
+        record = self._outcome(d, r.result, r.retry_after_s)
+        if isinstance(record, Answer):
+            return record
+        committed: list[Callable[[], None]] = []
+        then = self._then(committed) if r.follow_ups else None
+        try:
+            version = self.store.append(d.course_id, d.version, self._events(d, record), then=then)
+        except ConcurrencyConflict:
+            return replace(r, delivery=self._reloaded(d))
+        except (schemas.SchemaError, EventTooLarge, TransitionNotAllowed) as err:
+            return self._refused(r, err, with_follow_ups=then is not None)
+        self._log(d, record.events)
+        for done in committed:
+            done()
+        self.notify(d.course_id, version)
+        return record.answer
+
+    def _refused(
+        self, r: _Recording, err: Exception, *, with_follow_ups: bool
+    ) -> _Recording | Answer:
+        """After the history refused an append: try without the follow-ups (maybe theirs:
+        never lose the result to them), or acknowledge a refusal, or record an unrecordable
+        success as a permanent failure; anything else is raised."""
+        name = r.delivery.name
+        if with_follow_ups:
+            log.error("recording %s with its follow-ups failed; alone now", name, exc_info=err)
+            return replace(r, follow_ups=False)
+        if isinstance(err, TransitionNotAllowed):
+            # Decided on the course as it is at this version, so not a race: say so, and
+            # acknowledge (a retry would be refused the same way).
+            log.error("the result of %s cannot be recorded: %s", name, err)
+            return Answer(200, {"status": "ignored", "task": name, "detail": str(err)})
+        if not isinstance(r.result, TaskSucceeded):
+            raise err
+        # A result the history cannot hold would fail the same way on every retry: record a
+        # permanent failure instead of leaving the task running for ever.
+        return replace(r, result=_unrecordable(r.result, err))
+
+    def _events(self, d: Delivery, record: Record) -> list[NewEvent]:
+        """The record's events as appended: after the delivery's TaskStarted when that is not
+        in the history yet (stamped when the attempt began)."""
+        new = [self._new(e, d.key) for e in record.events]
+        if d.pending is not None and record.with_start:
+            started = TaskStarted(task=d.name, idempotency_key=d.key, attempt=d.attempt)
+            new.insert(0, self._new(started, d.key, at=d.started_at))
+        return new
+
+    def _reloaded(self, d: Delivery) -> Delivery:
+        """The delivery seeing the course as it is now (others appended meanwhile)."""
+        course = self._state(d.course_id)
+        assert course is not None
+        task = course.task(d.name)
+        assert task is not None
+        return replace(d, course=course, task=task, version=course.version)
 
     def _then(
         self, committed: list[Callable[[], None]]
@@ -365,14 +439,7 @@ class TaskEndpoint:
             idempotency_key=key,
         )
 
-    def _log(
-        self,
-        course: CourseState,
-        task: TaskState,
-        attempt: int,
-        events: list[Event],
-        trace: str | None,
-    ) -> None:
+    def _log(self, d: Delivery, events: Sequence[Event]) -> None:
         for e in events:
             kind = {
                 TaskSucceeded: "task_succeeded",
@@ -389,12 +456,12 @@ class TaskEndpoint:
                 extra.update(error_type=e.error_type, retryable=e.retryable)
             analytics.emit(
                 kind,
-                course_id=course.course_id,
-                step=task.step,
-                attempt=attempt,
-                variant=course.variant,
-                trace=trace,
-                task=task.name,
+                course_id=d.course_id,
+                step=d.step,
+                attempt=d.attempt,
+                variant=d.course.variant,
+                trace=d.trace,
+                task=d.name,
                 **extra,
             )
 
@@ -446,22 +513,88 @@ _STOPPED_DETAIL = (
 )
 
 
-def _mooted(outcome: Event, course_status: str) -> TaskMooted:
-    """The moot record of a step's ``outcome`` (a TaskSucceeded or a TaskFailed)."""
-    assert isinstance(outcome, TaskSucceeded | TaskFailed)
-    what = "succeeded" if isinstance(outcome, TaskSucceeded) else "failed"
-    detail = f"the course is {course_status}: the step {what}, recorded as moot"
-    if isinstance(outcome, TaskFailed):
-        detail += f" ({outcome.message})"
-    return TaskMooted(
-        task=outcome.task,
-        idempotency_key=outcome.idempotency_key,
-        attempt=outcome.attempt,
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Recording:
+    """Where recording a step's result stands between tries: the delivery as it last saw the
+    course, the result (an unrecordable success becomes a permanent failure), and whether the
+    follow-ups still go with it."""
+
+    delivery: Delivery
+    result: Result
+    retry_after_s: float | None
+    follow_ups: bool
+
+
+# -- outcomes: what a step's result comes to, its events and its answer ------------------------
+@dataclass(frozen=True, slots=True)
+class Record:
+    """What one outcome appends, and the delivery's answer once it is in the history."""
+
+    events: tuple[Event, ...]
+    answer: Answer
+    with_start: bool = True  # goes after a pending TaskStarted (a moot result needs none)
+
+
+def _succeeded(d: Delivery, result: TaskSucceeded) -> Record:
+    return Record((result,), Answer(200, {"status": "succeeded", "task": d.name}))
+
+
+def _retried(d: Delivery, failure: TaskFailed, retry_after_s: float | None) -> Record:
+    """A transient failure: 503, so that the queue retries it with backoff."""
+    title = "Step failed; retry later"
+    if retry_after_s is None:
+        return Record((failure,), problem(503, title, failure.message, task=d.name))
+    # what the provider asked for (Cloud Tasks keeps to its queue's backoff; a direct caller
+    # or another queue may honour it)
+    answer = problem(503, title, failure.message, task=d.name, retryAfter=retry_after_s)
+    headers = {**answer.headers, "Retry-After": str(math.ceil(retry_after_s))}
+    return Record((failure,), replace(answer, headers=headers))
+
+
+def _failed(d: Delivery, failure: TaskFailed) -> Record:
+    """A permanent failure, or any failure once the course has failed: recorded and
+    acknowledged (for a failed course, an operator's redrive runs the task again)."""
+    stopped = d.course.status in _STOPPED_COURSES
+    detail = _STOPPED_DETAIL if stopped else failure.message
+    return Record((failure,), Answer(200, {"status": "failed", "task": d.name, "detail": detail}))
+
+
+def _exhausted(d: Delivery, failure: TaskFailed) -> Record:
+    """A transient failure of the queue's last try: recorded, and the task given up."""
+    given_up = TaskExhausted(
+        task=d.name, idempotency_key=d.key, attempts=d.attempt, error=failure.message
+    )
+    answer = Answer(200, {"status": "exhausted", "task": d.name, "detail": failure.message})
+    return Record((failure, given_up), answer)
+
+
+def _mooted(d: Delivery, result: Result) -> Record:
+    """A result for a course cancelled while the step ran: TaskMooted, no TaskStarted."""
+    what = "succeeded" if isinstance(result, TaskSucceeded) else "failed"
+    detail = f"the course is {d.course.status}: the step {what}, recorded as moot"
+    if isinstance(result, TaskFailed):
+        detail += f" ({result.message})"
+    moot = TaskMooted(
+        task=result.task,
+        idempotency_key=result.idempotency_key,
+        attempt=result.attempt,
         outcome=what,
         detail=detail[:4000],
-        duration_ms=outcome.duration_ms,
-        metering=dict(outcome.metering),
+        duration_ms=result.duration_ms,
+        metering=dict(result.metering),
     )
+    answer = Answer(200, {"status": "moot", "task": d.name, "detail": moot.detail})
+    return Record((moot,), answer, with_start=False)
+
+
+def _duplicate(d: Delivery) -> Answer | None:
+    """The answer when this delivery has nothing to record: a concurrent one recorded the
+    task's outcome, a newer generation exists, or the course has stopped."""
+    if d.pending is not None:  # our TaskStarted is not in the history: check as a start does
+        return _no_op(d.course, d.task, d.key, stopped_ok=d.course.status in _MOOT_COURSES)
+    if d.task.idempotency_key != d.key or d.task.status != "running":
+        return Answer(200, {"status": "duplicate", "task": d.name})
+    return None
 
 
 def _no_op(
@@ -490,13 +623,15 @@ def _no_op(
     return None
 
 
-def _succeeded(
-    task: TaskState, attempt: int, result: StepResult, t0: float, t1: float
-) -> TaskSucceeded:
+# -- results: a step's return or error as the event that records it --------------------------
+Result = TaskSucceeded | TaskFailed
+
+
+def _success_of(d: Delivery, result: StepResult, t0: float, t1: float) -> TaskSucceeded:
     return TaskSucceeded(
-        task=task.name,
-        idempotency_key=task.idempotency_key,
-        attempt=attempt,
+        task=d.name,
+        idempotency_key=d.key,
+        attempt=d.attempt,
         outputs=dict(result.outputs),
         summary=dict(result.summary),
         duration_ms=max(0, int((t1 - t0) * 1000)),
@@ -504,7 +639,7 @@ def _succeeded(
     )
 
 
-def _failed(task: TaskState, attempt: int, err: Exception, t0: float, t1: float) -> TaskFailed:
+def _failure_of(d: Delivery, err: Exception, t0: float, t1: float) -> TaskFailed:
     retryable = is_transient(err)  # see handlers/registry.py: unexpected errors are permanent
     message = str(err) or type(err).__name__
     if not hasattr(err, "retryable"):  # an unexpected error: keep where it came from
@@ -513,9 +648,9 @@ def _failed(task: TaskState, attempt: int, err: Exception, t0: float, t1: float)
         message = f"{type(err).__name__}: {message}{where}"
     spent = getattr(err, "metering", None)  # paid calls count even when the attempt fails
     return TaskFailed(
-        task=task.name,
-        idempotency_key=task.idempotency_key,
-        attempt=attempt,
+        task=d.name,
+        idempotency_key=d.key,
+        attempt=d.attempt,
         error_type=type(err).__name__,
         message=message[:4000],
         retryable=retryable,
@@ -535,27 +670,6 @@ def _unrecordable(result: TaskSucceeded, err: Exception) -> TaskFailed:
         duration_ms=result.duration_ms,
         metering=dict(result.metering),
     )
-
-
-def _answer(name: str, last: Event, retry_after_s: float | None = None) -> Answer:
-    if isinstance(last, TaskMooted):
-        return Answer(200, {"status": "moot", "task": name, "detail": last.detail})
-    if isinstance(last, TaskSucceeded):
-        return Answer(200, {"status": "succeeded", "task": name})
-    if isinstance(last, TaskExhausted):
-        return Answer(200, {"status": "exhausted", "task": name, "detail": last.error})
-    assert isinstance(last, TaskFailed)
-    if last.retryable:
-        if retry_after_s is None:
-            return problem(503, "Step failed; retry later", last.message, task=name)
-        # what the provider asked for (Cloud Tasks keeps to its queue's backoff; a direct
-        # caller or another queue may honour it)
-        answer = problem(
-            503, "Step failed; retry later", last.message, task=name, retryAfter=retry_after_s
-        )
-        headers = {**answer.headers, "Retry-After": str(math.ceil(retry_after_s))}
-        return replace(answer, headers=headers)
-    return Answer(200, {"status": "failed", "task": name, "detail": last.message})
 
 
 def _trace(headers: Mapping[str, str]) -> str | None:

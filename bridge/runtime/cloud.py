@@ -104,6 +104,16 @@ def cloud_runtime(
         cfg.get("COURSEGEN_DEAD_LETTER_TOPIC"),
     )
     check = verify or verifier(cfg, clk)
+    dispatcher = _dispatcher(cfg, project, tasks_client, task_signer or _hmac_signer(cfg, clk))
+    bridge = Bridge(
+        store=events,
+        dispatcher=dispatcher,
+        pipeline=pipe,
+        clock=clk,
+        rollout_percent=cfg.get_int("COURSEGEN_ROLLOUT_PERCENT"),
+        legacy_dispatcher=_legacy(cfg, project, events, dispatcher, clk, firestore_client),
+        dispatch_follow_ups=not isinstance(dispatcher, NoDispatcher),
+    )
     endpoint = TaskEndpoint(
         store=events,
         steps=steps if steps is not None else real_steps(),
@@ -113,18 +123,8 @@ def cloud_runtime(
         services=StepServices(artifacts=artifacts, settings=cfg, scratch=root / "scratch"),
         now=clk.now,
         only_step=cfg.get("COURSEGEN_STEP") or None,
+        follow=bridge,  # a result and the tasks it unblocks: one transaction
     )
-    dispatcher = _dispatcher(cfg, project, tasks_client, task_signer or _hmac_signer(cfg, clk))
-    bridge = Bridge(
-        store=events,
-        dispatcher=dispatcher,
-        pipeline=pipe,
-        clock=clk,
-        rollout_percent=cfg.get_int("COURSEGEN_ROLLOUT_PERCENT"),
-        legacy_dispatcher=_legacy(cfg, project, events, dispatcher, clk, firestore_client),
-    )
-    endpoint.follow = bridge  # a result and the tasks it unblocks: one transaction
-    bridge.dispatch_follow_ups = not isinstance(dispatcher, NoDispatcher)
     return CloudRuntime(
         cfg, events, clk, pipe, dispatcher, notifier, artifacts, check, endpoint, bridge
     )

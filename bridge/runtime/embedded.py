@@ -1,4 +1,13 @@
-"""Runtime wiring: one place that builds the store, dispatcher, endpoint and bridge from config."""
+"""Runtime wiring: one place that builds the store, dispatcher, endpoint and bridge from config.
+
+Everything is wired at construction: the Bridge and the TaskEndpoint are frozen. One cycle
+has to be closed, and it is closed in ``embedded`` only: the bridge hands tasks to the
+endpoint (through the local queue and, while it is enabled, the legacy step documents) and the
+endpoint asks the bridge what a result unblocks (``TaskEndpoint.follow``). The bridge is built
+first, with transports that reach the endpoint through a ``Late`` (``bridge/runtime/late.py``);
+then the endpoint, with ``follow=bridge``; then the ``Late`` is set, before anything can be
+delivered. (``cloud.py`` has no cycle: its transports are Cloud Tasks and Firestore.)
+"""
 
 from __future__ import annotations
 
@@ -9,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.core import Bridge
-from bridge.dispatch import TaskRequest
+from bridge.dispatch import Dispatcher, TaskRequest
 from bridge.dispatch.firestore_trigger import (
     LegacyDisabled,
     LegacyTriggerDispatcher,
@@ -18,11 +27,12 @@ from bridge.dispatch.firestore_trigger import (
 )
 from bridge.dispatch.local import LocalDispatcher
 from bridge.runtime.clock import SystemClock
+from bridge.runtime.late import Late
 from bridge.runtime.stores import open_store
 from bridge.settings import Settings
 from handlers.artifacts import LocalArtifacts
 from handlers.auth import HmacVerifier, sign
-from handlers.endpoint import TaskEndpoint
+from handlers.endpoint import RECORD_START_AFTER_S, Answer, TaskEndpoint
 from handlers.registry import StepFn, real_steps
 from handlers.services import StepServices
 from statemachine.pipeline import Pipeline, default_pipeline
@@ -82,8 +92,13 @@ def embedded(
     notify_filter: Callable[[str, int], bool] | None = None,
     deliver_wrapper: Callable[[Any], Any] | None = None,
     options: Mapping[str, Any] | None = None,
+    dispatch_follow_ups: bool = True,
+    record_start_after_s: float = RECORD_START_AFTER_S,
 ) -> Runtime:
-    """The embedded default: SQLite events, local artifacts, in-process Cloud Tasks semantics."""
+    """The embedded default: SQLite events, local artifacts, in-process Cloud Tasks semantics.
+
+    ``dispatch_follow_ups`` false: the bridge dispatches what a result unblocks only when it is
+    notified, as in the cloud; ``record_start_after_s``: see ``TaskEndpoint``."""
     cfg = settings or Settings.from_env()
     root = Path(data_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -95,26 +110,13 @@ def embedded(
     services = StepServices(
         artifacts=artifacts, settings=cfg, scratch=root / "scratch", options=dict(options or {})
     )
-    holder: dict[str, Any] = {}
-
-    def notify(course_id: str, version: int) -> None:
-        rt: Runtime = holder["rt"]
-        rt.notifications.append((course_id, version))
-        if notify_filter is None or notify_filter(course_id, version):
-            rt.bridge.advance(course_id, version)
-
-    endpoint = TaskEndpoint(
-        store=events,
-        steps=steps if steps is not None else real_steps(),
-        pipeline=pipe,
-        verify=HmacVerifier(secret, clk.now),
-        notify=notify,
-        services=services,
-        now=clk.now,
-    )
+    notifications: list[tuple[str, int]] = []
+    # the cycle (see the module docstring): the transports reach the endpoint through these
+    endpoint: Late[TaskEndpoint] = Late("the task endpoint of the local queue")
+    legacy_run: Late[Callable[[Mapping[str, Any]], Answer]] = Late("the legacy step runner")
 
     def deliver(request: TaskRequest, headers: Mapping[str, str], body: bytes) -> int:
-        return endpoint.handle(headers, body, url=f"local://{request.step}").status
+        return endpoint.get().handle(headers, body, url=f"local://{request.step}").status
 
     dispatcher = LocalDispatcher(
         pipe,
@@ -122,20 +124,48 @@ def embedded(
         clk,
         signer=lambda body: sign(secret, body, int(clk.now() + TOKEN_TTL_S)),
     )
+    legacy = None
+    legacy_dispatcher: Dispatcher = LegacyDisabled(dispatcher)
+    if cfg.get_bool("COURSEGEN_LEGACY_TRIGGER_ENABLED"):
+        legacy = LocalStepDocuments(lambda document: legacy_run.get()(document), clk, pipe)
+        legacy_dispatcher = LegacyTriggerDispatcher(legacy, clk)
     bridge = Bridge(
         store=events,
         dispatcher=dispatcher,
         pipeline=pipe,
         clock=clk,
         rollout_percent=cfg.get_int("COURSEGEN_ROLLOUT_PERCENT"),
+        legacy_dispatcher=legacy_dispatcher,
+        dispatch_follow_ups=dispatch_follow_ups,
     )
-    endpoint.follow = bridge  # a result and the tasks it unblocks: one transaction
-    legacy = None
-    if cfg.get_bool("COURSEGEN_LEGACY_TRIGGER_ENABLED"):
-        legacy = LocalStepDocuments(step_runner(endpoint), clk, pipe)
-        bridge.legacy_dispatcher = LegacyTriggerDispatcher(legacy, clk)
-    else:
-        bridge.legacy_dispatcher = LegacyDisabled(dispatcher)
-    rt = Runtime(cfg, events, clk, pipe, endpoint, dispatcher, bridge, artifacts, legacy=legacy)
-    holder["rt"] = rt
-    return rt
+
+    def notify(course_id: str, version: int) -> None:
+        notifications.append((course_id, version))
+        if notify_filter is None or notify_filter(course_id, version):
+            bridge.advance(course_id, version)
+
+    built = TaskEndpoint(
+        store=events,
+        steps=steps if steps is not None else real_steps(),
+        pipeline=pipe,
+        verify=HmacVerifier(secret, clk.now),
+        notify=notify,
+        services=services,
+        now=clk.now,
+        follow=bridge,  # a result and the tasks it unblocks: one transaction
+        record_start_after_s=record_start_after_s,
+    )
+    endpoint.set(built)  # the cycle closes here, before anything is delivered
+    legacy_run.set(step_runner(built))
+    return Runtime(
+        cfg,
+        events,
+        clk,
+        pipe,
+        built,
+        dispatcher,
+        bridge,
+        artifacts,
+        notifications=notifications,
+        legacy=legacy,
+    )

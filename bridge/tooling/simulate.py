@@ -121,11 +121,11 @@ def simulate(
         store=MemoryStore() if store == "memory" else None,
         notify_filter=chaos.notify,
         deliver_wrapper=chaos.deliver,
+        # As in the cloud, the bridge hears of results by notification and dispatches then
+        # (the steps' services only record what a result unblocks): a lost notification
+        # leaves the unblocked tasks scheduled but undispatched until the reconciler comes by.
+        dispatch_follow_ups=False,
     )
-    # As in the cloud, the bridge hears of results by notification and dispatches then (the
-    # steps' services only record what a result unblocks): a lost notification leaves the
-    # unblocked tasks scheduled but undispatched until the reconciler comes by.
-    rt.bridge.dispatch_follow_ups = False
     start = clock.now()
     ids = [
         rt.bridge.ingest(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -197,7 +197,7 @@ def test_a_transient_failure_is_a_503_problem(rt):
         def head(self, course_id):
             raise ConnectionError("firestore unavailable")
 
-    rt.bridge.store = Broken()
+    rt.bridge = replace(rt.bridge, store=Broken())
     client = create_bridge_app(lambda: rt).test_client()
     r = client.post("/pubsub/course-events", json=push(b'{"courseId": "c1", "version": 1}'))
     assert r.status_code == 503 and "firestore unavailable" in r.json["detail"]

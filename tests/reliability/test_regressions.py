@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -18,11 +19,10 @@ from tests.reliability.conftest import World, push_envelope
 
 
 def deliver(world: World, result: StepResult) -> Any:
-    steps = dict(world.endpoint.steps)
-    steps["prepare_video"] = lambda ctx: result
-    world.endpoint.steps = steps
+    steps = {**world.endpoint.steps, "prepare_video": lambda ctx: result}
+    endpoint = replace(world.endpoint, steps=steps)  # built once: a new one, not a patch
     body = json.dumps(world.payload("course0")).encode()
-    return world.endpoint.handle(world.headers(body), body, "local://prepare_video")
+    return endpoint.handle(world.headers(body), body, "local://prepare_video")
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from bridge.settings import Settings
 from bridge.tooling.synthetic import noop_steps
 from bridge.wire import task_payload
 from handlers.auth import sign
-from handlers.endpoint import Answer
+from handlers.endpoint import Answer, TaskEndpoint
 from handlers.registry import StepContext, StepFn, StepResult
 from statemachine.pipeline import Pipeline, default_pipeline, parse
 from statemachine.state import CourseState
@@ -160,6 +160,7 @@ class Steps:
         self.base = noop_steps(pipeline or default_pipeline())
         self.calls: Counter[str] = Counter()
         self.failures: dict[str, list[Exception]] = {}
+        self._registry: dict[str, StepFn] = {}
 
     def fail(self, step: str, *errors: Exception) -> None:
         self.failures.setdefault(step, []).extend(errors)
@@ -175,7 +176,15 @@ class Steps:
 
             return step
 
-        return {name: make(name) for name in self.base}
+        self._registry = {name: make(name) for name in self.base}
+        return self._registry
+
+    def replace(self, name: str, step: StepFn) -> StepFn:
+        """Run ``step`` for ``name`` from now on (not counted, never failing on its own): the
+        registry the runtime was built with is this object's. The step it replaces."""
+        replaced = self._registry[name]
+        self._registry[name] = step
+        return replaced
 
 
 # -- the embedded runtime -------------------------------------------------------------------
@@ -220,9 +229,17 @@ class Env:
             headers["X-CloudTasks-TaskRetryCount"] = str(retry)
         return headers
 
-    def post(self, payload: Mapping[str, Any], *, retry: int | None = 0) -> Answer:
+    def post(
+        self,
+        payload: Mapping[str, Any],
+        *,
+        retry: int | None = 0,
+        via: TaskEndpoint | None = None,
+    ) -> Answer:
+        """Post ``payload`` to the runtime's endpoint (or ``via``, one built from it)."""
         body = json.dumps(payload).encode()
-        return self.rt.endpoint.handle(self.headers(body, retry=retry), body, "local://test")
+        endpoint = via or self.rt.endpoint
+        return endpoint.handle(self.headers(body, retry=retry), body, "local://test")
 
     def types(self, course_id: str) -> list[str]:
         return [e.type for e in self.store.load(course_id)]
@@ -241,8 +258,15 @@ def clock() -> VirtualClock:
     return VirtualClock()
 
 
+def runtime_with(**options: Any) -> pytest.MarkDecorator:
+    """Run the test on an ``env`` whose runtime ``embedded`` builds with ``options`` (the
+    runtime is wired at construction: nothing in it is replaced afterwards)."""
+    label = ",".join(f"{k}={v}" for k, v in options.items())
+    return pytest.mark.parametrize("env", [options], indirect=True, ids=[label])
+
+
 @pytest.fixture
-def env(tmp_path: Path, clock: VirtualClock) -> Iterator[Env]:
+def env(request: pytest.FixtureRequest, tmp_path: Path, clock: VirtualClock) -> Iterator[Env]:
     steps = Steps()
     lost: set[str] = set()
     rt = embedded(
@@ -252,6 +276,7 @@ def env(tmp_path: Path, clock: VirtualClock) -> Iterator[Env]:
         clock=clock,
         store=MemoryStore(),
         notify_filter=lambda course_id, version: course_id not in lost,
+        **getattr(request, "param", {}),
     )
     yield Env(rt, clock, steps, lost)
     rt.close()

@@ -23,7 +23,15 @@ from statemachine.store.memory import MemoryStore
 from statemachine.store.sqlite import SqliteStore
 from tests.factories import requested, started, succeeded
 
-from .conftest import REQUEST, Env, RecordingDispatcher, ScriptedDeliver, Steps, settings
+from .conftest import (
+    REQUEST,
+    Env,
+    RecordingDispatcher,
+    ScriptedDeliver,
+    Steps,
+    runtime_with,
+    settings,
+)
 
 
 def scheduled_per_task(store, course_id: str) -> Counter[str]:
@@ -273,8 +281,8 @@ def test_recover_re_enqueues_waiting_tasks_after_a_restart(tmp_path, clock):
 
 
 # -- reconcile ------------------------------------------------------------------------------
+@runtime_with(dispatch_follow_ups=False)  # the cloud's split: dispatch on notification
 def test_reconcile_rescues_a_lost_notification_and_leaves_healthy_courses_alone(env: Env):
-    env.rt.bridge.dispatch_follow_ups = False  # the cloud's split: dispatch on notification
     lost = env.ingest("lost")
     env.lost.add(lost)  # every notification about it is dropped
     healthy = env.ingest("healthy")

@@ -4,13 +4,14 @@ carries in its own append (``append(then=)``, ``Bridge.after``)."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 from handlers.registry import StepContext, StepResult
 from statemachine.events import TaskStarted
 from statemachine.state import CourseState
 
-from .conftest import Env
+from .conftest import Env, runtime_with
 
 
 def counting_appends(env: Env) -> list[list[str]]:
@@ -45,7 +46,7 @@ def step_seeing(env: Env, course_id: str, wait_s: float, seen: list[str]) -> Non
         seen.append(task_status_seen(env, course_id, "prepare_video", wait_s))
         return StepResult(outputs={}, summary={"duration_s": 60.0})
 
-    env.rt.endpoint.steps = {**env.rt.endpoint.steps, "prepare_video": step}
+    env.steps.replace("prepare_video", step)
 
 
 def test_a_quick_first_attempt_is_one_append_start_result_and_what_it_unblocks(env):
@@ -65,9 +66,9 @@ def test_a_quick_first_attempt_is_one_append_start_result_and_what_it_unblocks(e
     assert env.rt.endpoint._starts.recorded == 0
 
 
+@runtime_with(record_start_after_s=0.05)
 def test_a_slow_first_attempt_shows_as_running_while_it_runs(env):
     course = env.ingest("m1")
-    env.rt.endpoint.record_start_after_s = 0.05
     seen: list[str] = []
     step_seeing(env, course, wait_s=5.0, seen=seen)
     calls = counting_appends(env)
@@ -95,9 +96,9 @@ def test_a_retry_records_its_start_before_its_step_runs(env):
     assert [e.data["attempt"] for e in started] == [2]
 
 
+@runtime_with(record_start_after_s=0)
 def test_with_no_delay_every_start_is_recorded_before_the_step(env):
     course = env.ingest("m1")
-    env.rt.endpoint.record_start_after_s = 0
     seen: list[str] = []
     step_seeing(env, course, wait_s=0.0, seen=seen)
 
@@ -118,7 +119,7 @@ def test_a_first_attempt_that_lost_the_race_to_a_duplicate_records_nothing(env):
             assert env.post(payload).status == 200  # the duplicate, start to finish
         return StepResult(outputs={}, summary={"duration_s": 60.0})
 
-    env.rt.endpoint.steps = {**env.rt.endpoint.steps, "prepare_video": step}
+    env.steps.replace("prepare_video", step)
 
     answer = env.post(payload)
 
@@ -140,10 +141,10 @@ class Broken:
 
 def test_a_failing_decision_never_costs_the_result(env):
     course = env.ingest("m1")
-    env.rt.endpoint.follow = Broken()
+    broken = replace(env.rt.endpoint, follow=Broken())
     settled = env.rt.bridge.stats["settled"]
 
-    assert env.post(env.payload(course)).status == 200
+    assert env.post(env.payload(course), via=broken).status == 200
 
     # recorded alone; the bridge, notified, decided and scheduled the next steps itself
     types = env.types(course)
@@ -157,9 +158,9 @@ def test_an_illegal_follow_up_is_dropped_and_the_result_recorded_alone(env):
     bogus = env.rt.endpoint._new(
         TaskStarted(task="no_such_task", idempotency_key="k", attempt=1), "k"
     )
-    env.rt.endpoint.follow = Broken([bogus])
+    broken = replace(env.rt.endpoint, follow=Broken([bogus]))
 
-    assert env.post(env.payload(course)).status == 200
+    assert env.post(env.payload(course), via=broken).status == 200
 
     types = env.types(course)
     assert types[-5:] == ["TaskStarted", "TaskSucceeded"] + ["TaskScheduled"] * 3
@@ -179,9 +180,9 @@ def test_the_bridge_dispatches_follow_ups_and_skips_the_notified_advance(env):
     assert bridge.advance(course) == []  # a full advance finds nothing left either
 
 
+@runtime_with(dispatch_follow_ups=False)
 def test_a_bridge_that_does_not_dispatch_leaves_it_to_the_notified_advance(env):
     course = env.ingest("m1")
-    env.rt.bridge.dispatch_follow_ups = False
     env.lost.add(course)  # and the notification is lost
     queued = env.rt.dispatcher.pending()
 

@@ -27,7 +27,7 @@ class Gate:
         self.entered = threading.Event()
         self.release = threading.Event()
         self.error = error
-        base = env.rt.endpoint.steps[step]
+        base = env.rt.endpoint.steps[step]  # the counting step this one wraps
 
         def blocking(ctx: StepContext) -> StepResult:
             self.entered.set()
@@ -37,9 +37,7 @@ class Gate:
             result = base(ctx)
             return StepResult(result.outputs, result.summary, {"cost_usd": 0.25, "calls": 1})
 
-        steps = dict(env.rt.endpoint.steps)
-        steps[step] = blocking
-        env.rt.endpoint.steps = steps
+        env.steps.replace(step, blocking)
 
     def run_while(self, env: Env, payload: dict[str, Any], change: Any, *, retry: int) -> Answer:
         answers: list[Answer] = []
