@@ -1,4 +1,7 @@
-"""The bridge: ingest requests, advance courses (fold -> decide -> append -> dispatch), reconcile.
+"""The bridge: ingest requests, advance courses (fold -> decide -> append -> dispatch).
+
+Recovery and reconciliation live in ``bridge/reconcile.py``, the wire formats (task payload,
+course ids, variants) in ``bridge/wire.py``.
 
 ``advance`` is idempotent: concurrent or repeated calls schedule nothing twice, because every
 TaskScheduled is appended at an expected version (a loser reloads and decides again) and
@@ -7,7 +10,6 @@ every dispatch is named by the task's idempotency key (the queue refuses a secon
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -15,17 +17,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import schemas
+from bridge import reconcile as reconcile_module
 from bridge.dispatch import AlreadyExists, Dispatcher, TaskRequest, task_name
+from bridge.wire import course_id_for, scheduled_view, task_payload, variant_for
 from handlers import analytics
 from statemachine.commands import Command, CompleteCourse, ScheduleTask, to_event
 from statemachine.decide import decide
 from statemachine.envelope import NewEvent
 from statemachine.errors import ConcurrencyConflict, TransitionNotAllowed
-from statemachine.events import CourseRequested, TaskExhausted
+from statemachine.events import CourseRequested
 from statemachine.pipeline import Pipeline
 from statemachine.ports import Clock, EventStore
 from statemachine.state import CourseState, TaskState
-from statemachine.timefmt import iso, parse_iso
+from statemachine.timefmt import iso
 
 log = logging.getLogger("coursegen.bridge")
 
@@ -182,31 +186,41 @@ class Bridge:
 
         ``version``: the version a notification is about; nothing to do if this bridge has
         already decided and dispatched the course at it (``after``'s follow-ups)."""
-        return self._advance(course_id, version)[0]
+        return self.advance_counted(course_id, version)[0]
 
-    def _advance(self, course_id: str, version: int | None) -> tuple[list[Command], int]:
+    def advance_counted(
+        self, course_id: str, version: int | None = None
+    ) -> tuple[list[Command], int]:
         """``advance``, and how many waiting tasks it handed to a queue."""
         self.stats["advances"] += 1
         if version is not None and self._settled.get(course_id) == version:
             self.stats["settled"] += 1
             return [], 0
+        conflict = ConcurrencyConflict(course_id, -1, -1)
         for _ in range(_TRIES):
-            state = self._state(course_id)
+            state = self.state(course_id)
             if state is None:
                 return [], 0
             commands = decide(state, self.pipeline)
             if commands:
                 try:
                     self.store.append(course_id, state.version, self._events(state, commands))
-                except ConcurrencyConflict:
+                except ConcurrencyConflict as err:  # others moved on: decide again
                     self.stats["conflicts"] += 1
+                    conflict = err
                     continue
-                except TransitionNotAllowed:
-                    continue
+                except TransitionNotAllowed as err:
+                    # At the version it was decided at, a refusal is deterministic (a bug in
+                    # decide or in the reducer): retrying would be refused the same way.
+                    raise TransitionNotAllowed(
+                        err.state,
+                        err.event,
+                        f"course {course_id} at version {state.version}: {err.detail}",
+                    ) from err
                 self.stats["scheduled"] += sum(isinstance(c, ScheduleTask) for c in commands)
                 self._log(state, commands)
             return commands, self._dispatch_waiting(state, commands)
-        raise ConcurrencyConflict(course_id, -1, -1)
+        raise conflict  # the last real conflict, after _TRIES decisions lost their race
 
     def _dispatch_waiting(self, state: CourseState, commands: list[Command]) -> int:
         """Dispatch the tasks just scheduled and any scheduled earlier but not yet started
@@ -221,14 +235,15 @@ class Bridge:
             # A scheduled task this process has not handed to the queue (it crashed between
             # the append and the dispatch, or the dispatch failed): hand it over now.
             if task.status == "scheduled" and not self._handed_over(task):
-                self._dispatch(state, task)
+                self.dispatch(state, task)
                 waiting += 1
         for c in commands:
             assert isinstance(c, ScheduleTask)
-            self._dispatch(state, scheduled_view(state, c, iso(self.clock.now())))
+            self.dispatch(state, scheduled_view(state, c, iso(self.clock.now())))
         return waiting
 
-    def _dispatch(self, state: CourseState, task: TaskState) -> None:
+    def dispatch(self, state: CourseState, task: TaskState) -> None:
+        """Hand ``task`` to its queue, named by its idempotency key (a repeat is refused)."""
         step = self.pipeline.steps[task.step]
         request = TaskRequest(
             queue=task.queue,
@@ -255,7 +270,8 @@ class Bridge:
             return False
         return task_name(task.idempotency_key) in self._handed
 
-    def _state(self, course_id: str) -> CourseState | None:
+    def state(self, course_id: str) -> CourseState | None:
+        """The course as its head records it (None: no such course)."""
         head = self.store.head(course_id)
         return CourseState.of(head.snapshot) if head else None
 
@@ -278,143 +294,14 @@ class Bridge:
                     variant=state.variant,
                 )
 
-    # -- recover ------------------------------------------------------------------------
+    # -- recovery (bridge/reconcile.py) ----------------------------------------------------
     def recover(self, *, limit: int = 100_000) -> dict[str, int]:
-        """Re-enqueue the waiting tasks of every active course after a restart.
+        """Re-enqueue the waiting tasks of every active course (``reconcile.recover``)."""
+        return reconcile_module.recover(self, limit=limit)
 
-        Cloud Tasks keeps its queues; the local dispatcher's queue lives in memory and dies
-        with the process. Every task that is scheduled, running (its process died) or
-        retrying is dispatched again; the endpoint's idempotency makes a stale copy a no-op.
-        """
-        courses = tasks = 0
-        for head in self.store.courses(limit=limit):
-            if head.status not in ("requested", "running", "paused"):
-                continue
-            courses += 1
-            self.advance(head.course_id)
-            state = self._state(head.course_id)
-            if state is None:
-                continue
-            for task in state.tasks.values():
-                if task.status in ("running", "retrying"):
-                    self._dispatch(state, task)
-                    tasks += 1
-        return {"courses": courses, "tasks": tasks}
-
-    # -- reconcile ----------------------------------------------------------------------
     def reconcile(self, quiet_s: float, *, limit: int = 1000) -> dict[str, int]:
-        """Advance every non-terminal course quiet for ``quiet_s``: rescues lost notifications."""
-        before = iso(self.clock.now() - quiet_s)
-        checked = rescued = abandoned = 0
-        for course_id in self.store.quiet(before, limit=limit):
-            checked += 1
-            abandoned += self._exhaust_abandoned(course_id)
-            commands, waiting = self._advance(course_id, None)
-            if commands or waiting:
-                rescued += 1
-        self.stats["rescues"] += rescued
-        return {"checked": checked, "rescued": rescued, "abandoned": abandoned}
-
-    def _exhaust_abandoned(self, course_id: str) -> int:
-        """Record TaskExhausted for tasks the queue has given up on without any result.
-
-        A handler that dies after TaskStarted on its last attempts leaves the task running
-        (or retrying) forever: once both of the queue's limits have passed, plus a backoff
-        and a dispatch deadline, no delivery will ever come, so the course must fail.
-        """
-        state = self._state(course_id)
-        if state is None or state.status not in ("running", "paused"):
-            return 0
-        now = self.clock.now()
-        stale = []
-        for task in state.tasks.values():
-            if task.status not in ("running", "retrying") or task.started_at is None:
-                continue
-            retry = self.pipeline.queues[task.queue].retry
-            deadline = self.pipeline.steps[task.step].timeout_s
-            horizon = retry.max_retry_duration_s + retry.max_backoff_s + deadline
-            if task.last_attempt >= retry.max_attempts and now - parse_iso(task.started_at) > (
-                horizon
-            ):
-                stale.append(task)
-        if not stale:
-            return 0
-        events = [
-            NewEvent(
-                event=TaskExhausted(
-                    task=t.name,
-                    idempotency_key=t.idempotency_key,
-                    attempts=t.attempts,
-                    error="no result within the queue's retry limits: the handler never answered",
-                ),
-                occurred_at=iso(now),
-                actor="reconciler",
-                correlation_id=course_id,
-                idempotency_key=t.idempotency_key,
-            )
-            for t in stale
-        ]
-        try:
-            self.store.append(course_id, state.version, events)
-        except (ConcurrencyConflict, TransitionNotAllowed):
-            return 0  # the course moved on: the next round looks again
-        return len(events)
-
-
-def scheduled_view(state: CourseState, c: ScheduleTask, at: str) -> TaskState:
-    """The task a ScheduleTask command creates, as the reducer will record it."""
-    return TaskState(
-        name=c.task,
-        step=c.step,
-        shard=c.shard,
-        status="scheduled",
-        generation=c.generation,
-        idempotency_key=c.idempotency_key,
-        queue=c.queue,
-        attempts=0,
-        last_attempt=0,
-        input=c.input,
-        outputs={},
-        summary={},
-        metering={},
-        error=None,
-        scheduled_at=at,
-        started_at=None,
-        finished_at=None,
-        duration_ms=None,
-    )
-
-
-def task_payload(state: CourseState, task: TaskState) -> dict[str, Any]:
-    """The plan's task payload: courseId, taskType, attempt, data, created, idempotencyKey."""
-    return {
-        "courseId": state.course_id,
-        "taskType": task.step,
-        "attempt": 1,
-        "data": {
-            "task": task.name,
-            "shard": task.shard,
-            "generation": task.generation,
-            "variant": state.variant or "cloudtasks",
-        },
-        "created": task.scheduled_at or iso(0),
-        "idempotencyKey": task.idempotency_key,
-    }
-
-
-def course_id_for(message_id: str | None, message: Mapping[str, Any]) -> str:
-    """Deterministic from the message id, so a redelivered message maps to the same course."""
-    if message_id:
-        seed = f"msg:{message_id}"
-    else:
-        seed = "req:" + repr(sorted((k, repr(v)) for k, v in message.items()))
-    return "c" + hashlib.sha256(seed.encode()).hexdigest()[:23]
-
-
-def variant_for(course_id: str, rollout_percent: int) -> str:
-    """``cloudtasks`` for ``rollout_percent`` of course ids, ``legacy`` for the rest."""
-    bucket = int(hashlib.sha256(course_id.encode()).hexdigest()[:8], 16) % 100
-    return "cloudtasks" if bucket < rollout_percent else "legacy"
+        """Advance every course quiet for ``quiet_s`` (``reconcile.reconcile``)."""
+        return reconcile_module.reconcile(self, quiet_s, limit=limit)
 
 
 Notify = Callable[[str, int], None]

@@ -1,8 +1,13 @@
 """Runtime settings: every option the code reads from the environment, in one table.
 
-Each setting names the environment variable it mirrors, its default, and which deployed
-services read it ("bridge", "steps", or a step name). Terraform's consistency test reads
-``SETTINGS`` so that every variable the code reads is set for the services that read it.
+Each setting names the environment variable it mirrors, its default, which deployed
+services read it ("bridge", "steps", or a step name), and what values it allows. Terraform's
+consistency test reads ``SETTINGS`` so that every variable the code reads is set for the
+services that read it.
+
+Values are checked once, when ``Settings.from_env`` takes the snapshot at start-up: a bad
+value (``COURSEGEN_MAX_VIDEO_BYTES=4GB``) stops the process with a ``SettingError`` naming the
+variable, the value and what is allowed, instead of failing every task that reads it.
 """
 
 from __future__ import annotations
@@ -10,10 +15,68 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+Check = Callable[[str], bool]
+
+
+class SettingError(ValueError):
+    """A setting's value is not one it allows: ``env``, ``value`` and ``allowed`` say which."""
+
+    def __init__(self, env: str, value: str, allowed: str) -> None:
+        self.env = env
+        self.value = value
+        self.allowed = allowed
+        super().__init__(f"{env}={value!r} is not allowed: {allowed}")
+
+
+def _any(value: str) -> bool:
+    return True
+
+
+def _integer(low: int, high: int | None = None) -> Check:
+    def check(value: str) -> bool:
+        text = value.strip()
+        digits = text[1:] if text[:1] in "+-" else text
+        if not (digits.isascii() and digits.isdigit()):
+            return False
+        number = int(text)
+        return number >= low and (high is None or number <= high)
+
+    return check
+
+
+def _positive_number(value: str) -> bool:
+    try:
+        number = float(value)
+    except ValueError:
+        return False
+    return number > 0 and number != float("inf")
+
+
+def _one_of(*choices: str, case: bool = True) -> Check:
+    def check(value: str) -> bool:
+        return (value if case else value.upper()) in choices
+
+    return check
+
+
+def _json_object(value: str) -> bool:
+    try:
+        return isinstance(json.loads(value or "{}"), dict)
+    except ValueError:
+        return False
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_BOOLEANS = _TRUE | {"0", "false", "no", "off", ""}
+
+
+def _boolean(value: str) -> bool:
+    return value.strip().lower() in _BOOLEANS
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +87,8 @@ class Setting:
     services: tuple[str, ...] = ("bridge", "steps")
     secret: bool = False
     cloud: bool = True  # set by Terraform in the cloud deployment
+    allowed: str = ""  # what ``check`` accepts, in words (empty: anything)
+    check: Check = _any
 
 
 _AI_STEPS = (
@@ -39,18 +104,28 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "COURSEGEN_DATA_DIR", ".coursegen", "local data folder (embedded default)", cloud=False
     ),
-    Setting("COURSEGEN_STORE", "sqlite", "event store: memory | sqlite | firestore"),
+    Setting(
+        "COURSEGEN_STORE",
+        "sqlite",
+        "event store: memory | sqlite | firestore",
+        allowed="memory, sqlite or firestore",
+        check=_one_of("memory", "sqlite", "firestore"),
+    ),
     Setting(
         "COURSEGEN_SQLITE_SYNCHRONOUS",
         "FULL",
         "SQLite durability: FULL (fsync per commit) or NORMAL",
         cloud=False,
+        allowed="FULL, NORMAL or EXTRA (any case)",
+        check=_one_of("FULL", "NORMAL", "EXTRA", case=False),
     ),
     Setting(
         "COURSEGEN_DISPATCHER",
         "local",
         "task transport: local | cloudtasks | firestore_trigger",
         ("bridge",),
+        allowed="local, cloudtasks, firestore_trigger or empty (a service that runs steps only)",
+        check=_one_of("", "local", "cloudtasks", "firestore_trigger"),
     ),
     Setting("COURSEGEN_ARTIFACTS", "", "artifact storage: a folder, or gs://bucket/prefix"),
     Setting("GOOGLE_CLOUD_PROJECT", "", "Google Cloud project id"),
@@ -60,6 +135,8 @@ SETTINGS: tuple[Setting, ...] = (
         "{}",
         "JSON map of step name to the HTTPS URL of its service",
         ("bridge",),
+        allowed="a JSON object of step name to URL",
+        check=_json_object,
     ),
     Setting(
         "COURSEGEN_TASKS_INVOKER_SA",
@@ -68,7 +145,11 @@ SETTINGS: tuple[Setting, ...] = (
         ("bridge",),
     ),
     Setting(
-        "COURSEGEN_AUTH", "hmac", "how the task endpoint authenticates callers: hmac | oidc | none"
+        "COURSEGEN_AUTH",
+        "hmac",
+        "how the task endpoint authenticates callers: hmac | oidc | none",
+        allowed="hmac, oidc or none",
+        check=_one_of("hmac", "oidc", "none"),
     ),
     Setting(
         "COURSEGEN_OIDC_AUDIENCE",
@@ -93,12 +174,16 @@ SETTINGS: tuple[Setting, ...] = (
         "100",
         "percent of new courses on the Cloud Tasks transport",
         ("bridge",),
+        allowed="a whole number from 0 to 100",
+        check=_integer(0, 100),
     ),
     Setting(
         "COURSEGEN_LEGACY_TRIGGER_ENABLED",
         "false",
         "whether the legacy Firestore-trigger transport runs",
         ("bridge",),
+        allowed="true or false (also 1/0, yes/no, on/off)",
+        check=_boolean,
     ),
     Setting(
         "COURSEGEN_OPERATOR_TOKEN",
@@ -113,6 +198,8 @@ SETTINGS: tuple[Setting, ...] = (
         "300",
         "a non-terminal course quiet this long is advanced",
         ("bridge",),
+        allowed="a whole number of seconds, 0 or more",
+        check=_integer(0),
     ),
     Setting("COURSEGEN_STEP", "", "the step a per-step service serves (empty: all)", ("steps",)),
     Setting(
@@ -120,6 +207,8 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "AI provider for every AI step: offline | gemini | openai",
         ("steps",),
+        allowed="offline, gemini, openai or empty (the step's default)",
+        check=_one_of("", "offline", "gemini", "openai"),
     ),
     Setting(
         "COURSEGEN_LOCAL_ROOTS",
@@ -142,10 +231,20 @@ SETTINGS: tuple[Setting, ...] = (
         ("prepare_video",),
     ),
     Setting(
-        "COURSEGEN_MAX_VIDEO_BYTES", str(4 * 1024**3), "largest accepted video", ("prepare_video",)
+        "COURSEGEN_MAX_VIDEO_BYTES",
+        str(4 * 1024**3),
+        "largest accepted video",
+        ("prepare_video",),
+        allowed=f"a whole number of bytes, 1 or more (4 GiB is {4 * 1024**3})",
+        check=_integer(1),
     ),
     Setting(
-        "COURSEGEN_MAX_VIDEO_SECONDS", str(4 * 3600), "longest accepted video", ("prepare_video",)
+        "COURSEGEN_MAX_VIDEO_SECONDS",
+        str(4 * 3600),
+        "longest accepted video",
+        ("prepare_video",),
+        allowed="a whole number of seconds, 1 or more",
+        check=_integer(1),
     ),
     Setting(
         "CLOUD_TASKS_EMULATOR_HOST",
@@ -203,6 +302,8 @@ SETTINGS: tuple[Setting, ...] = (
         "timeout of one AI HTTP request, seconds",
         _AI_STEPS,
         cloud=False,
+        allowed="a number of seconds greater than 0",
+        check=_positive_number,
     ),
     Setting(
         "COURSEGEN_AI_MAX_RETRIES",
@@ -210,6 +311,8 @@ SETTINGS: tuple[Setting, ...] = (
         "SDK retries of one AI request (429, 5xx, network) before the queue's own retry",
         _AI_STEPS,
         cloud=False,
+        allowed="a whole number, 0 or more",
+        check=_integer(0),
     ),
     Setting(
         "COURSEGEN_AI_PRICES",
@@ -217,6 +320,8 @@ SETTINGS: tuple[Setting, ...] = (
         "JSON price overrides per model (handlers/ai/pricing.py)",
         _AI_STEPS,
         cloud=False,
+        allowed="a JSON object of model name to prices",
+        check=_json_object,
     ),
     Setting(
         "COURSEGEN_GEMINI_BASE_URL",
@@ -273,12 +378,18 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: str) -> Settings:
+        """The settings of ``env`` (default: the process environment) with ``overrides``,
+        every value checked: ``SettingError`` names the first one that is not allowed."""
         source = os.environ if env is None else env
         values = {s.env: source.get(s.env, s.default) for s in SETTINGS}
         for key, value in overrides.items():
             if key not in _BY_ENV:
                 raise KeyError(f"unknown setting {key!r}")
             values[key] = value
+        for setting in SETTINGS:
+            value = values[setting.env]
+            if not setting.check(value):
+                raise SettingError(setting.env, value, setting.allowed)
         return cls(values)
 
     def get(self, env: str) -> str:
@@ -294,7 +405,7 @@ class Settings:
             raise ValueError(f"{env} must be an integer, got {raw!r}") from None
 
     def get_bool(self, env: str) -> bool:
-        return self.get(env).strip().lower() in {"1", "true", "yes", "on"}
+        return self.get(env).strip().lower() in _TRUE
 
     def get_list(self, env: str, sep: str = ",") -> tuple[str, ...]:
         return tuple(p.strip() for p in self.get(env).split(sep) if p.strip())

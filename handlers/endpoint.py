@@ -3,12 +3,17 @@
 Answers follow Cloud Tasks' contract: 2xx acknowledges (success, duplicate, permanent failure
 recorded), 503 asks for a retry with backoff. Direct callers get 4xx problem details (RFC 9457)
 for bad requests; nothing about a bad request is ever written to a history.
+
+Which step errors are worth a retry is decided by ``handlers.registry.is_transient``: an error
+not known to be transient (a ``ValueError`` of a bad setting, a ``KeyError`` of a bug) is
+recorded as a permanent failure at once.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 import traceback
 from collections import Counter
@@ -19,7 +24,7 @@ from typing import Any, Protocol
 import schemas
 from handlers import analytics
 from handlers.auth import Unauthorized, header
-from handlers.registry import StepContext, StepFn, StepResult
+from handlers.registry import StepContext, StepFn, StepResult, is_transient, retry_after_of
 from handlers.starts import Pending, StartRecorder
 from statemachine.commands import idempotency_key
 from statemachine.envelope import NewEvent
@@ -148,11 +153,13 @@ class TaskEndpoint:
             task=name,
         )
         t0 = self.now()
+        retry_after_s = None
         try:
             result = self.steps[task.step](StepContext(course, task, attempt, self.services))
             outcome: Event = _succeeded(task, attempt, result, t0, self.now())
         except Exception as err:  # every failure is recorded; the class decides retry or not
             outcome = _failed(task, attempt, err, t0, self.now())
+            retry_after_s = retry_after_of(err)
         start_at: float | None = None
         if pending is not None:
             recorded = self._starts.settle(pending)
@@ -161,7 +168,17 @@ class TaskEndpoint:
             else:
                 version = recorded
         return self._finish(
-            course_id, name, key, attempt, outcome, trace, course, task, version, start_at
+            course_id,
+            name,
+            key,
+            attempt,
+            outcome,
+            trace,
+            course,
+            task,
+            version,
+            start_at,
+            retry_after_s=retry_after_s,
         )
 
     def _start(
@@ -206,6 +223,8 @@ class TaskEndpoint:
         task: TaskState,
         version: int,
         start_at: float | None = None,
+        *,
+        retry_after_s: float | None = None,
     ) -> Answer:
         """Append the outcome (after our TaskStarted, or with it: ``start_at``, its time)."""
         # First try at the version our TaskStarted left; reload only when others moved on.
@@ -259,7 +278,7 @@ class TaskEndpoint:
             for done in committed:
                 done()
             self.notify(course_id, version)
-            return _answer(name, events[-1])
+            return _answer(name, events[-1], retry_after_s)
         return problem(503, "Busy", "the course is changing too fast; retry later")
 
     def _then(
@@ -436,7 +455,7 @@ def _succeeded(
 
 
 def _failed(task: TaskState, attempt: int, err: Exception, t0: float, t1: float) -> TaskFailed:
-    retryable = bool(getattr(err, "retryable", True))
+    retryable = is_transient(err)  # see handlers/registry.py: unexpected errors are permanent
     message = str(err) or type(err).__name__
     if not hasattr(err, "retryable"):  # an unexpected error: keep where it came from
         frame = traceback.extract_tb(err.__traceback__)[-1:]
@@ -465,14 +484,22 @@ def _unrecordable(result: TaskSucceeded, err: Exception) -> TaskFailed:
     )
 
 
-def _answer(name: str, last: Event) -> Answer:
+def _answer(name: str, last: Event, retry_after_s: float | None = None) -> Answer:
     if isinstance(last, TaskSucceeded):
         return Answer(200, {"status": "succeeded", "task": name})
     if isinstance(last, TaskExhausted):
         return Answer(200, {"status": "exhausted", "task": name, "detail": last.error})
     assert isinstance(last, TaskFailed)
     if last.retryable:
-        return problem(503, "Step failed; retry later", last.message, task=name)
+        if retry_after_s is None:
+            return problem(503, "Step failed; retry later", last.message, task=name)
+        # what the provider asked for (Cloud Tasks keeps to its queue's backoff; a direct
+        # caller or another queue may honour it)
+        answer = problem(
+            503, "Step failed; retry later", last.message, task=name, retryAfter=retry_after_s
+        )
+        headers = {**answer.headers, "Retry-After": str(math.ceil(retry_after_s))}
+        return replace(answer, headers=headers)
     return Answer(200, {"status": "failed", "task": name, "detail": last.message})
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from statemachine.envelope import GENESIS_HASH, Envelope, digest
-from statemachine.errors import IntegrityError, TransitionNotAllowed
+from statemachine.errors import IntegrityError, TransitionNotAllowed, UnknownEventType
 from statemachine.ports import Head
 from statemachine.reducer import apply_into
 from statemachine.state import CourseState, Snapshot, empty_snapshot
@@ -56,6 +56,8 @@ def verify(
             apply_into(acc, env)
         except TransitionNotAllowed as err:
             raise IntegrityError(course_id, env.version, f"illegal event: {err}") from None
+        except UnknownEventType as err:
+            raise IntegrityError(course_id, env.version, str(err)) from None
         prev = env.hash
         expected += 1
     if head is not None:

@@ -14,6 +14,20 @@ class TransitionNotAllowed(Exception):
         super().__init__(f"{event} is not allowed in state {state}{suffix}")
 
 
+class UnknownEventType(Exception):
+    """An event type this code does not know (a history written by a newer version, or a
+    corrupt one): ``event_type`` and ``schema_version`` (None where none was given) say which."""
+
+    def __init__(self, event_type: str, schema_version: int | None = None) -> None:
+        self.event_type = event_type
+        self.schema_version = schema_version
+        version = "" if schema_version is None else f" (schema version {schema_version})"
+        super().__init__(
+            f"unknown event type {event_type!r}{version}: not one this version of coursegen "
+            "knows (written by a newer version?)"
+        )
+
+
 class ConcurrencyConflict(Exception):
     """An append expected a version the course no longer has."""
 

@@ -7,7 +7,7 @@ from copy import deepcopy
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
-from statemachine.errors import TransitionNotAllowed
+from statemachine.errors import UnknownEventType
 
 
 def _frozen_map() -> Mapping[str, Any]:
@@ -157,7 +157,7 @@ def type_name(event: Event) -> str:
 def schema_version(event_type: str) -> int:
     cls = EVENT_TYPES.get(event_type)
     if cls is None:
-        raise TransitionNotAllowed("-", event_type, "unknown event type")
+        raise UnknownEventType(event_type)
     version: int = cls.SCHEMA_VERSION
     return version
 
@@ -188,11 +188,11 @@ def _json_copy(value: Any) -> Any:
     return deepcopy(value)  # not JSON: left for the schema check to refuse, as before
 
 
-def from_data(event_type: str, data: Mapping[str, Any]) -> Event:
+def from_data(event_type: str, data: Mapping[str, Any], schema_version: int | None = None) -> Event:
     """Build the typed event from its (upcast) ``data``."""
     cls = EVENT_TYPES.get(event_type)
     if cls is None:
-        raise TransitionNotAllowed("-", event_type, "unknown event type")
+        raise UnknownEventType(event_type, schema_version)
     names = {f.name for f in fields(cls)}
     kwargs = {k: v for k, v in data.items() if k in names}
     if cls is CourseRedriven:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from statemachine.envelope import Envelope
-from statemachine.errors import IntegrityError, TransitionNotAllowed
+from statemachine.errors import IntegrityError, TransitionNotAllowed, UnknownEventType
 from statemachine.lifecycle import COURSE, TASK
 from statemachine.state import NEW, CourseState, Snapshot, empty_snapshot
 
@@ -197,7 +197,7 @@ def apply_into(acc: Snapshot, env: Envelope) -> None:
         )
     handler = HANDLERS.get(env.type)
     if handler is None:
-        raise TransitionNotAllowed(acc["status"], env.type, "unknown event type")
+        raise UnknownEventType(env.type, env.schema_version)
     try:
         handler(acc, env)
     except TransitionNotAllowed as err:

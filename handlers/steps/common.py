@@ -60,8 +60,10 @@ def call(ctx: StepContext, schema: str, fn: Callable[[], AIResult]) -> AIResult:
     try:
         result = fn()
     except ProviderError as err:
-        cls = TransientStepError if err.retryable else PermanentStepError
-        raise cls(f"{ctx.task.step}: {err}") from None
+        message = f"{ctx.task.step}: {err}"
+        if err.retryable:  # the provider's Retry-After goes on to the queue's answer
+            raise TransientStepError(message, retry_after_s=err.retry_after_s) from None
+        raise PermanentStepError(message) from None
     try:
         schemas.validate(schema, result.data)
     except schemas.SchemaError as err:

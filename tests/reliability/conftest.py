@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
-from bridge.core import Bridge, task_payload
+from bridge.core import Bridge
 from bridge.dispatch import AlreadyExists, TaskRequest
 from bridge.runtime.clock import SystemClock
 from bridge.settings import Settings
 from bridge.tooling.synthetic import noop_steps
+from bridge.wire import task_payload
 from handlers.auth import HmacVerifier, allow_all, sign
 from handlers.endpoint import TaskEndpoint
 from statemachine.pipeline import default_pipeline

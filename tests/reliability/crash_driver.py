@@ -18,9 +18,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from bridge.core import course_id_for
 from bridge.runtime.embedded import embedded
 from bridge.settings import Settings
+from bridge.wire import course_id_for
 from handlers.registry import StepContext, StepFn, StepResult, real_steps
 from statemachine.envelope import NewEvent
 from statemachine.store.appending import FollowUp

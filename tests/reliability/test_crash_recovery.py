@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.core import course_id_for
+from bridge.wire import course_id_for
 from statemachine.state import CourseState
 from statemachine.store.sqlite import SqliteStore
 from tests.reliability.crash_driver import MESSAGE_ID

@@ -223,3 +223,45 @@ def test_seal_chains_hashes():
     a = seal("c", 1, "0" * 64, requested())
     b = seal("c", 2, a.hash, requested())
     assert b.prev_hash == a.hash and len(a.hash) == 64 and a.hash != b.hash
+
+
+def test_an_unknown_event_type_is_named_with_its_schema_version():
+    """A history with an event this code does not know (written by a newer version): the
+    error names the type and the version; the audit reports it at its version."""
+    import json
+
+    from statemachine.audit import verify
+    from statemachine.envelope import canonical, decode, digest
+    from statemachine.errors import IntegrityError, UnknownEventType
+    from statemachine.events import from_data, schema_version
+
+    first = seal("c", 1, "0" * 64, requested())
+    body = {
+        "course_id": "c",
+        "version": 2,
+        "type": "CourseArchived",
+        "schema_version": 3,
+        "occurred_at": "2026-01-01T00:00:00.000000Z",
+        "actor": "future",
+        "causation_id": None,
+        "correlation_id": None,
+        "idempotency_key": None,
+        "data": {},
+        "prev_hash": first.hash,
+    }
+    raw = canonical(body)
+    future = decode(raw, digest(raw), json.loads)
+
+    with pytest.raises(UnknownEventType) as caught:
+        fold([first, future])
+    assert (caught.value.event_type, caught.value.schema_version) == ("CourseArchived", 3)
+    assert "'CourseArchived' (schema version 3)" in str(caught.value)
+    assert not isinstance(caught.value, TransitionNotAllowed)  # not a refusal: not known
+
+    with pytest.raises(IntegrityError, match="version 2: unknown event type 'CourseArchived'"):
+        verify("c", [first, future])
+    with pytest.raises(UnknownEventType, match="'CourseArchived'"):
+        schema_version("CourseArchived")
+    with pytest.raises(UnknownEventType) as caught:
+        from_data("CourseArchived", {}, 3)
+    assert caught.value.schema_version == 3

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bridge.core import variant_for
 from bridge.dispatch import AlreadyExists, TaskRequest
 from bridge.dispatch.firestore_trigger import (
     LegacyDisabled,
@@ -17,6 +16,7 @@ from bridge.dispatch.firestore_trigger import (
     step_document,
 )
 from bridge.ops.stats import collect, summarize
+from bridge.wire import variant_for
 
 from .conftest import Ops, make_ops
 

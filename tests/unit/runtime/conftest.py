@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 import schemas
-from bridge.core import task_payload
 from bridge.dispatch import AlreadyExists, TaskRequest, task_name
 from bridge.runtime.clock import VirtualClock
 from bridge.runtime.embedded import Runtime, embedded
 from bridge.settings import Settings
 from bridge.tooling.synthetic import noop_steps
+from bridge.wire import task_payload
 from handlers.auth import sign
 from handlers.endpoint import Answer
 from handlers.registry import StepContext, StepFn, StepResult

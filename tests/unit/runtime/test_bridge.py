@@ -3,18 +3,21 @@
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from collections import Counter
 
 import pytest
 
-from bridge.core import Bridge, InvalidRequest, course_id_for, variant_for
+from bridge.core import Bridge, InvalidRequest
 from bridge.dispatch import task_name
 from bridge.dispatch.local import LocalDispatcher
 from bridge.runtime.embedded import embedded
+from bridge.wire import course_id_for, variant_for
 from handlers.registry import TransientStepError
 from statemachine.audit import verify
+from statemachine.errors import ConcurrencyConflict, TransitionNotAllowed
 from statemachine.pipeline import default_pipeline
 from statemachine.store.memory import MemoryStore
 from statemachine.store.sqlite import SqliteStore
@@ -90,6 +93,14 @@ def test_the_course_id_is_deterministic_from_the_message_id(bridge, recording):
 def test_the_course_id_without_a_message_id_comes_from_the_content_or_the_message(bridge):
     assert course_id_for(None, REQUEST) == course_id_for(None, dict(reversed(REQUEST.items())))
     assert course_id_for(None, REQUEST) != course_id_for(None, {**REQUEST, "title": "Other"})
+    # nested keys too: the options {x, y} and {y, x} are one request
+    xy = {**REQUEST, "options": {"maxFrames": 40, "language": "en"}}
+    yx = {**REQUEST, "options": {"language": "en", "maxFrames": 40}}
+    assert course_id_for(None, xy) == course_id_for(None, yx)
+    assert course_id_for(None, xy) != course_id_for(None, {**xy, "options": {"maxFrames": 41}})
+    # the same message is the same course, with or without its message id
+    assert course_id_for(None, xy) == course_id_for(None, json.loads(json.dumps(xy)))
+    assert course_id_for("m-1", xy) == course_id_for("m-1", yx) == course_id_for("m-1", {})
     assert bridge.ingest({**REQUEST, "courseId": "chosen-1"}, message_id="m") == "chosen-1"
 
 
@@ -373,3 +384,54 @@ def test_reconcile_exhausts_a_task_whose_handler_never_answered():
     state = rt.store.head(course)
     assert state.status == "failed"
     assert state.snapshot["tasks"]["prepare_video"]["status"] == "exhausted"
+
+
+# -- errors that tell the truth ---------------------------------------------------------------
+class RefusingStore(MemoryStore):
+    """A store whose reducer refuses every TaskScheduled (as a reducer out of step with
+    ``decide`` would), counting the appends it was asked for."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused = 0
+
+    def append(self, course_id, expected_version, events, *, then=None):
+        if any(e.type == "TaskScheduled" for e in events):
+            self.refused += 1
+            raise TransitionNotAllowed("requested", "TaskScheduled", "refused by the fake")
+        return super().append(course_id, expected_version, events, then=then)
+
+
+def test_a_refused_append_is_reported_at_once_with_its_event_and_state(clock, recording):
+    store = RefusingStore()
+    bridge = Bridge(store, recording, default_pipeline(), clock)
+    store.append("c1", 0, [requested()])
+
+    with pytest.raises(TransitionNotAllowed) as caught:
+        bridge.advance("c1")
+
+    assert store.refused == 1  # not retried: a refusal at a fixed version is deterministic
+    assert (caught.value.state, caught.value.event) == ("requested", "TaskScheduled")
+    assert "course c1 at version 1" in str(caught.value)
+    assert recording.accepted == []
+
+
+class ConflictingStore(MemoryStore):
+    """A store that always has moved on by the time an append arrives."""
+
+    def append(self, course_id, expected_version, events, *, then=None):
+        if any(e.type == "TaskScheduled" for e in events):
+            raise ConcurrencyConflict(course_id, expected_version, expected_version + 1)
+        return super().append(course_id, expected_version, events, then=then)
+
+
+def test_a_lost_race_is_retried_then_reported_with_the_versions_it_saw(clock, recording):
+    store = ConflictingStore()
+    bridge = Bridge(store, recording, default_pipeline(), clock)
+    store.append("c1", 0, [requested()])
+
+    with pytest.raises(ConcurrencyConflict) as caught:
+        bridge.advance("c1")
+
+    assert bridge.stats["conflicts"] == 50
+    assert (caught.value.expected, caught.value.actual) == (1, 2)

@@ -3,22 +3,29 @@ problem for every kind of bad request, none of which writes anything to any hist
 
 from __future__ import annotations
 
+import errno
 import json
+import socket
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from bridge.runtime.embedded import embedded
+from bridge.tooling.synthetic import noop_steps
+from handlers.ai.port import TransientProviderError
 from handlers.auth import sign
 from handlers.endpoint import MAX_BODY_BYTES, Answer
 from handlers.registry import PermanentStepError, TransientStepError
+from handlers.steps.common import call
 from statemachine.envelope import NewEvent
 from statemachine.events import CourseCancelled, CourseRedriven
 from statemachine.pipeline import default_pipeline
+from statemachine.store.memory import MemoryStore
 from statemachine.timefmt import iso
 
-from .conftest import SECRET, T0, Env
+from .conftest import SECRET, T0, Env, Steps, settings
 
 VIDEO_QUEUE = default_pipeline().queues["video-preparation-queue"].retry
 
@@ -91,16 +98,81 @@ def test_a_transient_error_answers_503_and_records_a_retryable_failure(env):
     assert [e.data["attempt"] for e in env.store.load(course) if e.type == "TaskStarted"] == [1, 2]
 
 
-def test_an_unexpected_exception_is_retryable_and_says_where_it_came_from(env):
+@pytest.mark.parametrize(
+    "error",
+    [
+        KeyError("frames"),
+        ValueError("COURSEGEN_MAX_VIDEO_BYTES must be an integer, got '4GB'"),
+        TypeError("unsupported operand"),
+        FileNotFoundError(errno.ENOENT, "no such file"),
+        RuntimeError("tesseract is not installed"),
+    ],
+    ids=type,
+)
+def test_an_unexpected_error_is_permanent_at_once_and_says_where_it_came_from(env, error):
     course = env.ingest("m1")
-    env.steps.fail("prepare_video", KeyError("frames"))
+    env.steps.fail("prepare_video", error)
+
+    answer = env.post(env.payload(course))
+
+    assert answer.status == 200  # the queue must not burn its attempts on it
+    assert answer.body["status"] == "failed"
+    failed, course_failed = last_events(env, course, 2)
+    assert failed.data["error_type"] == type(error).__name__
+    assert failed.data["retryable"] is False
+    assert failed.data["message"].startswith(f"{type(error).__name__}: ")
+    assert " at " in failed.data["message"]
+    assert course_failed.type == "CourseFailed"
+    assert env.steps.calls["prepare_video"] == 1
+
+
+class ProviderHttpError(Exception):
+    """An HTTP stack's error as the SDKs raise it: a status code, no ``retryable``."""
+
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"HTTP {status_code}")
+        self.status_code = status_code
+
+
+class Timeout(OSError):
+    """Shaped like requests' Timeout: an OSError without an errno, named for what it is."""
+
+
+class ReadTimeout(Timeout):
+    pass
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionResetError(errno.ECONNRESET, "reset by peer"),
+        TimeoutError("timed out"),
+        OSError(errno.ENETUNREACH, "network is unreachable"),
+        socket.gaierror(socket.EAI_AGAIN, "temporary failure in name resolution"),
+        ReadTimeout("read timed out"),
+        ProviderHttpError(503),
+        ProviderHttpError(429),
+    ],
+    ids=repr,
+)
+def test_a_known_transient_error_answers_503_and_is_retried(env, error):
+    course = env.ingest("m1")
+    env.steps.fail("prepare_video", error)
 
     answer = env.post(env.payload(course))
 
     assert answer.status == 503
     (failed,) = last_events(env, course, 1)
-    assert failed.data["error_type"] == "KeyError"
-    assert failed.data["message"].startswith("KeyError: 'frames' at ")
+    assert failed.data["retryable"] is True
+    assert env.status(course) == "running"
+
+
+def test_an_http_error_that_no_retry_fixes_is_permanent(env):
+    course = env.ingest("m1")
+    env.steps.fail("prepare_video", ProviderHttpError(400))
+
+    assert env.post(env.payload(course)).status == 200
+    assert env.status(course) == "failed"
 
 
 def test_a_permanent_error_is_recorded_answers_200_and_fails_the_course(env):
@@ -446,3 +518,33 @@ def test_schema_problems_list_each_field(env):
     assert any(e.startswith("attempt:") for e in errors)
     assert any(e.startswith("courseId:") for e in errors)
     assert any("'extra' was unexpected" in e for e in errors)
+
+
+# -- a provider's Retry-After -----------------------------------------------------------------
+def test_a_providers_retry_after_reaches_the_queues_answer(tmp_path, clock):
+    def busy() -> Any:
+        raise TransientProviderError("HTTP 429 (rate limited)", retry_after_s=7.2)
+
+    steps = dict(noop_steps(default_pipeline()))
+    steps["prepare_video"] = lambda ctx: call(ctx, "ai/structure", busy)
+    rt = embedded(tmp_path, settings=settings(), steps=steps, clock=clock, store=MemoryStore())
+    env = Env(rt, clock, Steps(), set())
+    course = env.ingest("m1")
+
+    answer = env.post(env.payload(course))
+
+    assert answer.status == 503
+    assert answer.headers["Retry-After"] == "8"  # whole seconds, rounded up
+    assert answer.body["retryAfter"] == 7.2
+    assert answer.body["detail"] == "prepare_video: HTTP 429 (rate limited)"
+    (failed,) = last_events(env, course, 1)
+    assert failed.data["retryable"] is True
+    rt.close()
+
+
+def test_a_transient_error_without_retry_after_answers_a_plain_503(env):
+    course = env.ingest("m1")
+    env.steps.fail("prepare_video", TransientStepError("busy"))
+    answer = env.post(env.payload(course))
+    assert answer.status == 503
+    assert "Retry-After" not in answer.headers and "retryAfter" not in answer.body
