@@ -41,6 +41,14 @@ def main() -> None:
     "[env COURSEGEN_PROVIDER; default from pipeline.json: offline].",
 )
 @data_option
+@click.option(
+    "--paused-timeout",
+    "paused_timeout",
+    type=click.FloatRange(min=0),
+    default=900,
+    show_default=True,
+    help="Seconds to wait on a course an operator paused before giving up (exit 1).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def run(
     video: Path,
@@ -49,9 +57,13 @@ def run(
     language: str,
     provider: str | None,
     data: Path,
+    paused_timeout: float,
     as_json: bool,
 ) -> None:
-    """Run VIDEO through the whole pipeline on this machine and write the course."""
+    """Run VIDEO through the whole pipeline on this machine and write the course.
+
+    While it runs, ``coursegen pause|resume|cancel|redrive`` from another shell reach it (the
+    run's reconciler loop picks up what they record)."""
     from bridge.cli.run import run_video
 
     summary = run_video(
@@ -62,6 +74,7 @@ def run(
         language=language,
         provider=provider,
         live=not as_json,
+        paused_timeout_s=paused_timeout,
     )
     if as_json:
         emit_json(summary)
@@ -74,7 +87,19 @@ def run(
 def _print_run(summary: dict[str, Any]) -> None:
     """The human summary: where the course is, or which step failed and why."""
     click.echo(f"course {summary['course_id']}: {summary['status']} in {summary['wall_s']} s")
-    if summary["status"] == "completed":
+    if summary.get("stopped"):
+        course, data = summary["course_id"], summary["data"]
+        resume = (
+            f"coursegen resume {course} --reason ..., then "
+            if summary["status"] == "paused"
+            else ""
+        )
+        click.echo(
+            f"  stopped waiting: the course is {summary['status']}, {summary['stopped']};"
+            f" it stays in {data}: {resume}coursegen work --data {data}",
+            err=True,
+        )
+    elif summary["status"] == "completed":
         click.echo(f"  {summary['lessons']} lessons, {summary['questions']} questions")
         for name, path in summary.get("files", {}).items():
             click.echo(f"  {name}: {path}")

@@ -108,22 +108,38 @@ def _operate(
         click.echo(f"redriven: {', '.join(result['tasks'])}")
     if result.get("scheduled"):
         click.echo(f"scheduled: {', '.join(result['scheduled'])}")
-        if Settings.from_env().get("COURSEGEN_STORE") == "sqlite":
-            click.echo(f"run them with: coursegen work --data {data} --until-idle")
+    elif "scheduled" in result:  # recorded only: a running process schedules
+        click.echo(_who_schedules(data))
+
+
+def _who_schedules(data: Path) -> str:
+    """Who advances a course after resume or redrive recorded only the operator event."""
+    if Settings.from_env().get("COURSEGEN_STORE") != "sqlite":
+        return "the reconciler schedules what is due within two reconcile periods"
+    from bridge.runtime.embedded import live_processes
+
+    running = live_processes(data)
+    if running:
+        names = ", ".join(f"{p.get('command') or 'coursegen'} (pid {p['pid']})" for p in running)
+        return f"the running {names} schedules what is due within a second"
+    return (
+        f"no coursegen process is running on {data}: schedule what is due with"
+        f" coursegen work --data {data} --until-idle (or coursegen serve)"
+    )
 
 
 def _operator_context(data: Path, *, needs_bridge: bool) -> tuple[Any, Any, Callable[[], None]]:
-    """The store, a bridge (None: the cloud reconciler advances) and how to close them."""
+    """The store, a bridge (None: the operation records its event only) and how to close them.
+
+    On the embedded store the CLI never dispatches: its in-memory queue would die with the
+    command. It records the event; the reconciler loop of the process running the course
+    (``coursegen serve``, ``run`` or ``work`` on the same --data) notices the course moved and
+    schedules what is due. Against Firestore with Cloud Tasks it advances at once (the
+    queues outlive the command); otherwise the cloud's reconciler advances it."""
     from bridge.cli.common import open_store as _store
 
     cfg = Settings.from_env()
     kind = cfg.get("COURSEGEN_STORE")
-    if kind == "sqlite" and needs_bridge:
-        _store(data, cfg).close()  # a clear error when there is no store in --data
-        from bridge.runtime.embedded import embedded
-
-        rt = embedded(data, settings=cfg)
-        return rt.store, rt.bridge, rt.close
     if kind == "firestore" and needs_bridge and cfg.get("COURSEGEN_DISPATCHER") == "cloudtasks":
         from bridge.runtime.cloud import cloud_runtime
 
@@ -180,19 +196,15 @@ def run_worker(
     until_idle: bool,
     workers: int = 4,
     poll_s: float = 0.2,
-    reconcile_every_s: float = 30.0,
     timeout_s: float | None = None,
 ) -> dict[str, Any]:
-    """Recover, deliver on threads, reconcile now and then; return when idle (``until_idle``)."""
+    """Recover, then run every transport and the reconciler loop (``Runtime.start``); return
+    when idle (``until_idle``), or run until interrupted."""
     recovered = rt.bridge.recover()
     rt.start(workers)
-    started = last_reconcile = time.monotonic()
-    quiet_s = float(rt.settings.get_int("COURSEGEN_RECONCILE_QUIET_SECONDS"))
+    started = time.monotonic()
     while timeout_s is None or time.monotonic() - started < timeout_s:
         time.sleep(poll_s)
-        if time.monotonic() - last_reconcile >= reconcile_every_s:
-            rt.bridge.reconcile(quiet_s)
-            last_reconcile = time.monotonic()
         if until_idle and (rt.pending() == 0 or not _active(rt.store)):
             break
     counts: dict[str, int] = {}

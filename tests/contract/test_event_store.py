@@ -8,7 +8,7 @@ import pytest
 
 from statemachine.audit import verify
 from statemachine.errors import ConcurrencyConflict, EventTooLarge, TransitionNotAllowed
-from statemachine.events import TaskSucceeded
+from statemachine.events import CourseCancelled, TaskSucceeded
 from statemachine.reducer import fold
 from statemachine.timefmt import iso
 from tests.factories import T0, new, one_step_history, requested, scheduled, started, types
@@ -91,6 +91,17 @@ def test_quiet_lists_only_active_courses_older_than_a_time(store):
     store.append("new", 0, [new(requested().event, T0 + 600)])
     assert list(store.quiet(iso(T0 + 300))) == ["old"]
     assert sorted(store.quiet(iso(T0 + 900))) == ["new", "old"]
+
+
+def test_moved_lists_active_courses_changed_since_a_time_with_their_versions(store):
+    store.append("old", 0, [new(requested().event, T0)])
+    store.append("new", 0, [new(requested().event, T0 + 600)])
+    store.append("new", 1, [new(CourseCancelled(reason="r"), T0 + 700)])
+    store.append("newer", 0, [new(requested().event, T0 + 650)])
+    store.append("newer", 1, [new(scheduled("newer").event, T0 + 800)])
+    assert list(store.moved(iso(T0 + 300))) == [("newer", 2)]  # "new" ended: cancelled
+    assert list(store.moved(iso(T0))) == [("old", 1), ("newer", 2)]
+    assert list(store.moved(iso(T0 + 900))) == []
 
 
 def test_courses_lists_heads(store):
