@@ -1,7 +1,9 @@
 """The ``coursegen`` command line: run, status, replay, audit, simulate, bench.
 
 Every option that has a setting mirrors its environment variable (``--data`` is
-``COURSEGEN_DATA_DIR``); ``coursegen COMMAND --help`` documents each command.
+``COURSEGEN_DATA_DIR``); ``coursegen COMMAND --help`` documents each command. The settings
+are checked once, before any command runs; an error ends a command with one line and a
+non-zero exit code (``bridge.cli.errors``), its traceback only with ``--debug``.
 """
 
 from __future__ import annotations
@@ -13,13 +15,18 @@ from typing import Any
 
 import click
 
-from bridge.cli.common import data_option, emit_json, open_store
+from bridge.cli.common import data_option, emit_json, open_store, text_table
+from bridge.cli.errors import Coursegen
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Coursegen, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option("0.1.0", prog_name="coursegen")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error.")
+def main(debug: bool) -> None:
     """Turn a lecture video into a structured course; audit every step it took."""
+    from bridge.settings import Settings
+
+    Settings.from_env()  # every setting checked once, naming the first one not allowed
 
 
 @main.command()
@@ -162,6 +169,10 @@ def replay(
     """Replay a course's history: timeline, state at any version, verification."""
     from bridge.ops import replay as rp
 
+    if at is not None and (check or export):
+        raise click.UsageError(
+            "--at shows one state: it cannot be combined with --verify or --export"
+        )
     store = open_store(data)
     if check:
         verdict = rp.check(store, course_id)
@@ -330,18 +341,8 @@ def bench_media(minutes: int, as_json: bool) -> None:
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    if not rows:
-        click.echo("(nothing)")
-        return
-    table = Table(show_lines=False)
-    for key in rows[0]:
-        table.add_column(str(key))
-    for row in rows:
-        table.add_row(*(str(v) for v in row.values()))
-    Console().print(table)
+    """Plain aligned columns: ids are never cut, piped or in a narrow terminal."""
+    click.echo(text_table(rows).rstrip("\n") if rows else "(nothing)")
 
 
 def _register_extensions() -> None:

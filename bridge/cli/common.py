@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,19 @@ def open_store(data: Path, settings: Settings | None = None) -> Any:
         path = data / "events.db"
         if not path.exists():
             raise click.ClickException(f"no event store at {path} (run a course first, or --data)")
-        return make_store("sqlite", path=path, synchronous=cfg.get("COURSEGEN_SQLITE_SYNCHRONOUS"))
+        try:
+            return make_store(
+                "sqlite", path=path, synchronous=cfg.get("COURSEGEN_SQLITE_SYNCHRONOUS")
+            )
+        except sqlite3.DatabaseError as err:
+            raise click.ClickException(
+                f"{path} is not a readable coursegen event store ({err})"
+            ) from None
     if kind == "firestore":
         return make_store("firestore", project=cfg.get("GOOGLE_CLOUD_PROJECT") or None)
-    raise click.ClickException(f"the {kind} store keeps nothing between commands")
+    raise click.ClickException(
+        f"COURSEGEN_STORE={kind} keeps nothing between commands: use sqlite (--data) or firestore"
+    )
 
 
 def emit_json(obj: Any) -> None:
@@ -38,3 +48,15 @@ data_option = click.option(
     show_default=True,
     help="Folder of the embedded event store and artifacts [env COURSEGEN_DATA_DIR].",
 )
+
+
+def text_table(rows: list[dict[str, Any]]) -> str:
+    """Plain aligned columns (wide tables stay readable in a narrow terminal or a log, and no
+    cell is ever cut: a course id can always be copied)."""
+    if not rows:
+        return "(nothing)\n"
+    cells = [[str(k) for k in rows[0]]]
+    cells += [["-" if v is None else str(v) for v in row.values()] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(line.rstrip() for line in lines) + "\n"

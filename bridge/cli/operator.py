@@ -167,11 +167,13 @@ def _work_command() -> Callable[..., None]:
     def work(data: Path, until_idle: bool, workers: int, synthetic: bool, as_json: bool) -> None:
         """Run the embedded runtime on --data: re-enqueue the waiting tasks of every active
         course (the local queue lives in memory and dies with its process), then deliver."""
+        from bridge.cli.common import open_store as _store
         from bridge.runtime.embedded import embedded
 
         cfg = Settings.from_env()
         if cfg.get("COURSEGEN_STORE") != "sqlite":
             raise click.ClickException("work runs the embedded runtime: COURSEGEN_STORE=sqlite")
+        _store(data, cfg).close()  # refuses a --data with no store, as the read commands do
         steps = None
         if synthetic:
             from bridge.tooling.synthetic import noop_steps
@@ -232,6 +234,7 @@ def _stats_command() -> Callable[..., None]:
     def stats(data: Path, since: str | None, as_json: bool) -> None:
         """Per step and variant: count, p50/p95 duration, failure rate, attempts, cost."""
         from bridge.cli.common import open_store as _store
+        from bridge.cli.common import text_table
         from bridge.ops.stats import collect, since_iso, summarize
         from statemachine.pipeline import default_pipeline
 
@@ -249,17 +252,6 @@ def _stats_command() -> Callable[..., None]:
         click.echo(text_table(report["steps"]))
 
     return stats
-
-
-def text_table(rows: list[dict[str, Any]]) -> str:
-    """Plain aligned columns (wide tables stay readable in a narrow terminal or a log)."""
-    if not rows:
-        return "(nothing)\n"
-    cells = [[str(k) for k in rows[0]]]
-    cells += [["-" if v is None else str(v) for v in row.values()] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
-    return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
 def _rebuild_command() -> Callable[..., None]:
