@@ -23,6 +23,8 @@ class CourseRequested:
     options: Mapping[str, Any] = field(default_factory=_frozen_map)
     request_id: str | None = None
     variant: str = "cloudtasks"
+    not_before: str | None = None  # start no earlier (ISO time); absent from data when None
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"not_before"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -35,6 +37,8 @@ class TaskScheduled:
     idempotency_key: str
     queue: str
     input: Mapping[str, Any] = field(default_factory=_frozen_map)
+    not_before: str | None = None  # the queue holds it until then (ISO time); omitted if None
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"not_before"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -107,6 +111,8 @@ class CoursePaused:
 class CourseResumed:
     SCHEMA_VERSION: ClassVar[int] = 1
     reason: str
+    not_before: str | None = None  # what is due is held until then (ISO time); omitted if None
+    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"not_before"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -166,15 +172,24 @@ def to_data(event: Event) -> dict[str, Any]:
     """The JSON-ready ``data`` of an event (a copy: tuples become lists, mappings dicts).
 
     What ``dataclasses.asdict`` gives, but by field names looked up once per class: events
-    hold only JSON's own types, and this runs for every event appended."""
+    hold only JSON's own types, and this runs for every event appended. A field added to an
+    event later (named in its ``OMIT_NONE``) is left out while it is None, so an event that
+    does not use it serialises exactly as before the field existed."""
     cls = type(event)
     names = _FIELD_NAMES.get(cls)
     if names is None:
         names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
-    return {name: _json_copy(getattr(event, name)) for name in names}
+        _OMIT[cls] = getattr(cls, "OMIT_NONE", frozenset())
+    omit = _OMIT[cls]
+    data = {name: _json_copy(getattr(event, name)) for name in names}
+    for name in omit:
+        if data.get(name) is None:
+            data.pop(name, None)
+    return data
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_OMIT: dict[type, frozenset[str]] = {}
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 

@@ -21,7 +21,7 @@ def register(main: click.Group) -> None:
     """Add the operator commands to ``coursegen``."""
     from bridge.cli.common import data_option
 
-    def operation(name: str, doc: str, with_step: bool = False) -> None:
+    def operation(name: str, doc: str, extra: str | None = None) -> None:
         @click.argument("course_id")
         @click.option("--reason", required=True, help=REASON_HELP)
         @click.option(
@@ -39,12 +39,20 @@ def register(main: click.Group) -> None:
             data: Path,
             as_json: bool,
             step: str | None = None,
+            at: str | None = None,
         ) -> None:
-            _operate(name, course_id, reason, operator, data, as_json, step)
+            _operate(name, course_id, reason, operator, data, as_json, step, at)
 
         command.__doc__ = doc
-        if with_step:
+        if extra == "step":
             command = click.option("--step", help="Only the tasks of this step.")(command)
+        if extra == "at":
+            command = click.option(
+                "--at",
+                metavar="TIME",
+                help="Hold what is due until TIME (ISO 8601, e.g. 2026-01-31T22:00Z; no offset:"
+                " UTC): it is scheduled on its queue for then.",
+            )(command)
         main.command(name)(command)
 
     operation(
@@ -52,12 +60,14 @@ def register(main: click.Group) -> None:
         "Cancel COURSE_ID: its queued and running tasks become no-ops when they arrive.",
     )
     operation("pause", "Pause COURSE_ID: no new task is scheduled until it is resumed.")
-    operation("resume", "Resume a paused COURSE_ID and schedule what is due.")
+    operation(
+        "resume", "Resume a paused COURSE_ID and schedule what is due (--at: for then).", "at"
+    )
     operation(
         "redrive",
         "Run the failed and exhausted tasks of COURSE_ID again, as a new generation; the "
         "course continues where it stopped, and succeeded steps are not run again.",
-        with_step=True,
+        "step",
     )
     main.command("work")(data_option(_work_command()))
     main.command("stats")(data_option(_stats_command()))
@@ -81,13 +91,21 @@ def _operate(
     data: Path,
     as_json: bool,
     step: str | None,
+    at: str | None = None,
 ) -> None:
     from bridge.ops import operations
 
     store, bridge, close = _operator_context(data, needs_bridge=name in ("resume", "redrive"))
     try:
         result = operations.perform(
-            name, store, bridge, course_id, operator=_operator(operator), reason=reason, step=step
+            name,
+            store,
+            bridge,
+            course_id,
+            operator=_operator(operator),
+            reason=reason,
+            step=step,
+            at=at,
         )
     except operations.OperationError as err:
         if as_json:
@@ -106,6 +124,8 @@ def _operate(
     )
     if result.get("tasks"):
         click.echo(f"redriven: {', '.join(result['tasks'])}")
+    if result.get("at"):
+        click.echo(f"held until {result['at']}: what is due is scheduled on its queue for then")
     if result.get("scheduled"):
         click.echo(f"scheduled: {', '.join(result['scheduled'])}")
     elif "scheduled" in result:  # recorded only: a running process schedules

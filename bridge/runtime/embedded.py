@@ -131,8 +131,11 @@ def embedded(
         now=clk.now,
     )
 
-    def deliver(request: TaskRequest, headers: Mapping[str, str], body: bytes) -> int:
-        return endpoint.handle(headers, body, url=f"local://{request.step}").status
+    def deliver(
+        request: TaskRequest, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, Mapping[str, str]]:
+        answer = endpoint.handle(headers, body, url=f"local://{request.step}")
+        return answer.status, answer.headers
 
     dispatcher = LocalDispatcher(
         pipe,
@@ -151,7 +154,7 @@ def embedded(
     legacy = None
     if cfg.get_bool("COURSEGEN_LEGACY_TRIGGER_ENABLED"):
         legacy = LocalStepDocuments(step_runner(endpoint), clk, pipe)
-        bridge.legacy_dispatcher = LegacyTriggerDispatcher(legacy, clk)
+        bridge.legacy_dispatcher = LegacyTriggerDispatcher(legacy, clk, delayed=dispatcher)
     else:
         bridge.legacy_dispatcher = LegacyDisabled(dispatcher)
     rt = Runtime(

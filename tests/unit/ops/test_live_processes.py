@@ -24,6 +24,7 @@ from bridge.tooling.synthetic import noop_steps
 from bridge.web.dashboard.stack import Stack, local_stack
 from handlers.registry import StepContext, StepFn, StepResult
 from statemachine.pipeline import default_pipeline
+from statemachine.timefmt import iso, parse_iso
 
 TOKEN = "live-operator-token"
 BASE = {
@@ -279,3 +280,35 @@ def test_a_run_stops_waiting_on_a_course_paused_past_its_paused_timeout(tmp_path
     summary = run.result()
     assert summary["status"] == "paused"
     assert summary["stopped"] == "paused for more than 1 s"
+
+
+def test_resume_at_a_time_from_the_cli_holds_the_work_in_a_running_serve(tmp_path: Path) -> None:
+    gate = Gate("prepare_video")
+    stack = local_stack(tmp_path, settings=Settings.from_env(BASE), steps=gate.registry())
+    try:
+        _resume_at(tmp_path, stack, gate)
+    finally:
+        gate.open()
+        stack.close()
+
+
+def _resume_at(tmp_path: Path, stack: Stack, gate: Gate) -> None:
+    course = push(stack, {"videoUri": "gs://lectures/v.mp4", "title": "Night"}, "m-1")
+    until(gate.entered.is_set, what="prepare_video starts")
+    cli(tmp_path, "pause", course, "--reason", "run it later")
+    gate.open()
+    until(lambda: stack.runtime.pending() == 0, what="prepare_video finishes")
+    at = time.time() + 2.0
+    when = iso(at)
+    out = cli(tmp_path, "resume", course, "--reason", "now is later", "--at", when)
+    assert f"held until {when}" in out
+    until(lambda: head(tmp_path, course)["status"] == "completed", what="the held course ends")
+    events = stack.runtime.store.load(course)
+    held = [e for e in events if e.type == "TaskScheduled" and e.data.get("not_before")]
+    assert {e.data["task"] for e in held} == {"extract_frames", "transcribe", "analyze_video"}
+    first_start = min(
+        parse_iso(e.occurred_at)
+        for e in events
+        if e.type == "TaskStarted" and e.data["task"] in ("extract_frames", "transcribe")
+    )
+    assert first_start >= at - 0.001
