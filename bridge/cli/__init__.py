@@ -347,6 +347,7 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 def _register_extensions() -> None:
     """Commands that live beside their code: operations, the dashboard, queues, export."""
+    from bridge.cli import dead_letters as dead_letters_cli
     from bridge.cli import operator as ops_cli
     from bridge.cli import queues as queues_cli
     from bridge.cli import serve as serve_cli
@@ -355,6 +356,7 @@ def _register_extensions() -> None:
     ops_cli.register(main)
     serve_cli.register(main)
     queues_cli.register(main)
+    dead_letters_cli.register(main)
     main.add_command(export)
 
 
