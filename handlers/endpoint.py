@@ -29,7 +29,14 @@ from handlers.starts import Pending, StartRecorder
 from statemachine.commands import idempotency_key
 from statemachine.envelope import NewEvent
 from statemachine.errors import ConcurrencyConflict, EventTooLarge, TransitionNotAllowed
-from statemachine.events import Event, TaskExhausted, TaskFailed, TaskStarted, TaskSucceeded
+from statemachine.events import (
+    Event,
+    TaskExhausted,
+    TaskFailed,
+    TaskMooted,
+    TaskStarted,
+    TaskSucceeded,
+)
 from statemachine.pipeline import Pipeline
 from statemachine.ports import EventStore
 from statemachine.state import CourseState, TaskState
@@ -230,16 +237,19 @@ class TaskEndpoint:
         # First try at the version our TaskStarted left; reload only when others moved on.
         follow_ups = True
         for _ in range(_APPEND_TRIES):
+            moot = course.status in _MOOT_COURSES  # cancelled while the step ran
             if start_at is not None:
-                done = _no_op(course, task, key)
+                done = _no_op(course, task, key, stopped_ok=moot)
                 if done is not None:  # a concurrent delivery recorded an outcome, or so
                     return done
             elif task.idempotency_key != key or task.status != "running":
                 # A concurrent delivery already recorded this task's outcome.
                 return Answer(200, {"status": "duplicate", "task": name})
-            events = [outcome]
+            events: list[Event] = [_mooted(outcome, course.status) if moot else outcome]
             if (
-                isinstance(outcome, TaskFailed)
+                not moot
+                and course.status not in _STOPPED_COURSES
+                and isinstance(outcome, TaskFailed)
                 and outcome.retryable
                 and self._last_try(task, attempt)
             ):
@@ -251,7 +261,7 @@ class TaskEndpoint:
             committed: list[Callable[[], None]] = []
             then = self._then(committed) if follow_ups else None
             new = [self._new(e, key) for e in events]
-            if start_at is not None:
+            if start_at is not None and not moot:  # a moot result needs no start
                 started = TaskStarted(task=name, idempotency_key=key, attempt=attempt)
                 new.insert(0, self._new(started, key, at=start_at))
             try:
@@ -268,7 +278,12 @@ class TaskEndpoint:
                     log.exception("recording %s with its follow-ups failed; alone now", name)
                     follow_ups = False
                     continue
-                if isinstance(err, TransitionNotAllowed) or not isinstance(outcome, TaskSucceeded):
+                if isinstance(err, TransitionNotAllowed):
+                    # Decided on the course as it is at this version, so not a race: say so,
+                    # and acknowledge (a retry would be refused the same way).
+                    log.error("the result of %s cannot be recorded: %s", name, err)
+                    return Answer(200, {"status": "ignored", "task": name, "detail": str(err)})
+                if not isinstance(outcome, TaskSucceeded):
                     raise
                 # A result the history cannot hold would fail the same way on every retry:
                 # record a permanent failure instead of leaving the task running for ever.
@@ -278,6 +293,8 @@ class TaskEndpoint:
             for done in committed:
                 done()
             self.notify(course_id, version)
+            if course.status in _STOPPED_COURSES and isinstance(events[-1], TaskFailed):
+                return Answer(200, {"status": "failed", "task": name, "detail": _STOPPED_DETAIL})
             return _answer(name, events[-1], retry_after_s)
         return problem(503, "Busy", "the course is changing too fast; retry later")
 
@@ -361,11 +378,12 @@ class TaskEndpoint:
                 TaskSucceeded: "task_succeeded",
                 TaskFailed: "task_failed",
                 TaskExhausted: "task_exhausted",
+                TaskMooted: "task_mooted",
             }[type(e)]
             extra: dict[str, Any] = {}
             if isinstance(e, TaskSucceeded | TaskFailed):
                 extra["duration_ms"] = e.duration_ms
-            if isinstance(e, TaskSucceeded) and e.metering.get("cost_usd") is not None:
+            if isinstance(e, TaskSucceeded | TaskFailed) and e.metering.get("cost_usd") is not None:
                 extra["cost_usd"] = e.metering["cost_usd"]
             if isinstance(e, TaskFailed):
                 extra.update(error_type=e.error_type, retryable=e.retryable)
@@ -418,7 +436,37 @@ def _running(task: TaskState, attempt: int, now: str) -> TaskState:
     )
 
 
-def _no_op(course: CourseState, task: TaskState, key: str) -> Answer | None:
+# A result for a course in one of these states is recorded as TaskMooted (terminal, the course
+# does not move); for a failed course it is recorded as is (real work a redrive keeps), but
+# never retried by the queue; for a paused one as is (nothing new is scheduled until resume).
+_MOOT_COURSES = frozenset({"cancelled"})
+_STOPPED_COURSES = frozenset({"failed"})
+_STOPPED_DETAIL = (
+    "the course has failed: the attempt is recorded; an operator's redrive runs it again"
+)
+
+
+def _mooted(outcome: Event, course_status: str) -> TaskMooted:
+    """The moot record of a step's ``outcome`` (a TaskSucceeded or a TaskFailed)."""
+    assert isinstance(outcome, TaskSucceeded | TaskFailed)
+    what = "succeeded" if isinstance(outcome, TaskSucceeded) else "failed"
+    detail = f"the course is {course_status}: the step {what}, recorded as moot"
+    if isinstance(outcome, TaskFailed):
+        detail += f" ({outcome.message})"
+    return TaskMooted(
+        task=outcome.task,
+        idempotency_key=outcome.idempotency_key,
+        attempt=outcome.attempt,
+        outcome=what,
+        detail=detail[:4000],
+        duration_ms=outcome.duration_ms,
+        metering=dict(outcome.metering),
+    )
+
+
+def _no_op(
+    course: CourseState, task: TaskState, key: str, *, stopped_ok: bool = False
+) -> Answer | None:
     if task.idempotency_key != key:
         return Answer(
             200,
@@ -432,7 +480,9 @@ def _no_op(course: CourseState, task: TaskState, key: str) -> Answer | None:
         return Answer(200, {"status": "duplicate", "task": task.name})
     if task.status in ("failed", "exhausted"):
         return Answer(200, {"status": "already-failed", "task": task.name})
-    if course.status not in ("running", "paused"):
+    if task.status == "moot":
+        return Answer(200, {"status": "moot", "task": task.name, "detail": "recorded as moot"})
+    if course.status not in ("running", "paused") and not stopped_ok:
         return Answer(
             200,
             {"status": "ignored", "task": task.name, "detail": f"the course is {course.status}"},
@@ -461,6 +511,7 @@ def _failed(task: TaskState, attempt: int, err: Exception, t0: float, t1: float)
         frame = traceback.extract_tb(err.__traceback__)[-1:]
         where = f" at {frame[0].filename}:{frame[0].lineno}" if frame else ""
         message = f"{type(err).__name__}: {message}{where}"
+    spent = getattr(err, "metering", None)  # paid calls count even when the attempt fails
     return TaskFailed(
         task=task.name,
         idempotency_key=task.idempotency_key,
@@ -469,6 +520,7 @@ def _failed(task: TaskState, attempt: int, err: Exception, t0: float, t1: float)
         message=message[:4000],
         retryable=retryable,
         duration_ms=max(0, int((t1 - t0) * 1000)),
+        metering=dict(spent) if isinstance(spent, Mapping) else {},
     )
 
 
@@ -481,10 +533,13 @@ def _unrecordable(result: TaskSucceeded, err: Exception) -> TaskFailed:
         message=f"the step's result cannot be recorded: {err}"[:4000],
         retryable=False,
         duration_ms=result.duration_ms,
+        metering=dict(result.metering),
     )
 
 
 def _answer(name: str, last: Event, retry_after_s: float | None = None) -> Answer:
+    if isinstance(last, TaskMooted):
+        return Answer(200, {"status": "moot", "task": name, "detail": last.detail})
     if isinstance(last, TaskSucceeded):
         return Answer(200, {"status": "succeeded", "task": name})
     if isinstance(last, TaskExhausted):

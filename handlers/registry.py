@@ -34,16 +34,27 @@ from statemachine.state import CourseState, TaskState
 
 
 class StepError(Exception):
-    """Base of the errors a step raises on purpose."""
+    """Base of the errors a step raises on purpose; ``metering``: what the attempt cost
+    before it failed (recorded with the failure: paid calls count even when they fail)."""
 
     retryable = True
+
+    def __init__(self, message: str, *, metering: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.metering = dict(metering or {})
 
 
 class TransientStepError(StepError):
     """Worth retrying (network, rate limit, 5xx): the queue retries with backoff."""
 
-    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_s: float | None = None,
+        metering: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, metering=metering)
         self.retry_after_s = retry_after_s
 
 

@@ -23,8 +23,8 @@ class CourseRequested:
     options: Mapping[str, Any] = field(default_factory=_frozen_map)
     request_id: str | None = None
     variant: str = "cloudtasks"
-    not_before: str | None = None  # start no earlier (ISO time); absent from data when None
-    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"not_before"})
+    not_before: str | None = None  # start no earlier (ISO time); absent from data when empty
+    OMIT_EMPTY: ClassVar[frozenset[str]] = frozenset({"not_before"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -37,8 +37,8 @@ class TaskScheduled:
     idempotency_key: str
     queue: str
     input: Mapping[str, Any] = field(default_factory=_frozen_map)
-    not_before: str | None = None  # the queue holds it until then (ISO time); omitted if None
-    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"not_before"})
+    not_before: str | None = None  # the queue holds it until then (ISO time); omitted if empty
+    OMIT_EMPTY: ClassVar[frozenset[str]] = frozenset({"not_before"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -71,6 +71,8 @@ class TaskFailed:
     message: str
     retryable: bool
     duration_ms: int = 0
+    metering: Mapping[str, Any] = field(default_factory=_frozen_map)  # omitted when empty
+    OMIT_EMPTY: ClassVar[frozenset[str]] = frozenset({"metering"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -80,6 +82,23 @@ class TaskExhausted:
     idempotency_key: str
     attempts: int
     error: str
+    metering: Mapping[str, Any] = field(default_factory=_frozen_map)  # omitted when empty
+    OMIT_EMPTY: ClassVar[frozenset[str]] = frozenset({"metering"})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TaskMooted:
+    """A task's result that arrived after its course was cancelled: recorded (what it did,
+    what it cost), the task ends ``moot``, and the course does not move."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+    task: str
+    idempotency_key: str
+    attempt: int
+    outcome: str  # what the step did: "succeeded" or "failed"
+    detail: str
+    duration_ms: int = 0
+    metering: Mapping[str, Any] = field(default_factory=_frozen_map)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -111,8 +130,8 @@ class CoursePaused:
 class CourseResumed:
     SCHEMA_VERSION: ClassVar[int] = 1
     reason: str
-    not_before: str | None = None  # what is due is held until then (ISO time); omitted if None
-    OMIT_NONE: ClassVar[frozenset[str]] = frozenset({"not_before"})
+    not_before: str | None = None  # what is due is held until then (ISO time); omitted if empty
+    OMIT_EMPTY: ClassVar[frozenset[str]] = frozenset({"not_before"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -129,6 +148,7 @@ Event = (
     | TaskSucceeded
     | TaskFailed
     | TaskExhausted
+    | TaskMooted
     | CourseCompleted
     | CourseFailed
     | CourseCancelled
@@ -146,6 +166,7 @@ EVENT_TYPES: Mapping[str, type[Any]] = {
         TaskSucceeded,
         TaskFailed,
         TaskExhausted,
+        TaskMooted,
         CourseCompleted,
         CourseFailed,
         CourseCancelled,
@@ -173,23 +194,20 @@ def to_data(event: Event) -> dict[str, Any]:
 
     What ``dataclasses.asdict`` gives, but by field names looked up once per class: events
     hold only JSON's own types, and this runs for every event appended. A field added to an
-    event later (named in its ``OMIT_NONE``) is left out while it is None, so an event that
+    event later (named in its ``OMIT_EMPTY``) is left out while it is empty, so an event that
     does not use it serialises exactly as before the field existed."""
     cls = type(event)
     names = _FIELD_NAMES.get(cls)
     if names is None:
         names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
-        _OMIT[cls] = getattr(cls, "OMIT_NONE", frozenset())
-    omit = _OMIT[cls]
     data = {name: _json_copy(getattr(event, name)) for name in names}
-    for name in omit:
-        if data.get(name) is None:
+    for name in getattr(cls, "OMIT_EMPTY", ()):
+        if not data.get(name):
             data.pop(name, None)
     return data
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
-_OMIT: dict[type, frozenset[str]] = {}
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 

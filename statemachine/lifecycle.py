@@ -130,7 +130,7 @@ COURSE = build(
 # after a crash or a lost answer.
 TASK = build(
     "task",
-    ["pending", "scheduled", "running", "retrying", "succeeded", "failed", "exhausted"],
+    ["pending", "scheduled", "running", "retrying", "succeeded", "failed", "exhausted", "moot"],
     [
         ("schedule", "pending", "scheduled"),
         ("start", ["scheduled", "running", "retrying"], "running"),
@@ -138,12 +138,14 @@ TASK = build(
         ("fail", "running", "retrying"),
         ("fail_permanently", "running", "failed"),
         ("exhaust", ["scheduled", "running", "retrying"], "exhausted"),
+        # A result (or a first attempt's, its start unrecorded) after the course was cancelled.
+        ("moot", ["scheduled", "running", "retrying"], "moot"),
         # An operator's redrive; of a failed course it also takes the tasks left unfinished
         # (their deliveries were acknowledged as no-ops while the course was failed).
         ("redrive", ["scheduled", "running", "retrying", "failed", "exhausted"], "pending"),
     ],
     initial="pending",
-    terminal=["succeeded", "failed", "exhausted"],
+    terminal=["succeeded", "failed", "exhausted", "moot"],
 )
 
 ACTIVE_COURSE = frozenset({"requested", "running", "paused"})

@@ -20,6 +20,8 @@ Handler = Callable[[Snapshot, Envelope], None]
 # is recorded only while the course runs or is paused.
 _RESULT_STATES = frozenset({"running", "paused", "failed"})
 _START_STATES = frozenset({"running", "paused"})
+# A cancelled course records the results of tasks that were running as moot (TaskMooted).
+_MOOT_STATES = frozenset({"cancelled"})
 
 
 def _course_requested(acc: Snapshot, env: Envelope) -> None:
@@ -129,9 +131,24 @@ def _task_succeeded(acc: Snapshot, env: Envelope) -> None:
     task["error"] = None
 
 
+def _spend(task: dict[str, Any], metering: Mapping[str, Any] | None) -> None:
+    """Add an attempt's metering to what the task's unsuccessful attempts cost
+    (``failed_metering``: numbers summed; the key appears only once there is something)."""
+    if not metering:
+        return
+    spent = dict(task.get("failed_metering") or {})
+    for key, value in metering.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            spent[key] = round(spent.get(key, 0) + value, 6)
+        else:
+            spent.setdefault(key, value)
+    task["failed_metering"] = spent
+
+
 def _task_failed(acc: Snapshot, env: Envelope) -> None:
     task = _task(acc, env, _RESULT_STATES)
     d = env.data
+    _spend(task, d.get("metering"))
     task["status"] = TASK.next(task["status"], "fail" if d["retryable"] else "fail_permanently")
     task["error"] = {"type": d["error_type"], "message": d["message"], "retryable": d["retryable"]}
     task["duration_ms"] = d.get("duration_ms", 0)
@@ -141,8 +158,19 @@ def _task_failed(acc: Snapshot, env: Envelope) -> None:
 def _task_exhausted(acc: Snapshot, env: Envelope) -> None:
     task = _task(acc, env, _RESULT_STATES)
     task["status"] = TASK.next(task["status"], "exhaust")
+    _spend(task, env.data.get("metering"))
     task["error"] = {"type": "Exhausted", "message": env.data["error"], "retryable": False}
     task["finished_at"] = env.occurred_at
+
+
+def _task_mooted(acc: Snapshot, env: Envelope) -> None:
+    task = _task(acc, env, _MOOT_STATES)
+    task["status"] = TASK.next(task["status"], "moot")
+    d = env.data
+    task["metering"] = dict(d.get("metering") or {})
+    task["duration_ms"] = d.get("duration_ms", 0)
+    task["finished_at"] = env.occurred_at
+    task["error"] = {"type": "Moot", "message": d["detail"], "retryable": False}
 
 
 def _course_trigger(trigger: str) -> Handler:
@@ -189,6 +217,7 @@ HANDLERS: Mapping[str, Handler] = {
     "TaskSucceeded": _task_succeeded,
     "TaskFailed": _task_failed,
     "TaskExhausted": _task_exhausted,
+    "TaskMooted": _task_mooted,
     "CourseCompleted": _course_completed,
     "CourseFailed": _course_failed,
     "CourseCancelled": _course_trigger("cancel"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -69,6 +69,9 @@ class TaskState:
     finished_at: str | None
     duration_ms: int | None
     not_before: str | None = None  # held by its queue until then; absent from old snapshots
+    # What the attempts that did not succeed cost (TaskFailed/TaskExhausted metering, summed);
+    # in the snapshot only once there is something, so older snapshots read the same.
+    failed_metering: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
 
     @classmethod
     def from_snapshot(cls, name: str, t: Mapping[str, Any]) -> TaskState:
@@ -92,10 +95,11 @@ class TaskState:
             finished_at=t["finished_at"],
             duration_ms=t["duration_ms"],
             not_before=t.get("not_before"),
+            failed_metering=_view(t.get("failed_metering") or {}),
         )
 
     def to_snapshot(self) -> dict[str, Any]:
-        snap = {
+        snapshot = {
             "step": self.step,
             "shard": self.shard,
             "status": self.status,
@@ -115,8 +119,18 @@ class TaskState:
             "duration_ms": self.duration_ms,
         }
         if self.not_before is not None:  # only then: old snapshots stay equal to their fold
-            snap["not_before"] = self.not_before
-        return snap
+            snapshot["not_before"] = self.not_before
+        if self.failed_metering:
+            snapshot["failed_metering"] = thaw(self.failed_metering)
+        return snapshot
+
+    def cost_usd(self) -> float:
+        """What every attempt of the task cost: the succeeded one's and the others'."""
+        total = 0.0
+        for metering in (self.metering, self.failed_metering):
+            value = metering.get("cost_usd", 0)
+            total += float(value) if isinstance(value, int | float) else 0.0
+        return total
 
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})

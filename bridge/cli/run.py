@@ -80,6 +80,7 @@ _STYLE = {
     "retrying": "magenta",
     "failed": "red",
     "exhausted": "red",
+    "moot": "dim",
     "scheduled": "cyan",
     "waiting": "dim",
 }

@@ -28,6 +28,7 @@ PALETTE: Mapping[str, tuple[str, str]] = {
     "failed": ("#dc2626", "#fee2e2"),
     "exhausted": ("#dc2626", "#fee2e2"),
     "cancelled": ("#334155", "#cbd5e1"),
+    "moot": ("#334155", "#cbd5e1"),
 }
 
 

@@ -70,6 +70,8 @@ def _detail(e: Envelope) -> str:
             return f"{kind} {d['error_type']}: {d['message'][:120]}"
         case "TaskExhausted":
             return d["error"][:120]
+        case "TaskMooted":
+            return str(d["detail"])[:120]
         case "CourseFailed":
             return d["reason"][:160]
         case "CourseCancelled" | "CoursePaused" | "CourseResumed":

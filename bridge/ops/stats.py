@@ -90,6 +90,9 @@ def _add_course(stats: Stats, events: Sequence[Envelope]) -> None:
             case "TaskFailed":
                 assert acc is not None
                 acc.failed_attempts += 1
+                cost = float((d.get("metering") or {}).get("cost_usd", 0) or 0)
+                acc.cost_usd += cost  # a failed attempt's calls were paid for too
+                course.cost_usd += cost
                 if not d["retryable"]:
                     acc.failed += 1
             case "TaskExhausted":

@@ -24,8 +24,18 @@ def _course_row(h: Head) -> dict[str, Any]:
         "variant": h.variant,
         "progress": f"{done}/{len(s['tasks'])}",
         "updated_at": h.updated_at,
-        "cost_usd": round(sum(float(t["metering"].get("cost_usd", 0)) for t in tasks), 6),
+        "cost_usd": round(sum(task_cost(t) for t in tasks), 6),
     }
+
+
+def task_cost(t: dict[str, Any]) -> float:
+    """What every attempt of a task cost (a snapshot's task): failed attempts included."""
+    return _number(t["metering"], "cost_usd") + _number(t.get("failed_metering") or {}, "cost_usd")
+
+
+def _number(m: dict[str, Any], key: str) -> float:
+    value = m.get(key, 0)
+    return float(value) if isinstance(value, int | float) else 0.0
 
 
 def course_status(store: EventStore, course_id: str) -> dict[str, Any] | None:
@@ -56,6 +66,8 @@ def _task_row(name: str, t: dict[str, Any]) -> dict[str, Any]:
     if t["started_at"] and t["finished_at"]:
         wall = round(parse_iso(t["finished_at"]) - parse_iso(t["started_at"]), 3)
     m = t["metering"]
+    spent = t.get("failed_metering") or {}
+    tokens = sum(_number(d, k) for d in (m, spent) for k in ("input_tokens", "output_tokens"))
     return {
         "task": name,
         "status": t["status"],
@@ -64,7 +76,7 @@ def _task_row(name: str, t: dict[str, Any]) -> dict[str, Any]:
         "duration_ms": t["duration_ms"],
         "wall_s": wall,
         "provider": m.get("provider", ""),
-        "tokens": int(m.get("input_tokens", 0)) + int(m.get("output_tokens", 0)),
-        "cost_usd": round(float(m.get("cost_usd", 0.0)), 6),
+        "tokens": int(tokens),  # every attempt's, failed ones included
+        "cost_usd": round(task_cost(t), 6),
         "error": (t["error"] or {}).get("message", "")[:80],
     }

@@ -115,7 +115,7 @@ def components() -> dict[str, Any]:
         end_s=nullable("number"),
         outcome={
             "type": "string",
-            "enum": ["running", "succeeded", "retrying", "failed", "exhausted", "lost"],
+            "enum": ["running", "succeeded", "retrying", "failed", "exhausted", "moot", "lost"],
         },
     )
     message = {

@@ -80,9 +80,16 @@ class ProviderError(Exception):
 
     retryable = True
 
-    def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after_s: float | None = None,
+        metering: Mapping[str, Any] | None = None,
+    ) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+        self.metering = dict(metering or {})  # what the failed calls cost (still paid for)
 
 
 class TransientProviderError(ProviderError):

@@ -217,7 +217,8 @@ def structured_answer(
         return dict(document)
     raise PermanentProviderError(
         f"{schema_name}: the {meter.provider} model {meter.model} answered with JSON that does "
-        f"not match the schema, twice (after one repair request): " + "; ".join(problems)
+        f"not match the schema, twice (after one repair request): " + "; ".join(problems),
+        metering=meter.as_dict(),
     )
 
 

@@ -61,14 +61,17 @@ def call(ctx: StepContext, schema: str, fn: Callable[[], AIResult]) -> AIResult:
         result = fn()
     except ProviderError as err:
         message = f"{ctx.task.step}: {err}"
+        spent = getattr(err, "metering", None)
         if err.retryable:  # the provider's Retry-After goes on to the queue's answer
-            raise TransientStepError(message, retry_after_s=err.retry_after_s) from None
-        raise PermanentStepError(message) from None
+            raise TransientStepError(
+                message, retry_after_s=err.retry_after_s, metering=spent
+            ) from None
+        raise PermanentStepError(message, metering=spent) from None
     try:
         schemas.validate(schema, result.data)
     except schemas.SchemaError as err:
         message = f"{ctx.task.step}: the provider's answer is invalid: {err}"
-        raise PermanentStepError(message) from None
+        raise PermanentStepError(message, metering=result.metering) from None  # paid for
     return result
 
 

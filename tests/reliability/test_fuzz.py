@@ -217,6 +217,8 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "error_type": st.text(max_size=10),
     "message": strings,
     "error": strings,
+    "detail": strings,
+    "outcome": st.sampled_from(["succeeded", "failed", "other"]) | json_values,
     "retryable": st.booleans() | json_values,
     "reason": st.just("r") | strings,
     "tasks": st.lists(names, max_size=3).map(tuple) | json_values,

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.ops.replay import check, timeline
-from bridge.ops.views import course_status
+from bridge.ops.views import course_status, task_cost
 from statemachine.envelope import Envelope
 from statemachine.pipeline import default_pipeline
 from statemachine.ports import EventStore, Head
@@ -65,7 +65,7 @@ def _row(head: Head, now: float) -> dict[str, Any]:
         "created_at": created,
         "updated_at": head.updated_at,
         "age_s": round(max(0.0, now - parse_iso(created)), 1) if created else None,
-        "cost_usd": round(sum(float(t["metering"].get("cost_usd", 0)) for t in tasks), 6),
+        "cost_usd": round(sum(task_cost(t) for t in tasks), 6),  # failed attempts included
         "version": head.version,
     }
 
@@ -229,6 +229,11 @@ def attempt_bars(events: Sequence[Envelope], t0: float) -> list[dict[str, Any]]:
                     _close(bar, at, outcome)
                 if outcome == "retrying":
                     waiting[task] = at
+            case "TaskMooted":  # its course was cancelled while it ran
+                waiting.pop(task, None)
+                bar = open_.pop(task, None)
+                if bar is not None:
+                    _close(bar, at, "moot")
             case "TaskExhausted":
                 waiting.pop(task, None)
                 bar = open_.pop(task, None) or _last(bars, task)
