@@ -29,7 +29,7 @@ from statemachine.events import CourseRequested
 from statemachine.pipeline import Pipeline
 from statemachine.ports import Clock, EventStore
 from statemachine.state import CourseState, TaskState
-from statemachine.timefmt import iso
+from statemachine.timefmt import iso, parse_iso
 
 log = logging.getLogger("coursegen.bridge")
 
@@ -112,6 +112,7 @@ class Bridge:
             options=dict(message.get("options", {})),
             request_id=message_id,
             variant=variant,
+            not_before=_not_before(message.get("notBefore")),
         )
         new = NewEvent(
             event=event,
@@ -255,6 +256,7 @@ class Bridge:
             step=task.step,
             payload=task_payload(state, task),
             deadline_s=float(step.timeout_s),
+            schedule_time=parse_iso(task.not_before) if task.not_before else None,
         )
         self.store.sync()  # nothing leaves the process before the history that caused it is durable
         transport = self.dispatcher
@@ -309,3 +311,15 @@ class Bridge:
 
 
 Notify = Callable[[str, int], None]
+
+
+def _not_before(value: str | None) -> str | None:
+    """A request's ``notBefore`` (RFC 3339, any offset) as the store's UTC ISO text."""
+    if value is None:
+        return None
+    try:
+        return iso(parse_iso(value.replace("t", "T").replace(" ", "T")))
+    except (ValueError, OverflowError, OSError):
+        raise InvalidRequest(
+            f"notBefore {value!r} is not an RFC 3339 time", ["notBefore"]
+        ) from None

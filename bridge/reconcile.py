@@ -3,11 +3,15 @@
 ``recover`` re-enqueues the waiting tasks of every active course after a restart;
 ``reconcile`` advances courses that went quiet (a lost notification) and fails the tasks a
 queue has given up on without any result (``exhaust_abandoned``). Each takes the ``Bridge``
-it works through; ``Bridge.recover`` and ``Bridge.reconcile`` delegate here.
+it works through; ``Bridge.recover`` and ``Bridge.reconcile`` delegate here. ``ReconcileLoop``
+runs both, and notices courses other processes changed, in every long-running local process.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from typing import TYPE_CHECKING
 
 from statemachine.envelope import NewEvent
@@ -17,6 +21,8 @@ from statemachine.timefmt import iso, parse_iso
 
 if TYPE_CHECKING:
     from bridge.core import Bridge
+
+log = logging.getLogger("coursegen.reconcile")
 
 _ACTIVE = ("requested", "running", "paused")
 
@@ -100,3 +106,80 @@ def exhaust_abandoned(bridge: Bridge, course_id: str) -> int:
     except (ConcurrencyConflict, TransitionNotAllowed):
         return 0  # the course moved on: the next round looks again
     return len(events)
+
+
+class ReconcileLoop:
+    """The reconciler of a long-running local process (``coursegen serve``, ``run``, ``work``),
+    on a thread.
+
+    Every ``watch_s`` it looks at the courses whose head moved since its last look
+    (``EventStore.moved``) and advances each one this bridge has not itself settled at that
+    version: an operator event another process recorded (``coursegen resume`` or ``redrive``
+    from the CLI record the event only) is decided and dispatched here, within about a second.
+    Every ``reconcile_s`` it runs ``reconcile(quiet_s)``, as the cloud's scheduler does.
+    """
+
+    def __init__(
+        self,
+        bridge: Bridge,
+        *,
+        quiet_s: float,
+        watch_s: float = 0.5,
+        reconcile_s: float = 30.0,
+        margin_s: float = 5.0,
+    ) -> None:
+        self.bridge = bridge
+        self.quiet_s = quiet_s
+        self.watch_s = watch_s
+        self.reconcile_s = reconcile_s
+        self.margin_s = margin_s  # clock skew between processes, and commit after stamping
+        self.advanced = 0
+        self._seen: dict[str, int] = {}
+        self._looked = bridge.clock.now()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def watch(self) -> int:
+        """Advance every course that moved since the last look; how many were advanced."""
+        now = self.bridge.clock.now()
+        since = iso(self._looked - self.margin_s)
+        self._looked = now
+        seen: dict[str, int] = {}
+        advanced = 0
+        for course_id, version in self.bridge.store.moved(since):
+            seen[course_id] = version
+            if self._seen.get(course_id) == version:
+                continue
+            try:
+                # skipped at once when this bridge decided and dispatched that version itself
+                self.bridge.advance(course_id, version)
+                advanced += 1
+            except Exception:  # one course's trouble must not stop the loop
+                log.exception("reconciler: advancing course %s failed", course_id)
+        self._seen = seen  # bounded: only what moved within the window
+        self.advanced += advanced
+        return advanced
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="reconciler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+            self._thread = None
+
+    def _run(self) -> None:
+        last_reconcile = time.monotonic()
+        while not self._stop.wait(self.watch_s):
+            try:
+                self.watch()
+                if time.monotonic() - last_reconcile >= self.reconcile_s:
+                    last_reconcile = time.monotonic()
+                    reconcile(self.bridge, self.quiet_s)
+            except Exception:  # the store is busy or closing: look again next time
+                log.exception("reconciler: a round failed")

@@ -38,6 +38,7 @@ def scheduled_view(state: CourseState, c: ScheduleTask, at: str) -> TaskState:
         started_at=None,
         finished_at=None,
         duration_ms=None,
+        not_before=c.not_before,
     )
 
 

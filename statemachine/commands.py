@@ -22,6 +22,7 @@ class ScheduleTask:
     idempotency_key: str
     queue: str
     input: Mapping[str, Any] = field(default_factory=_empty)
+    not_before: str | None = None  # the queue holds it until then (ISO time)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -49,6 +50,7 @@ def to_event(command: Command) -> Event:
                 idempotency_key=command.idempotency_key,
                 queue=command.queue,
                 input=dict(command.input),
+                not_before=command.not_before,
             )
         case CompleteCourse():
             return CourseCompleted(outputs=dict(command.outputs))

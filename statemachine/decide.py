@@ -86,4 +86,5 @@ def _schedule(
         idempotency_key=idempotency_key(state.course_id, step.name, shard, generation),
         queue=step.queue,
         input={"shards": shards} if shard is not None else {},
+        not_before=state.hold_until,
     )

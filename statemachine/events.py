@@ -23,6 +23,8 @@ class CourseRequested:
     options: Mapping[str, Any] = field(default_factory=_frozen_map)
     request_id: str | None = None
     variant: str = "cloudtasks"
+    not_before: str | None = None  # start no earlier (ISO time); absent from data when empty
+    OMIT_EMPTY: ClassVar[frozenset[str]] = frozenset({"not_before"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -35,6 +37,8 @@ class TaskScheduled:
     idempotency_key: str
     queue: str
     input: Mapping[str, Any] = field(default_factory=_frozen_map)
+    not_before: str | None = None  # the queue holds it until then (ISO time); omitted if empty
+    OMIT_EMPTY: ClassVar[frozenset[str]] = frozenset({"not_before"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -126,6 +130,8 @@ class CoursePaused:
 class CourseResumed:
     SCHEMA_VERSION: ClassVar[int] = 1
     reason: str
+    not_before: str | None = None  # what is due is held until then (ISO time); omitted if empty
+    OMIT_EMPTY: ClassVar[frozenset[str]] = frozenset({"not_before"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -187,14 +193,14 @@ def to_data(event: Event) -> dict[str, Any]:
     """The JSON-ready ``data`` of an event (a copy: tuples become lists, mappings dicts).
 
     What ``dataclasses.asdict`` gives, but by field names looked up once per class: events
-    hold only JSON's own types, and this runs for every event appended."""
+    hold only JSON's own types, and this runs for every event appended. A field added to an
+    event later (named in its ``OMIT_EMPTY``) is left out while it is empty, so an event that
+    does not use it serialises exactly as before the field existed."""
     cls = type(event)
     names = _FIELD_NAMES.get(cls)
     if names is None:
         names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
     data = {name: _json_copy(getattr(event, name)) for name in names}
-    # Fields added later that are left out when empty: an event without them encodes to the
-    # same bytes as before they existed.
     for name in getattr(cls, "OMIT_EMPTY", ()):
         if not data.get(name):
             data.pop(name, None)

@@ -74,6 +74,12 @@ class EventStore(Protocol):
         """Non-terminal courses whose last event is older than ``before`` (ISO time)."""
         ...
 
+    def moved(self, since: str, *, limit: int = 1000) -> Sequence[tuple[str, int]]:
+        """Non-terminal courses whose last event is at or after ``since`` (ISO time), with
+        their versions, oldest first: what a reconciler loop looks at to notice a course
+        another process changed (an operator's resume or redrive)."""
+        ...
+
     def scan(self) -> Iterator[tuple[str, Sequence[Envelope]]]:
         """Every course's history, course by course (for audit and replay at scale)."""
         ...

@@ -38,6 +38,8 @@ def _course_requested(acc: Snapshot, env: Envelope) -> None:
         "request_id": d.get("request_id"),
     }
     acc["variant"] = d.get("variant", "cloudtasks")
+    if d.get("not_before"):
+        acc["hold_until"] = d["not_before"]
 
 
 def _task_scheduled(acc: Snapshot, env: Envelope) -> None:
@@ -67,6 +69,11 @@ def _task_scheduled(acc: Snapshot, env: Envelope) -> None:
         started_at=None,
         finished_at=None,
     )
+    if d.get("not_before"):
+        task["not_before"] = d["not_before"]
+    else:
+        task.pop("not_before", None)
+    acc.pop("hold_until", None)  # the hold is consumed by the tasks decided with it
 
 
 def _new_task(d: Mapping[str, Any]) -> dict[str, Any]:
@@ -173,6 +180,12 @@ def _course_trigger(trigger: str) -> Handler:
     return handler
 
 
+def _course_resumed(acc: Snapshot, env: Envelope) -> None:
+    acc["status"] = COURSE.next(acc["status"], "resume")
+    if env.data.get("not_before"):
+        acc["hold_until"] = env.data["not_before"]
+
+
 def _course_completed(acc: Snapshot, env: Envelope) -> None:
     acc["status"] = COURSE.next(acc["status"], "complete")
     acc["outputs"] = dict(env.data.get("outputs") or {})
@@ -209,7 +222,7 @@ HANDLERS: Mapping[str, Handler] = {
     "CourseFailed": _course_failed,
     "CourseCancelled": _course_trigger("cancel"),
     "CoursePaused": _course_trigger("pause"),
-    "CourseResumed": _course_trigger("resume"),
+    "CourseResumed": _course_resumed,
     "CourseRedriven": _course_redriven,
 }
 

@@ -68,6 +68,7 @@ class TaskState:
     started_at: str | None
     finished_at: str | None
     duration_ms: int | None
+    not_before: str | None = None  # held by its queue until then; absent from old snapshots
     # What the attempts that did not succeed cost (TaskFailed/TaskExhausted metering, summed);
     # in the snapshot only once there is something, so older snapshots read the same.
     failed_metering: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
@@ -93,6 +94,7 @@ class TaskState:
             started_at=t["started_at"],
             finished_at=t["finished_at"],
             duration_ms=t["duration_ms"],
+            not_before=t.get("not_before"),
             failed_metering=_view(t.get("failed_metering") or {}),
         )
 
@@ -116,6 +118,8 @@ class TaskState:
             "finished_at": self.finished_at,
             "duration_ms": self.duration_ms,
         }
+        if self.not_before is not None:  # only then: old snapshots stay equal to their fold
+            snapshot["not_before"] = self.not_before
         if self.failed_metering:
             snapshot["failed_metering"] = thaw(self.failed_metering)
         return snapshot
@@ -155,6 +159,9 @@ class CourseState:
     failure: Mapping[str, Any] | None
     outputs: Mapping[str, str]
     tasks: Mapping[str, TaskState]
+    # Tasks scheduled next are held until then (a request's notBefore, a resume at a time);
+    # the first TaskScheduled consumes it. Absent from snapshots that have none.
+    hold_until: str | None = None
 
     @classmethod
     def from_snapshot(cls, snap: Mapping[str, Any]) -> CourseState:
@@ -173,6 +180,7 @@ class CourseState:
             tasks=MappingProxyType(
                 {n: TaskState.from_snapshot(n, t) for n, t in snap["tasks"].items()}
             ),
+            hold_until=snap.get("hold_until"),
         )
 
     @classmethod
@@ -194,7 +202,7 @@ class CourseState:
 
     def to_snapshot(self) -> Snapshot:
         """The JSON-ready snapshot (a fresh copy the caller owns)."""
-        return {
+        snap: Snapshot = {
             "course_id": self.course_id,
             "version": self.version,
             "status": self.status,
@@ -207,6 +215,9 @@ class CourseState:
             "outputs": thaw(self.outputs),
             "tasks": {n: t.to_snapshot() for n, t in self.tasks.items()},
         }
+        if self.hold_until is not None:
+            snap["hold_until"] = self.hold_until
+        return snap
 
     def task(self, name: str) -> TaskState | None:
         return self.tasks.get(name)

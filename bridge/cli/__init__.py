@@ -1,7 +1,9 @@
 """The ``coursegen`` command line: run, status, replay, audit, simulate, bench.
 
 Every option that has a setting mirrors its environment variable (``--data`` is
-``COURSEGEN_DATA_DIR``); ``coursegen COMMAND --help`` documents each command.
+``COURSEGEN_DATA_DIR``); ``coursegen COMMAND --help`` documents each command. The settings
+are checked once, before any command runs; an error ends a command with one line and a
+non-zero exit code (``bridge.cli.errors``), its traceback only with ``--debug``.
 """
 
 from __future__ import annotations
@@ -13,14 +15,19 @@ from typing import Any
 
 import click
 
-from bridge.cli.common import data_option, emit_json, open_store
+from bridge.cli.common import data_option, emit_json, open_store, text_table
+from bridge.cli.errors import Coursegen
 from bridge.settings import Settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Coursegen, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option("0.1.0", prog_name="coursegen")
-def main() -> None:
+@click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error.")
+def main(debug: bool) -> None:
     """Turn a lecture video into a structured course; audit every step it took."""
+    from bridge.settings import Settings
+
+    Settings.from_env()  # every setting checked once, naming the first one not allowed
 
 
 @main.command()
@@ -42,6 +49,14 @@ def main() -> None:
     "[env COURSEGEN_PROVIDER; default from pipeline.json: offline].",
 )
 @data_option
+@click.option(
+    "--paused-timeout",
+    "paused_timeout",
+    type=click.FloatRange(min=0),
+    default=900,
+    show_default=True,
+    help="Seconds to wait on a course an operator paused before giving up (exit 1).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def run(
     video: str,
@@ -50,9 +65,13 @@ def run(
     language: str,
     provider: str | None,
     data: Path,
+    paused_timeout: float,
     as_json: bool,
 ) -> None:
     """Run VIDEO through the whole pipeline on this machine and write the course.
+
+    While it runs, ``coursegen pause|resume|cancel|redrive`` from another shell reach it (the
+    run's reconciler loop picks up what they record).
 
     VIDEO is a local file or a gs://BUCKET/OBJECT URI whose bucket COURSEGEN_LOCAL_BUCKETS
     maps to a folder here (``lectures=/srv/uploads``), as the cloud reads Cloud Storage."""
@@ -70,6 +89,7 @@ def run(
         language=language,
         provider=provider,
         live=not as_json,
+        paused_timeout_s=paused_timeout,
     )
     if as_json:
         emit_json(summary)
@@ -82,7 +102,19 @@ def run(
 def _print_run(summary: dict[str, Any]) -> None:
     """The human summary: where the course is, or which step failed and why."""
     click.echo(f"course {summary['course_id']}: {summary['status']} in {summary['wall_s']} s")
-    if summary["status"] == "completed":
+    if summary.get("stopped"):
+        course, data = summary["course_id"], summary["data"]
+        resume = (
+            f"coursegen resume {course} --reason ..., then "
+            if summary["status"] == "paused"
+            else ""
+        )
+        click.echo(
+            f"  stopped waiting: the course is {summary['status']}, {summary['stopped']};"
+            f" it stays in {data}: {resume}coursegen work --data {data}",
+            err=True,
+        )
+    elif summary["status"] == "completed":
         click.echo(f"  {summary['lessons']} lessons, {summary['questions']} questions")
         for name, path in summary.get("files", {}).items():
             click.echo(f"  {name}: {path}")
@@ -145,6 +177,10 @@ def replay(
     """Replay a course's history: timeline, state at any version, verification."""
     from bridge.ops import replay as rp
 
+    if at is not None and (check or export):
+        raise click.UsageError(
+            "--at shows one state: it cannot be combined with --verify or --export"
+        )
     store = open_store(data)
     archived = _archived(store, course_id)
     if archived is not None and check:
@@ -432,24 +468,16 @@ def bench_media(minutes: int, as_json: bool) -> None:
 
 
 def _print_table(rows: list[dict[str, Any]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    if not rows:
-        click.echo("(nothing)")
-        return
-    table = Table(show_lines=False)
-    for key in rows[0]:
-        table.add_column(str(key))
-    for row in rows:
-        table.add_row(*(str(v) for v in row.values()))
-    Console().print(table)
+    """Plain aligned columns: ids are never cut, piped or in a narrow terminal."""
+    click.echo(text_table(rows).rstrip("\n") if rows else "(nothing)")
 
 
 def _register_extensions() -> None:
-    """Commands that live beside their code: operations, the dashboard, export, cloud-local."""
+    """Commands that live beside their code: ops, the dashboard, queues, export, cloud-local."""
     from bridge.cli import cloud_local
+    from bridge.cli import dead_letters as dead_letters_cli
     from bridge.cli import operator as ops_cli
+    from bridge.cli import queues as queues_cli
     from bridge.cli import serve as serve_cli
     from bridge.cli.export import export
     from bridge.cli.retention import archive
@@ -457,6 +485,8 @@ def _register_extensions() -> None:
     ops_cli.register(main)
     serve_cli.register(main)
     cloud_local.register(main)
+    queues_cli.register(main)
+    dead_letters_cli.register(main)
     main.add_command(export)
     main.add_command(archive)
 

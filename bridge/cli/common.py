@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +16,16 @@ from statemachine.ports import EventStore
 
 
 def open_store(data: Path, settings: Settings | None = None) -> EventStore:
-    """The store a read or operator command works on: it must exist already."""
+    """The store a read or operator command works on: it must exist already, and be readable."""
     try:
         return runtime_store(settings or Settings.from_env(), data, must_exist=True)
     except StoreUnavailable as err:
         raise click.ClickException(str(err)) from None
+    except sqlite3.DatabaseError as err:
+        path = data / "events.db"
+        raise click.ClickException(
+            f"{path} is not a readable coursegen event store ({err})"
+        ) from None
 
 
 def emit_json(obj: Any) -> None:
@@ -35,3 +41,15 @@ data_option = click.option(
     show_default=True,
     help="Folder of the embedded event store and artifacts [env COURSEGEN_DATA_DIR].",
 )
+
+
+def text_table(rows: list[dict[str, Any]]) -> str:
+    """Plain aligned columns (wide tables stay readable in a narrow terminal or a log, and no
+    cell is ever cut: a course id can always be copied)."""
+    if not rows:
+        return "(nothing)\n"
+    cells = [[str(k) for k in rows[0]]]
+    cells += [["-" if v is None else str(v) for v in row.values()] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
+    return "\n".join(line.rstrip() for line in lines) + "\n"

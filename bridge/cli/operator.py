@@ -21,7 +21,7 @@ def register(main: click.Group) -> None:
     """Add the operator commands to ``coursegen``."""
     from bridge.cli.common import data_option
 
-    def operation(name: str, doc: str, with_step: bool = False) -> None:
+    def operation(name: str, doc: str, extra: str | None = None) -> None:
         @click.argument("course_id")
         @click.option("--reason", required=True, help=REASON_HELP)
         @click.option(
@@ -39,12 +39,20 @@ def register(main: click.Group) -> None:
             data: Path,
             as_json: bool,
             step: str | None = None,
+            at: str | None = None,
         ) -> None:
-            _operate(name, course_id, reason, operator, data, as_json, step)
+            _operate(name, course_id, reason, operator, data, as_json, step, at)
 
         command.__doc__ = doc
-        if with_step:
+        if extra == "step":
             command = click.option("--step", help="Only the tasks of this step.")(command)
+        if extra == "at":
+            command = click.option(
+                "--at",
+                metavar="TIME",
+                help="Hold what is due until TIME (ISO 8601, e.g. 2026-01-31T22:00Z; no offset:"
+                " UTC): it is scheduled on its queue for then.",
+            )(command)
         main.command(name)(command)
 
     operation(
@@ -52,12 +60,14 @@ def register(main: click.Group) -> None:
         "Cancel COURSE_ID: its queued and running tasks become no-ops when they arrive.",
     )
     operation("pause", "Pause COURSE_ID: no new task is scheduled until it is resumed.")
-    operation("resume", "Resume a paused COURSE_ID and schedule what is due.")
+    operation(
+        "resume", "Resume a paused COURSE_ID and schedule what is due (--at: for then).", "at"
+    )
     operation(
         "redrive",
         "Run the failed and exhausted tasks of COURSE_ID again, as a new generation; the "
         "course continues where it stopped, and succeeded steps are not run again.",
-        with_step=True,
+        "step",
     )
     main.command("work")(data_option(_work_command()))
     main.command("stats")(data_option(_stats_command()))
@@ -81,13 +91,21 @@ def _operate(
     data: Path,
     as_json: bool,
     step: str | None,
+    at: str | None = None,
 ) -> None:
     from bridge.ops import operations
 
     store, bridge, close = _operator_context(data, needs_bridge=name in ("resume", "redrive"))
     try:
         result = operations.perform(
-            name, store, bridge, course_id, operator=_operator(operator), reason=reason, step=step
+            name,
+            store,
+            bridge,
+            course_id,
+            operator=_operator(operator),
+            reason=reason,
+            step=step,
+            at=at,
         )
     except operations.OperationError as err:
         if as_json:
@@ -106,24 +124,42 @@ def _operate(
     )
     if result.get("tasks"):
         click.echo(f"redriven: {', '.join(result['tasks'])}")
+    if result.get("at"):
+        click.echo(f"held until {result['at']}: what is due is scheduled on its queue for then")
     if result.get("scheduled"):
         click.echo(f"scheduled: {', '.join(result['scheduled'])}")
-        if Settings.from_env().get("COURSEGEN_STORE") == "sqlite":
-            click.echo(f"run them with: coursegen work --data {data} --until-idle")
+    elif "scheduled" in result:  # recorded only: a running process schedules
+        click.echo(_who_schedules(data))
+
+
+def _who_schedules(data: Path) -> str:
+    """Who advances a course after resume or redrive recorded only the operator event."""
+    if Settings.from_env().get("COURSEGEN_STORE") != "sqlite":
+        return "the reconciler schedules what is due within two reconcile periods"
+    from bridge.runtime.embedded import live_processes
+
+    running = live_processes(data)
+    if running:
+        names = ", ".join(f"{p.get('command') or 'coursegen'} (pid {p['pid']})" for p in running)
+        return f"the running {names} schedules what is due within a second"
+    return (
+        f"no coursegen process is running on {data}: schedule what is due with"
+        f" coursegen work --data {data} --until-idle (or coursegen serve)"
+    )
 
 
 def _operator_context(data: Path, *, needs_bridge: bool) -> tuple[Any, Any, Callable[[], None]]:
-    """The store, a bridge (None: the cloud reconciler advances) and how to close them."""
+    """The store, a bridge (None: the operation records its event only) and how to close them.
+
+    On the embedded store the CLI never dispatches: its in-memory queue would die with the
+    command. It records the event; the reconciler loop of the process running the course
+    (``coursegen serve``, ``run`` or ``work`` on the same --data) notices the course moved and
+    schedules what is due. Against Firestore with Cloud Tasks it advances at once (the
+    queues outlive the command); otherwise the cloud's reconciler advances it."""
     from bridge.cli.common import open_store as _store
 
     cfg = Settings.from_env()
     kind = cfg.get("COURSEGEN_STORE")
-    if kind == "sqlite" and needs_bridge:
-        _store(data, cfg).close()  # a clear error when there is no store in --data
-        from bridge.runtime.embedded import embedded
-
-        rt = embedded(data, settings=cfg)
-        return rt.store, rt.bridge, rt.close
     if kind == "firestore" and needs_bridge and cfg.get("COURSEGEN_DISPATCHER") == "cloudtasks":
         from bridge.runtime.cloud import cloud_runtime
 
@@ -151,11 +187,13 @@ def _work_command() -> Callable[..., None]:
     def work(data: Path, until_idle: bool, workers: int, synthetic: bool, as_json: bool) -> None:
         """Run the embedded runtime on --data: re-enqueue the waiting tasks of every active
         course (the local queue lives in memory and dies with its process), then deliver."""
+        from bridge.cli.common import open_store as _store
         from bridge.runtime.embedded import embedded
 
         cfg = Settings.from_env()
         if cfg.get("COURSEGEN_STORE") != "sqlite":
             raise click.ClickException("work runs the embedded runtime: COURSEGEN_STORE=sqlite")
+        _store(data, cfg).close()  # refuses a --data with no store, as the read commands do
         steps = None
         if synthetic:
             from bridge.tooling.synthetic import noop_steps
@@ -180,19 +218,15 @@ def run_worker(
     until_idle: bool,
     workers: int = 4,
     poll_s: float = 0.2,
-    reconcile_every_s: float = 30.0,
     timeout_s: float | None = None,
 ) -> dict[str, Any]:
-    """Recover, deliver on threads, reconcile now and then; return when idle (``until_idle``)."""
+    """Recover, then run every transport and the reconciler loop (``Runtime.start``); return
+    when idle (``until_idle``), or run until interrupted."""
     recovered = rt.bridge.recover()
     rt.start(workers)
-    started = last_reconcile = time.monotonic()
-    quiet_s = float(rt.settings.get_int("COURSEGEN_RECONCILE_QUIET_SECONDS"))
+    started = time.monotonic()
     while timeout_s is None or time.monotonic() - started < timeout_s:
         time.sleep(poll_s)
-        if time.monotonic() - last_reconcile >= reconcile_every_s:
-            rt.bridge.reconcile(quiet_s)
-            last_reconcile = time.monotonic()
         if until_idle and (rt.pending() == 0 or not _active(rt.store)):
             break
     counts: dict[str, int] = {}
@@ -220,6 +254,7 @@ def _stats_command() -> Callable[..., None]:
     def stats(data: Path, since: str | None, as_json: bool) -> None:
         """Per step and variant: count, p50/p95 duration, failure rate, attempts, cost."""
         from bridge.cli.common import open_store as _store
+        from bridge.cli.common import text_table
         from bridge.ops.stats import collect, since_iso, summarize
         from statemachine.pipeline import default_pipeline
 
@@ -237,17 +272,6 @@ def _stats_command() -> Callable[..., None]:
         click.echo(text_table(report["steps"]))
 
     return stats
-
-
-def text_table(rows: list[dict[str, Any]]) -> str:
-    """Plain aligned columns (wide tables stay readable in a narrow terminal or a log)."""
-    if not rows:
-        return "(nothing)\n"
-    cells = [[str(k) for k in rows[0]]]
-    cells += [["-" if v is None else str(v) for v in row.values()] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(cells[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in cells]
-    return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
 def _rebuild_command() -> Callable[..., None]:

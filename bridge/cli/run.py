@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bridge.ops.run import run_course
+import click
+
+from bridge.ops.run import PAUSED_TIMEOUT_S, run_course
 from bridge.ops.views import course_status
 from bridge.runtime.embedded import embedded
 from bridge.settings import Settings
@@ -54,6 +56,7 @@ def run_video(
     workers: int = 4,
     settings: Settings | None = None,
     timeout_s: float = 3600,
+    paused_timeout_s: float = PAUSED_TIMEOUT_S,
 ) -> dict[str, Any]:
     """Run ``video`` on a fresh embedded runtime over ``data``; ``live`` draws the board on
     stderr while it runs. Returns the run's summary (``bridge.ops.run.run_course``)."""
@@ -66,18 +69,38 @@ def run_video(
         "provider": provider,
         "workers": workers,
         "timeout_s": timeout_s,
+        "paused_timeout_s": paused_timeout_s,
     }
+
+    def status_line(course_id: str, status: str) -> None:
+        line = status_note(rt.store, course_id, status, paused_timeout_s)
+        if line:
+            click.echo(line, err=True)
+
     if not live:
-        return run_course(rt, video, **kwargs)
+        return run_course(rt, video, on_status=status_line, **kwargs)
     from rich.console import Console
     from rich.live import Live
 
     with Live(console=Console(stderr=True), refresh_per_second=8) as board:
 
         def tick(course_id: str, elapsed: float) -> None:
-            board.update(_board(rt.store, course_id, elapsed))
+            board.update(_board(rt.store, course_id, elapsed, paused_timeout_s))
 
         return run_course(rt, video, on_tick=tick, **kwargs)
+
+
+def status_note(store: EventStore, course_id: str, status: str, paused_timeout_s: float) -> str:
+    """A line saying the course was paused (by whom, why, and how to resume it), or resumed."""
+    if status != "paused":
+        return ""
+    events = store.load(course_id)
+    pause = next((e for e in reversed(events) if e.type == "CoursePaused"), None)
+    who = f" by {pause.actor}: {pause.data.get('reason')!r}" if pause is not None else ""
+    return (
+        f"course {course_id} is paused{who}; waiting up to {paused_timeout_s:g} s"
+        f" (--paused-timeout) for coursegen resume {course_id} --reason ..."
+    )
 
 
 _STYLE = {
@@ -92,7 +115,7 @@ _STYLE = {
 }
 
 
-def _board(store: EventStore, course_id: str, elapsed: float) -> Any:
+def _board(store: EventStore, course_id: str, elapsed: float, paused_timeout_s: float) -> Any:
     """One row per step; a fan-out step shows its shards side by side."""
     from rich.table import Table
 
@@ -116,6 +139,8 @@ def _board(store: EventStore, course_id: str, elapsed: float) -> Any:
             f"{seconds:.2f}" if seconds is not None else "",
             note,
         )
+    if view["status"] == "paused":
+        table.caption = status_note(store, course_id, "paused", paused_timeout_s)
     return table
 
 

@@ -55,20 +55,60 @@ def step_document(request: TaskRequest, now: float, ttl_s: float = TTL_S) -> dic
     }
 
 
-class LegacyTriggerDispatcher:
-    """The dispatch port over a ``legacy_steps`` collection."""
+class CannotDelay(ValueError):
+    """The legacy transport cannot hold a task until a time: its trigger fires on create."""
 
-    def __init__(self, documents: StepDocuments, clock: Clock, *, ttl_s: float = TTL_S) -> None:
+
+class LegacyTriggerDispatcher:
+    """The dispatch port over a ``legacy_steps`` collection.
+
+    A Firestore trigger fires when the document is created: it cannot hold a task until a
+    ``schedule_time`` (a request's ``notBefore``, a resume at a time). Such a task goes
+    through ``delayed`` (the Cloud Tasks transport, which can), with a warning line; with no
+    ``delayed`` it is refused with ``CannotDelay``, never run early."""
+
+    def __init__(
+        self,
+        documents: StepDocuments,
+        clock: Clock,
+        *,
+        ttl_s: float = TTL_S,
+        delayed: Dispatcher | None = None,
+    ) -> None:
         self.documents = documents
         self.clock = clock
         self.ttl_s = ttl_s
+        self.delayed = delayed
         self.written = 0
+        self.rerouted = 0
         self._lock = threading.Lock()
 
     def dispatch(self, request: TaskRequest) -> None:
-        self.documents.create(request.name, step_document(request, self.clock.now(), self.ttl_s))
+        now = self.clock.now()
+        if request.schedule_time is not None and request.schedule_time > now:
+            self._dispatch_later(request)
+            return
+        self.documents.create(request.name, step_document(request, now, self.ttl_s))
         with self._lock:
             self.written += 1
+
+    def _dispatch_later(self, request: TaskRequest) -> None:
+        course = request.payload.get("courseId")
+        if self.delayed is None:
+            raise CannotDelay(
+                f"the legacy transport cannot hold task {request.name} of course {course}"
+                " until its schedule time (a Firestore trigger fires on create)"
+            )
+        self.delayed.dispatch(request)  # AlreadyExists (a re-dispatch) is not logged again
+        with self._lock:
+            self.rerouted += 1
+        log.warning(
+            "legacy transport cannot delay: task %s of course %s (not before %s) went through"
+            " Cloud Tasks",
+            request.payload.get("idempotencyKey"),
+            course,
+            datetime.fromtimestamp(request.schedule_time or 0, UTC).isoformat(),
+        )
 
 
 class LegacyDisabled:

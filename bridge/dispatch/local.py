@@ -4,6 +4,9 @@ Per queue: retries with Cloud Tasks' backoff (doubling, then linear, capped) unt
 attempts and max retry duration are reached (as Cloud Tasks documents); a token bucket at max
 dispatches per second and a cap on concurrent dispatches; schedule times; named-task
 de-duplication within a window; a dispatch deadline past which an attempt counts as failed.
+A 429 or 503 answer with ``Retry-After`` (seconds or an HTTP date) is retried no earlier than
+it says (the queue's backoff when that is later): Cloud Tasks "considers" Retry-After only as
+throttling of the queue's rate, so this is the per-task reading of it (docs/operating.md).
 Deliveries carry the X-CloudTasks-* headers and a signed bearer token. ``run_until_idle``
 drives it on a virtual clock, one delivery at a time; ``start`` runs worker threads on the
 real clock.
@@ -26,7 +29,10 @@ from statemachine.ports import Clock
 
 DEDUP_WINDOW_S = 3600.0  # Cloud Tasks keeps a deleted or executed task's name for about 1 h
 
-Deliver = Callable[[TaskRequest, Mapping[str, str], bytes], int]
+# A delivery's answer: its status, or its status and headers (a Retry-After is honoured).
+Delivered = int | tuple[int, Mapping[str, str]]
+Deliver = Callable[[TaskRequest, Mapping[str, str], bytes], Delivered]
+RETRY_AFTER_MAX_S = 24 * 3600.0  # a longer Retry-After is taken as this
 Signer = Callable[[bytes], str]
 
 
@@ -72,6 +78,7 @@ class DispatchStats:
     retries: int = 0
     deadline_exceeded: int = 0
     gave_up: int = 0
+    retry_after: int = 0  # retries held longer than the backoff by a Retry-After
     max_concurrent_seen: dict[str, int] = field(default_factory=dict)
     delivery_times: list[tuple[str, str, float]] = field(default_factory=list)
 
@@ -177,10 +184,12 @@ class LocalDispatcher(Driven):
         if self.signer is not None:
             headers["Authorization"] = f"Bearer {self.signer(entry.body)}"
         status: int | None = None
+        answer: Mapping[str, str] = {}
         lane = getattr(self.clock, "lane", None)
         with lane() if lane is not None else nullcontext():
             try:
-                status = self.deliver(req, headers, entry.body)
+                delivered = self.deliver(req, headers, entry.body)
+                status, answer = (delivered, {}) if isinstance(delivered, int) else delivered
             except Exception:  # a connection error or a crash: no response, no execution
                 status = None
             elapsed = self.clock.now() - start
@@ -196,17 +205,21 @@ class LocalDispatcher(Driven):
             if status is not None and not late and not 500 <= status < 600:
                 entry.executions += 1
             if status is None or late or not 200 <= status < 300:
-                self._retry(entry, queue)
+                wait = retry_after(answer, self.clock.now()) if status in (429, 503) else None
+                self._retry(entry, queue, wait)
             self._cond.notify_all()
             if self._is_idle():
                 self._idle.notify_all()
 
-    def _retry(self, entry: _Entry, queue: Queue) -> None:
+    def _retry(self, entry: _Entry, queue: Queue, wait_s: float | None = None) -> None:
         entry.retries += 1
         attempts = entry.retries
         retry = queue.retry
         now = self.clock.now()
         delay = retry.backoff(entry.retries)
+        if wait_s is not None and wait_s > delay:
+            self.stats.retry_after += 1
+            delay = wait_s
         assert entry.first_attempt is not None
         # Cloud Tasks stops only when both limits are met: max attempts made and max retry
         # duration passed (a duration of 0 is no limit on time).
@@ -230,3 +243,22 @@ class LocalDispatcher(Driven):
 
     def _is_idle(self) -> bool:
         return not any(self._heaps.values()) and not any(self._inflight.values())
+
+
+def retry_after(headers: Mapping[str, str], now: float) -> float | None:
+    """The seconds a ``Retry-After`` header asks to wait (delta-seconds or an HTTP date), read
+    case-insensitively; None when absent or unreadable; at most ``RETRY_AFTER_MAX_S``."""
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if value is None:
+        return None
+    text = str(value).strip()
+    if text.isascii() and text.isdigit():
+        seconds = float(text)
+    else:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            seconds = parsedate_to_datetime(text).timestamp() - now
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+    return max(0.0, min(seconds, RETRY_AFTER_MAX_S))

@@ -27,7 +27,7 @@ from statemachine.events import (
 from statemachine.lifecycle import BROKEN_TASK, COURSE, UNFINISHED_TASK, CourseStatus
 from statemachine.pipeline import default_pipeline
 from statemachine.ports import EventStore, Head
-from statemachine.timefmt import iso
+from statemachine.timefmt import iso, parse_iso
 
 OPERATIONS = ("cancel", "pause", "resume", "redrive")
 MAX_REASON = 2000
@@ -111,10 +111,17 @@ def pause(
 
 
 def resume(
-    store: EventStore, bridge: Bridge | None, course_id: str, *, operator: str, reason: str
+    store: EventStore,
+    bridge: Bridge | None,
+    course_id: str,
+    *,
+    operator: str,
+    reason: str,
+    at: str | None = None,
 ) -> dict[str, Any]:
-    """Resume a paused course, then advance it (schedule what became due while paused)."""
-    return _operate(store, bridge, course_id, "resume", operator, reason)
+    """Resume a paused course, then advance it (schedule what became due while paused);
+    with ``at`` (ISO time) what is due is scheduled on its queue for then, not polled."""
+    return _operate(store, bridge, course_id, "resume", operator, reason, at=at)
 
 
 def redrive(
@@ -140,13 +147,16 @@ def perform(
     operator: str,
     reason: str,
     step: str | None = None,
+    at: str | None = None,
 ) -> dict[str, Any]:
     """The operation named ``operation`` (one of ``OPERATIONS``)."""
     if operation not in OPERATIONS:
         raise InvalidOperation(f"unknown operation {operation!r}: one of {', '.join(OPERATIONS)}")
     if step is not None and operation != "redrive":
         raise InvalidOperation("only redrive takes a step")
-    return _operate(store, bridge, course_id, operation, operator, reason, step)
+    if at is not None and operation != "resume":
+        raise InvalidOperation("only resume takes a time (at)")
+    return _operate(store, bridge, course_id, operation, operator, reason, step, at)
 
 
 def _operate(
@@ -157,15 +167,17 @@ def _operate(
     operator: str,
     reason: str,
     step: str | None = None,
+    at: str | None = None,
 ) -> dict[str, Any]:
     actor = actor_for(operator)
     why = _reason(reason)
+    hold = _time(at)
     now: Callable[[], float] = bridge.clock.now if bridge is not None else time.time
     for _ in range(_TRIES):
         head = store.head(course_id)
         if head is None:
             raise UnknownCourse(f"no course {course_id!r}")
-        event = _event(head, operation, why, step, bridge)
+        event = _event(head, operation, why, step, bridge, hold)
         new = NewEvent(
             event=event,
             occurred_at=iso(now()),
@@ -194,8 +206,25 @@ def _reason(reason: str | None) -> str:
     return why
 
 
+def _time(at: str | None) -> str | None:
+    """``at`` (ISO 8601 / RFC 3339; no offset: UTC) as the store's UTC ISO text."""
+    if at is None:
+        return None
+    try:
+        return iso(parse_iso(at.strip()))
+    except (ValueError, OverflowError, OSError):
+        raise InvalidOperation(
+            f"{at!r:.80} is not a time (ISO 8601, e.g. 2026-01-31T22:00Z)"
+        ) from None
+
+
 def _event(
-    head: Head, operation: str, reason: str, step: str | None, bridge: Bridge | None
+    head: Head,
+    operation: str,
+    reason: str,
+    step: str | None,
+    bridge: Bridge | None,
+    hold: str | None = None,
 ) -> Event:
     trigger = operation
     if operation == "redrive" and head.status in (CourseStatus.RUNNING, CourseStatus.PAUSED):
@@ -212,7 +241,7 @@ def _event(
         case "pause":
             return CoursePaused(reason=reason)
         case "resume":
-            return CourseResumed(reason=reason)
+            return CourseResumed(reason=reason, not_before=hold)
     pipeline = bridge.pipeline if bridge is not None else default_pipeline()
     if step is not None and step not in pipeline.steps:
         raise InvalidOperation(f"no step named {step!r}")
@@ -254,6 +283,8 @@ def _result(
     }
     if isinstance(event, CourseRedriven):
         result["tasks"] = list(event.tasks)
+    if isinstance(event, CourseResumed) and event.not_before is not None:
+        result["at"] = event.not_before
     if operation in ("resume", "redrive"):
         if bridge is None:
             result["scheduled"] = None  # the reconciler advances it

@@ -13,14 +13,10 @@ from typing import Any, Protocol
 from bridge.core import Bridge
 from bridge.ops.views import course_status
 from handlers.artifacts import LocalArtifacts
-from statemachine.lifecycle import TERMINAL_COURSE
+from statemachine.lifecycle import TERMINAL_COURSE, CourseStatus
 from statemachine.ports import EventStore
 
-
-class LocalQueue(Protocol):
-    def start(self, workers: int = 4) -> None: ...
-
-    def pending(self) -> int: ...
+PAUSED_TIMEOUT_S = 900.0  # how long ``coursegen run`` waits on a paused course
 
 
 class LocalRuntime(Protocol):
@@ -33,10 +29,15 @@ class LocalRuntime(Protocol):
     def store(self) -> EventStore: ...
 
     @property
-    def dispatcher(self) -> LocalQueue: ...
-
-    @property
     def artifacts(self) -> LocalArtifacts: ...
+
+    def start(self, workers: int = 4) -> None:
+        """Every transport and the reconciler loop, on threads."""
+        ...
+
+    def pending(self) -> int:
+        """Tasks queued or running on every transport."""
+        ...
 
     def close(self) -> None: ...
 
@@ -51,11 +52,16 @@ def run_course(
     provider: str | None = None,
     workers: int = 4,
     timeout_s: float = 3600,
+    paused_timeout_s: float = PAUSED_TIMEOUT_S,
     on_tick: Callable[[str, float], None] | None = None,
+    on_status: Callable[[str, str], None] | None = None,
 ) -> dict[str, Any]:
     """Request a course for ``video``, run it to its end on ``rt`` (closed afterwards) and
     return its summary; a completed course is copied to ``out``. ``on_tick(course_id,
-    elapsed_s)`` is called about ten times a second while it runs."""
+    elapsed_s)`` is called about ten times a second while it runs, ``on_status(course_id,
+    status)`` whenever its status changes (an operator paused or resumed it from another
+    process). A course paused for longer than ``paused_timeout_s`` (or not ended within
+    ``timeout_s``) stops the wait: the summary's ``stopped`` says why."""
     uri = video if isinstance(video, str) else str(video.resolve())
     request_options: dict[str, Any] = {"provider": provider} if provider else {}
     started = time.perf_counter()
@@ -67,13 +73,15 @@ def run_course(
             "options": request_options,
         }
         course_id = rt.bridge.ingest(message, message_id=f"cli-{uuid.uuid4()}", actor="cli")
-        rt.dispatcher.start(workers)
-        _wait(rt, course_id, timeout_s, on_tick, started)
+        rt.start(workers)
+        stopped = _wait(rt, course_id, (timeout_s, paused_timeout_s), on_tick, on_status, started)
     finally:
         rt.close()
     wall = round(time.perf_counter() - started, 2)
     view = course_status(rt.store, course_id) or {}
     summary = _summary(rt, course_id, view, wall)
+    if stopped:
+        summary["stopped"] = stopped
     if view.get("status") == "completed":
         summary["files"] = _publish(rt.artifacts, course_id, out)
     return summary
@@ -89,18 +97,31 @@ def _title(uri: str) -> str:
 def _wait(
     rt: LocalRuntime,
     course_id: str,
-    timeout_s: float,
+    limits: tuple[float, float],
     on_tick: Callable[[str, float], None] | None,
+    on_status: Callable[[str, str], None] | None,
     started: float,
-) -> None:
+) -> str | None:
+    """Until the course ends and its tasks are done; otherwise why the wait stopped."""
+    timeout_s, paused_timeout_s = limits
     deadline = time.monotonic() + timeout_s
+    status = None
+    paused_since: float | None = None
     while time.monotonic() < deadline:
         head = rt.store.head(course_id)
         if on_tick is not None:
             on_tick(course_id, time.perf_counter() - started)
-        if head and head.status in TERMINAL_COURSE and rt.dispatcher.pending() == 0:
-            return
+        if head is not None and head.status != status:
+            status = head.status
+            paused_since = time.monotonic() if status == CourseStatus.PAUSED else None
+            if on_status is not None:
+                on_status(course_id, status)
+        if head and head.status in TERMINAL_COURSE and rt.pending() == 0:
+            return None
+        if paused_since is not None and time.monotonic() - paused_since > paused_timeout_s:
+            return f"paused for more than {paused_timeout_s:g} s"
         time.sleep(0.1)
+    return f"not ended within {timeout_s:g} s"
 
 
 def _summary(rt: LocalRuntime, course_id: str, view: dict[str, Any], wall: float) -> dict[str, Any]:

@@ -179,8 +179,11 @@ def since_iso(text: str, now: float) -> str:
     value = text.strip()
     match = _RELATIVE.match(value)
     if match:
-        delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
-        at = datetime.fromtimestamp(now, UTC) - delta
+        try:
+            delta = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
+            at = datetime.fromtimestamp(now, UTC) - delta
+        except (OverflowError, ValueError):
+            raise ValueError(f"--since {text!r} reaches back before the year 1") from None
     else:
         try:
             at = datetime.fromisoformat(value.replace("Z", "+00:00"))

@@ -223,7 +223,7 @@ def _legacy(
         from google.cloud import firestore
 
         client = firestore.Client(project=project)
-    return LegacyTriggerDispatcher(FirestoreStepDocuments(client), clock)
+    return LegacyTriggerDispatcher(FirestoreStepDocuments(client), clock, delayed=main)
 
 
 def _tasks_emulator(cfg: Settings) -> str | None:

@@ -26,6 +26,7 @@ from bridge.dispatch.firestore_trigger import (
     step_runner,
 )
 from bridge.dispatch.local import LocalDispatcher
+from bridge.reconcile import ReconcileLoop
 from bridge.runtime.clock import SystemClock
 from bridge.runtime.late import Late
 from bridge.runtime.stores import open_store
@@ -53,12 +54,25 @@ class Runtime:
     artifacts: LocalArtifacts
     notifications: list[tuple[str, int]] = field(default_factory=list)
     legacy: LocalStepDocuments | None = None  # the legacy transport, when it is enabled
+    reconciler: ReconcileLoop | None = None
+    root: Path | None = None  # the data folder: where ``start`` leaves its process marker
 
-    def start(self, workers: int = 4) -> None:
-        """Deliver on threads against the real clock, on every transport."""
+    def start(self, workers: int = 4, *, reconcile: bool = True) -> None:
+        """Deliver on threads against the real clock, on every transport, and (``reconcile``)
+        run the reconciler loop: courses another process changed (an operator's resume or
+        redrive from the CLI) are advanced within about a second, quiet ones rescued.
+
+        ``coursegen serve``, ``run`` and ``work`` all start here."""
         self.dispatcher.start(workers)
         if self.legacy is not None:
             self.legacy.start(max(1, workers // 2))
+        if reconcile:
+            if self.reconciler is None:
+                quiet_s = float(self.settings.get_int("COURSEGEN_RECONCILE_QUIET_SECONDS"))
+                self.reconciler = ReconcileLoop(self.bridge, quiet_s=quiet_s)
+            self.reconciler.start()
+        if self.root is not None:
+            _mark_live(self.root)
 
     def pending(self) -> int:
         """Tasks queued or running on every transport."""
@@ -76,6 +90,10 @@ class Runtime:
                 return total
 
     def close(self) -> None:
+        if self.root is not None:
+            _unmark_live(self.root)
+        if self.reconciler is not None:
+            self.reconciler.stop()
         self.dispatcher.stop()
         if self.legacy is not None:
             self.legacy.stop()
@@ -115,8 +133,11 @@ def embedded(
     endpoint: Late[TaskEndpoint] = Late("the task endpoint of the local queue")
     legacy_run: Late[Callable[[Mapping[str, Any]], Answer]] = Late("the legacy step runner")
 
-    def deliver(request: TaskRequest, headers: Mapping[str, str], body: bytes) -> int:
-        return endpoint.get().handle(headers, body, url=f"local://{request.step}").status
+    def deliver(
+        request: TaskRequest, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, Mapping[str, str]]:
+        answer = endpoint.get().handle(headers, body, url=f"local://{request.step}")
+        return answer.status, answer.headers
 
     dispatcher = LocalDispatcher(
         pipe,
@@ -128,7 +149,7 @@ def embedded(
     legacy_dispatcher: Dispatcher = LegacyDisabled(dispatcher)
     if cfg.get_bool("COURSEGEN_LEGACY_TRIGGER_ENABLED"):
         legacy = LocalStepDocuments(lambda document: legacy_run.get()(document), clk, pipe)
-        legacy_dispatcher = LegacyTriggerDispatcher(legacy, clk)
+        legacy_dispatcher = LegacyTriggerDispatcher(legacy, clk, delayed=dispatcher)
     bridge = Bridge(
         store=events,
         dispatcher=dispatcher,
@@ -168,4 +189,47 @@ def embedded(
         artifacts,
         notifications=notifications,
         legacy=legacy,
+        root=root,
     )
+
+
+LIVE_DIR = "processes"  # in the data folder: one marker per running process (``start``)
+
+
+def _marker(root: Path, pid: int) -> Path:
+    return root / LIVE_DIR / f"{pid}.json"
+
+
+def _mark_live(root: Path) -> None:
+    import json
+    import os
+    import sys
+    import time
+
+    marker = _marker(root, os.getpid())
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    command = " ".join(Path(sys.argv[0]).name.split()[:1] + sys.argv[1:2])
+    marker.write_text(json.dumps({"pid": os.getpid(), "command": command, "since": time.time()}))
+
+
+def _unmark_live(root: Path) -> None:
+    import os
+
+    _marker(root, os.getpid()).unlink(missing_ok=True)
+
+
+def live_processes(root: Path) -> list[dict[str, Any]]:
+    """The processes running the embedded runtime on ``root`` (each ``Runtime.start`` leaves a
+    marker; a marker whose process is gone, after a crash, is ignored)."""
+    import json
+    import os
+
+    found = []
+    for marker in sorted((root / LIVE_DIR).glob("*.json")):
+        try:
+            info = json.loads(marker.read_text())
+            os.kill(int(info["pid"]), 0)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # unreadable, or its process ended without closing
+        found.append(info)
+    return found

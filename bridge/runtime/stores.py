@@ -48,6 +48,9 @@ def open_store(
         )
     if kind == "memory":
         if must_exist:
-            raise StoreUnavailable("the memory store keeps nothing between commands")
+            raise StoreUnavailable(
+                "COURSEGEN_STORE=memory keeps nothing between commands: "
+                "use sqlite (--data) or firestore"
+            )
         return make_store("memory")
     raise StoreUnavailable(f"unknown store COURSEGEN_STORE={kind!r}: use one of {', '.join(KINDS)}")

@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from bridge.dispatch import TaskRequest
+from bridge.dispatch.local import Delivered
 from bridge.ops.replay import audit_all
 from bridge.runtime.embedded import embedded
 from bridge.settings import Settings
@@ -188,9 +189,9 @@ def bench_pipeline(
     lock = threading.Lock()
 
     def timed(inner: Any) -> Any:
-        def deliver(request: TaskRequest, headers: Mapping[str, str], body: bytes) -> int:
+        def deliver(request: TaskRequest, headers: Mapping[str, str], body: bytes) -> Delivered:
             t0 = time.perf_counter()
-            status: int = inner(request, headers, body)
+            status: Delivered = inner(request, headers, body)
             with lock:
                 overheads.append(time.perf_counter() - t0)
             return status

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.dispatch import TaskRequest
+from bridge.dispatch.local import Delivered
 from bridge.runtime.clock import VirtualClock
 from bridge.runtime.embedded import Runtime, embedded
 from bridge.settings import Settings
@@ -82,8 +83,8 @@ class Chaos:
         return {name: make(name) for name in self.pipeline.steps}
 
     def deliver(self, inner: Any) -> Any:
-        def deliver(request: TaskRequest, headers: Mapping[str, str], body: bytes) -> int:
-            status: int = inner(request, headers, body)
+        def deliver(request: TaskRequest, headers: Mapping[str, str], body: bytes) -> Delivered:
+            status: Delivered = inner(request, headers, body)
             if self.rng.random() < self.f.duplicate_rate:
                 self.injected["duplicate"] += 1
                 inner(request, headers, body)  # the same delivery again (at-least-once)

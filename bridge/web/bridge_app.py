@@ -105,7 +105,8 @@ def create_bridge_app(runtime_factory: Callable[[], BridgeRuntime]) -> Flask:
 
 
 def _operator_routes(app: Flask, runtime: Callable[[], BridgeRuntime]) -> None:
-    """``POST /operator/courses/<id>/<cancel|pause|resume|redrive>`` with ``{reason, step?}``."""
+    """``POST /operator/courses/<id>/<cancel|pause|resume|redrive>`` with ``{reason, step?,
+    at?}`` (``step`` for redrive, ``at`` for resume)."""
     from bridge.ops import operations
 
     def operate(course_id: str, operation: str) -> Response:
@@ -128,9 +129,11 @@ def _operator_routes(app: Flask, runtime: Callable[[], BridgeRuntime]) -> None:
             return problem(400, "Malformed JSON", "the body nests too deeply")
         if not isinstance(args, dict):
             return problem(400, "Malformed JSON", "the body must be a JSON object")
-        reason, step = args.get("reason"), args.get("step")
+        reason, step, at = args.get("reason"), args.get("step"), args.get("at")
         if not isinstance(reason, str) or not isinstance(step, str | None):
             return problem(422, "Invalid operation", "reason must be a string, step a string")
+        if not isinstance(at, str | None):
+            return problem(422, "Invalid operation", "at must be an ISO time")
         try:
             result = operations.perform(
                 operation,
@@ -140,6 +143,7 @@ def _operator_routes(app: Flask, runtime: Callable[[], BridgeRuntime]) -> None:
                 operator=operator,
                 reason=reason,
                 step=step,
+                at=at,
             )
         except operations.OperationError as err:
             return respond((err.status, err.problem()))

@@ -181,7 +181,10 @@ def components() -> dict[str, Any]:
                 commands=INT,
             ),
             "OperationRequest": _obj(
-                ["reason"], reason={"type": "string", "maxLength": 2000}, step=nullable("string")
+                ["reason"],
+                reason={"type": "string", "maxLength": 2000},
+                step=nullable("string"),
+                at={**nullable("string"), "description": "resume only: hold until (ISO time)"},
             ),
             "OperationResult": _obj(
                 ["course_id", "operation", "actor", "version"],
@@ -191,6 +194,7 @@ def components() -> dict[str, Any]:
                 reason=STR,
                 version=INT,
                 status=nullable("string"),
+                at=STR,
             ),
         },
     }

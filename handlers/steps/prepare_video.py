@@ -48,10 +48,16 @@ def prepare_video(ctx: StepContext) -> StepResult:
         raise TransientStepError(f"fetching the video failed: {err}") from None
     except MediaError as err:
         cls = PermanentStepError if err.permanent else TransientStepError
-        raise cls(f"{err.kind}: {err}") from None
+        raise cls(f"{err.kind}: {_named(str(err), source, request['video_uri'])}") from None
     finally:
         source.unlink(missing_ok=True)
     outputs = {"video": artifacts.put_file(ctx.course_id, "media/video.mp4", prepared.video)}
     if prepared.audio is not None:
         outputs["audio"] = artifacts.put_file(ctx.course_id, "media/audio.wav", prepared.audio)
     return StepResult(outputs=outputs, summary=info.to_dict())
+
+
+def _named(message: str, source: Path, uri: str) -> str:
+    """``message`` naming the user's video (the last part of its URI), not the scratch copy."""
+    name = uri.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0] or uri
+    return message.replace(str(source), name).replace(source.name, name)

@@ -173,6 +173,16 @@ class FirestoreStore:
         )
         return [doc.id for doc in query.select(["updated_at"]).stream()]
 
+    def moved(self, since: str, *, limit: int = 1000) -> Sequence[tuple[str, int]]:
+        query = (
+            self._courses.where(filter=FieldFilter("status", "in", _ACTIVE))
+            .where(filter=FieldFilter("updated_at", ">=", since))
+            .order_by("updated_at")
+            .limit(limit)
+        )
+        found = query.select(["updated_at", "version"]).stream()
+        return [(doc.id, int((doc.to_dict() or {}).get("version", 0))) for doc in found]
+
     def scan(self) -> Iterator[tuple[str, Sequence[Envelope]]]:
         for course_id, _ in self._course_ids():
             yield course_id, self.load(course_id)

@@ -122,6 +122,16 @@ class MemoryStore:
         )
         return [c for _, c in found[:limit]]
 
+    def moved(self, since: str, *, limit: int = 1000) -> Sequence[tuple[str, int]]:
+        with self._lock:
+            heads = [h for h, _ in self._heads.values()]
+        found = sorted(
+            (h.updated_at or "", h.course_id, h.version)
+            for h in heads
+            if is_active(h.status) and (h.updated_at or "") >= since
+        )
+        return [(c, v) for _, c, v in found[:limit]]
+
     def scan(self) -> Iterator[tuple[str, Sequence[Envelope]]]:
         with self._lock:
             ids = sorted(self._events)

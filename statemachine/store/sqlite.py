@@ -323,6 +323,15 @@ class SqliteStore:
             ).fetchall()
         return [r[0] for r in rows]
 
+    def moved(self, since: str, *, limit: int = 1000) -> Sequence[tuple[str, int]]:
+        with self._conn() as conn:
+            rows = conn.execute(
+                "SELECT course_id, version FROM courses WHERE status IN (?, ?, ?)"
+                " AND updated_at >= ? ORDER BY updated_at LIMIT ?",
+                (*_ACTIVE, since, limit),
+            ).fetchall()
+        return [(r[0], int(r[1])) for r in rows]
+
     def scan(
         self, *, lo: str | None = None, hi: str | None = None
     ) -> Iterator[tuple[str, Sequence[Envelope]]]:

@@ -99,6 +99,17 @@ def test_quiet_lists_only_active_courses_older_than_a_time(store):
     assert sorted(store.quiet(iso(T0 + 900))) == ["new", "old"]
 
 
+def test_moved_lists_active_courses_changed_since_a_time_with_their_versions(store):
+    store.append("old", 0, [new(requested().event, T0)])
+    store.append("new", 0, [new(requested().event, T0 + 600)])
+    store.append("new", 1, [new(CourseCancelled(reason="r"), T0 + 700)])
+    store.append("newer", 0, [new(requested().event, T0 + 650)])
+    store.append("newer", 1, [new(scheduled("newer").event, T0 + 800)])
+    assert list(store.moved(iso(T0 + 300))) == [("newer", 2)]  # "new" ended: cancelled
+    assert list(store.moved(iso(T0))) == [("old", 1), ("newer", 2)]
+    assert list(store.moved(iso(T0 + 900))) == []
+
+
 def test_courses_lists_heads(store):
     store.append("a", 0, [requested()])
     store.append("b", 0, [requested()])

@@ -100,7 +100,8 @@ def local_stack(
     workers: int = 2,
 ) -> Stack:
     """The dashboard, its API, ``/tasks`` and the bridge's push routes over the embedded
-    runtime in ``data_dir``; ``workers`` > 0 also runs the local Cloud Tasks dispatcher."""
+    runtime in ``data_dir``; ``workers`` > 0 also runs it (``Runtime.start``: the local Cloud
+    Tasks dispatcher, the legacy transport when enabled, and the reconciler loop)."""
     from bridge.web.bridge_app import create_bridge_app
 
     cfg = settings or Settings.from_env()
@@ -125,7 +126,7 @@ def local_stack(
         recovered = rt.bridge.recover()
         if recovered["tasks"] or recovered["courses"]:
             log.info("recovered %s", recovered)
-        rt.dispatcher.start(workers)
+        rt.start(workers)
     return Stack(app, rt)
 
 
