@@ -14,7 +14,7 @@ PUBLISH_TIMEOUT_S = 30.0
 
 def make_publisher() -> Any:
     """A PublisherClient with message ordering on (finds PUBSUB_EMULATOR_HOST by itself)."""
-    from google.cloud import pubsub_v1
+    import google.cloud.pubsub_v1 as pubsub_v1
 
     return pubsub_v1.PublisherClient(
         publisher_options=pubsub_v1.types.PublisherOptions(enable_message_ordering=True)

@@ -46,7 +46,7 @@ class GcsArtifacts:
         self.bucket_name, self.prefix = parse_gs(uri)
         self._retry = {} if source_retry is None else {"retry": source_retry}
         if client is None:
-            from google.cloud import storage
+            import google.cloud.storage as storage
 
             client = storage.Client()
         self.client = client

@@ -184,8 +184,8 @@ def replay(
     store = open_store(data)
     archived = _archived(store, course_id)
     if archived is not None and check:
-        verdict = {"ok": True, "course_id": course_id, "events": len(archived), "archived": True}
-        emit_json(verdict) if as_json else click.echo(
+        summary = {"ok": True, "course_id": course_id, "events": len(archived), "archived": True}
+        emit_json(summary) if as_json else click.echo(
             f"{course_id}: verified {len(archived)} events (archived)"
         )
         return
@@ -284,7 +284,7 @@ def _audit_archives(archives: tuple[str, ...], shadow: bool, as_json: bool) -> N
     from bridge.ops.shadow import shadow as shadow_one
     from statemachine.errors import IntegrityError
 
-    results = []
+    results: list[dict[str, Any]] = []
     for where in archives:
         try:
             found = verify_archive(read_location(where))
@@ -319,10 +319,10 @@ def _audit_archives(archives: tuple[str, ...], shadow: bool, as_json: bool) -> N
     else:
         for r in results:
             if r.get("shadow"):
-                d = r["shadow"]
+                part = r["shadow"]
                 click.echo(
                     f"{r['archive']}: {r['course_id']} differs at version "
-                    f"{d['version']} ({d['kind']}): {d['detail']}"
+                    f"{part['version']} ({part['kind']}): {part['detail']}"
                 )
             elif r["ok"]:
                 click.echo(

@@ -194,11 +194,14 @@ def document_fields(data: Any) -> dict[str, Any]:
             doc = Document.from_json(json.dumps(data["value"]), ignore_unknown_fields=True)
         else:
             raise ValueError(f"unexpected event data of type {type(data).__name__}")
-        fields: dict[str, Any] = _helpers.decode_dict(doc.fields, None)
+        decoded = _helpers.decode_dict(doc.fields, None)
     except ValueError:
         raise
     except Exception as err:  # a protobuf or JSON decoding error
         raise ValueError(f"undecodable document event: {err}") from None
+    if not isinstance(decoded, dict):  # fields shaped like a vector or a BSON value
+        raise ValueError(f"the event's document is a {type(decoded).__name__}, not fields")
+    fields: dict[str, Any] = decoded
     if not fields:
         raise ValueError("the event carries no document fields")
     fields.setdefault("name", doc.name.rsplit("/", 1)[-1])

@@ -89,7 +89,7 @@ class BucketTarget:
         if not bucket:
             raise ValueError(f"no bucket in {uri!r}")
         if client is None:
-            from google.cloud import storage  # type: ignore[attr-defined,unused-ignore]
+            import google.cloud.storage as storage
 
             client = storage.Client()
         self.bucket_name, self.prefix = bucket, prefix.strip("/")
@@ -133,7 +133,7 @@ def read_location(location: str, client: Any = None) -> bytes:
     """The bytes of one archive named by its URI (a tombstone's ``location``) or path."""
     if location.startswith("gs://"):
         if client is None:
-            from google.cloud import storage  # type: ignore[attr-defined,unused-ignore]
+            import google.cloud.storage as storage
 
             client = storage.Client()
         bucket, _, name = location[len("gs://") :].partition("/")

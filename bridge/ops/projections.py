@@ -51,10 +51,10 @@ def differences(store: EventStore, course_id: str, snapshot: Mapping[str, Any]) 
         if dict(head.snapshot) != dict(snapshot) or columns != (*want, snapshot["variant"]):
             found.append(f"head differs (stored {head.status} v{head.version}, fold {want[:2]})")
     live = {r["task"]: dict(r) for r in store.tasks(course_id)}
-    want = {r["task"]: r for r in task_rows(snapshot)}
-    for name in sorted(live.keys() | want.keys()):
-        if live.get(name) != want.get(name):
-            found.append(f"task {name}: stored {live.get(name)} != folded {want.get(name)}")
+    folded = {r["task"]: r for r in task_rows(snapshot)}
+    for name in sorted(live.keys() | folded.keys()):
+        if live.get(name) != folded.get(name):
+            found.append(f"task {name}: stored {live.get(name)} != folded {folded.get(name)}")
     return found
 
 

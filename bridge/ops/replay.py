@@ -69,13 +69,13 @@ def _detail(e: Envelope) -> str:
             kind = "retryable" if d["retryable"] else "permanent"
             return f"{kind} {d['error_type']}: {d['message'][:120]}"
         case "TaskExhausted":
-            return d["error"][:120]
+            return str(d["error"])[:120]
         case "TaskMooted":
             return str(d["detail"])[:120]
         case "CourseFailed":
-            return d["reason"][:160]
+            return str(d["reason"])[:160]
         case "CourseCancelled" | "CoursePaused" | "CourseResumed":
-            return d["reason"][:160]
+            return str(d["reason"])[:160]
         case "CourseRedriven":
             return f"{', '.join(d['tasks'])}: {d['reason'][:100]}"
     return ""

@@ -20,7 +20,7 @@ class StoreUnavailable(ValueError):
     """The configured store cannot be opened as asked (unknown kind, nothing stored yet)."""
 
 
-def sqlite_path(data_dir: Path) -> Path:
+def sqlite_path(data_dir: str | Path) -> Path:
     return Path(data_dir) / "events.db"
 
 

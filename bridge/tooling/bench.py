@@ -43,7 +43,8 @@ def course_commands(course_id: str, shards: int = 4) -> list[list[NewEvent]]:
         nonlocal t, snap
         t += 0.01
         batch = [NewEvent(event=e, occurred_at=iso(t), actor=actor) for e in events]
-        snap = prepare_append(course_id, snap, len(batches) and snap["version"], batch).snapshot
+        expected = snap["version"] if snap is not None else 0
+        snap = prepare_append(course_id, snap, expected, batch).snapshot
         batches.append(batch)
         return CourseState.from_snapshot(snap)
 

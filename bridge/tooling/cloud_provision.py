@@ -42,8 +42,8 @@ def _seconds(text: str) -> dict[str, int]:
 
 def create_pubsub(project: str, bridge_url: str) -> list[str]:
     """Every topic and subscription of modules/pubsub; the names created."""
+    import google.cloud.pubsub_v1 as pubsub_v1
     from google.api_core import exceptions as gexc
-    from google.cloud import pubsub_v1  # type: ignore[attr-defined,unused-ignore]
 
     publisher = pubsub_v1.PublisherClient()
     subscriber = pubsub_v1.SubscriberClient()
@@ -109,8 +109,8 @@ def create_queues(tasks_host: str, project: str, region: str) -> dict[str, bool]
 
 
 def create_bucket(project: str, bucket: str, region: str) -> None:
+    import google.cloud.storage as storage
     from google.api_core import exceptions as gexc
-    from google.cloud import storage  # type: ignore[attr-defined,unused-ignore]
 
     client = storage.Client(project=project)
     with suppress(gexc.Conflict):
@@ -119,7 +119,7 @@ def create_bucket(project: str, bucket: str, region: str) -> None:
 
 def upload(project: str, bucket: str, name: str, path: Path) -> str:
     """Upload ``path`` as ``gs://bucket/name``; its URI."""
-    from google.cloud import storage  # type: ignore[attr-defined,unused-ignore]
+    import google.cloud.storage as storage
 
     blob = storage.Client(project=project).bucket(bucket).blob(name)
     blob.upload_from_filename(str(path), timeout=120)
@@ -129,7 +129,7 @@ def upload(project: str, bucket: str, name: str, path: Path) -> str:
 def publish(project: str, topic: str, data: bytes) -> str:
     """Publish ``data`` as ``gcloud pubsub topics publish`` does (no ordering key, no
     attributes); the message id."""
-    from google.cloud import pubsub_v1  # type: ignore[attr-defined,unused-ignore]
+    import google.cloud.pubsub_v1 as pubsub_v1
 
     publisher = pubsub_v1.PublisherClient()
     message_id: str = publisher.publish(publisher.topic_path(project, topic), data).result(
@@ -140,8 +140,8 @@ def publish(project: str, topic: str, data: bytes) -> str:
 
 def pull(project: str, subscription: str, max_messages: int = 50) -> list[dict[str, Any]]:
     """What a (hold) subscription holds right now, acknowledged: data and attributes."""
+    import google.cloud.pubsub_v1 as pubsub_v1
     from google.api_core import exceptions as gexc
-    from google.cloud import pubsub_v1  # type: ignore[attr-defined,unused-ignore]
 
     subscriber = pubsub_v1.SubscriberClient()
     path = subscriber.subscription_path(project, subscription)

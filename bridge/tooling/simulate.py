@@ -178,7 +178,7 @@ def check(rt: Runtime, ids: list[str], chaos: Chaos) -> dict[str, Any]:
                 recorded[e.data["idempotency_key"]] += 1
             elif e.type == "TaskStarted":
                 attempts += 1
-        if status == "failed":
+        if head is not None and head.status == "failed":
             failed = head.snapshot["failure"] or {}
             task = head.snapshot["tasks"].get(failed.get("task") or "", {})
             injected = task.get("status") == "exhausted" or task.get("key") in chaos.permanent_keys

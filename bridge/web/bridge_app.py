@@ -17,7 +17,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from flask import Flask, Response, request
 
@@ -38,6 +38,13 @@ class Rejected(ValueError):
 
 
 Outcome = tuple[int, dict[str, Any]]
+
+
+class HeaderLookup(Protocol):
+    """What ``push_envelope`` reads headers through: a plain mapping or Flask's ``Headers``
+    (which is no ``Mapping``, and looks names up case-insensitively)."""
+
+    def get(self, key: str, /) -> str | None: ...
 
 
 def problem(status: int, title: str, detail: str) -> Response:
@@ -193,9 +200,7 @@ def _error_handlers(app: Flask) -> None:
         return problem(503, "Try again later", f"{type(err).__name__}: {err}"[:500])
 
 
-def push_envelope(
-    body: bytes, headers: Mapping[str, str] | None = None
-) -> dict[str, Any] | Response:
+def push_envelope(body: bytes, headers: HeaderLookup | None = None) -> dict[str, Any] | Response:
     """The Pub/Sub push envelope in ``body``, or a 400 problem if it is not one.
 
     Eventarc's CloudEvent (``google.cloud.pubsub.topic.v1.messagePublished``) carries the same

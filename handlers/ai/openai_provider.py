@@ -15,9 +15,11 @@ import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import openai
+from openai.types.chat import ChatCompletionContentPartParam, ChatCompletionMessageParam
+from openai.types.shared_params import ResponseFormatJSONSchema
 
 import schemas
 from handlers.ai import prompts
@@ -55,7 +57,7 @@ class OpenAIConfig:
     timeout_s: float = 300.0  # per HTTP request
     max_retries: int = 3  # SDK retries after the first attempt (429, 408, 409, 5xx, network)
     upload_limit_bytes: int = MAX_UPLOAD_BYTES
-    image_detail: str = "auto"
+    image_detail: Literal["auto", "low", "high"] = "auto"
     prices: Mapping[str, Price] | None = None
 
 
@@ -117,13 +119,17 @@ class OpenAIProvider:
     ) -> AIResult:
         prompt = prompts.ANALYZE_VIDEO_FROM_TRANSCRIPT
         inputs = prompts.json_block(prompts.video_inputs(transcript, scene_times))
-        content = [{"type": "text", "text": prompt.render(inputs=inputs)}]
+        content: list[ChatCompletionContentPartParam] = [
+            {"type": "text", "text": prompt.render(inputs=inputs)}
+        ]
         return self._structured("ai/video_analysis", prompt, content)
 
     def analyze_frames(self, frames: Sequence[FrameInput]) -> AIResult:
         prompt = prompts.ANALYZE_FRAMES
         inputs = prompts.json_block(prompts.frames_inputs(frames))
-        content: list[dict[str, Any]] = [{"type": "text", "text": prompt.render(inputs=inputs)}]
+        content: list[ChatCompletionContentPartParam] = [
+            {"type": "text", "text": prompt.render(inputs=inputs)}
+        ]
         for frame in frames:
             url = "data:image/jpeg;base64," + base64.b64encode(frame.path.read_bytes()).decode()
             content.append({"type": "text", "text": f"frame {frame.name} at t={frame.t:.3f}"})
@@ -159,10 +165,13 @@ class OpenAIProvider:
             )
 
     def _structured(
-        self, schema_name: str, prompt: prompts.Prompt, content: list[dict[str, Any]]
+        self,
+        schema_name: str,
+        prompt: prompts.Prompt,
+        content: list[ChatCompletionContentPartParam],
     ) -> AIResult:
         meter = Meter(self.name, self.model, prompt.ref, prices=self.config.prices)
-        response_format = {
+        response_format: ResponseFormatJSONSchema = {
             "type": "json_schema",
             "json_schema": {
                 "name": schema_name.rsplit("/", 1)[-1],
@@ -170,7 +179,7 @@ class OpenAIProvider:
                 "strict": True,
             },
         }
-        messages: list[dict[str, Any]] = [
+        messages: list[ChatCompletionMessageParam] = [
             {"role": "system", "content": prompt.system},
             {"role": "user", "content": content},
         ]
@@ -185,8 +194,8 @@ class OpenAIProvider:
             with self._sdk_errors(prompt.id):
                 completion = self._client.chat.completions.create(
                     model=self.model,
-                    messages=sent,  # type: ignore[arg-type]
-                    response_format=response_format,  # type: ignore[arg-type]
+                    messages=sent,
+                    response_format=response_format,
                     temperature=0.2,
                 )
             return _reply(completion, prompt.id)

@@ -21,13 +21,9 @@ from typing import IO
 from urllib.parse import unquote, urljoin, urlsplit
 
 from handlers.artifacts import SourceReader, SourceRefused, SourceUnavailable
-from handlers.media.ssrf import (
-    FetchFailed,
-    FetchRefused,
-    Resolver,
-    check_address,
-    gs_uri_problem,
-)
+from handlers.media.ssrf import FetchFailed as FetchFailed  # raised by fetch: re-exported
+from handlers.media.ssrf import FetchRefused as FetchRefused
+from handlers.media.ssrf import Resolver, check_address, gs_uri_problem
 
 HTTP_SCHEMES = frozenset({"http", "https"})
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})

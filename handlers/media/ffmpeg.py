@@ -74,7 +74,8 @@ class PreparedMedia:
 
 @functools.cache
 def ffmpeg_exe() -> str:
-    return imageio_ffmpeg.get_ffmpeg_exe()
+    exe: str = imageio_ffmpeg.get_ffmpeg_exe()
+    return exe
 
 
 def run_ffmpeg(

@@ -25,9 +25,7 @@ def lesson_texts(
             if start <= (float(s["start"]) + float(s["end"])) / 2 < end
         )
         shown = [f for f in slides if start <= float(f["t"]) < end]
-        text = " ".join(
-            [f["title"], *f["body"]] and " ".join([f["title"], *f["body"]]) for f in shown
-        )
+        text = " ".join(" ".join([f["title"], *f["body"]]) for f in shown)
         out.append(
             LessonText(
                 index=i,

@@ -203,6 +203,7 @@ def attempt_bars(events: Sequence[Envelope], t0: float) -> list[dict[str, Any]]:
     waiting: dict[str, float] = {}
     open_: dict[str, dict[str, Any]] = {}
     bars: list[dict[str, Any]] = []
+    bar: dict[str, Any] | None
     for e in events:
         task = str(e.data.get("task") or "")
         at = round(parse_iso(e.occurred_at) - t0, 3)

@@ -134,7 +134,9 @@ def test_the_eventarc_document_event_decodes(clock) -> None:
     assert fields["name"] == "t9"
     as_json = {"value": {"name": document.name, "fields": {"payload": {"stringValue": "{}"}}}}
     assert document_fields(as_json)["payload"] == "{}"
-    for bad in (b"\xff\xff", {"value": {}}, "text"):
+    one = {"arrayValue": {"values": [{"doubleValue": 1.0}]}}
+    vector = {"__type__": {"stringValue": "__vector__"}, "value": one}  # not a map of fields
+    for bad in (b"\xff\xff", {"value": {}}, "text", {"value": {"fields": vector}}):
         try:
             document_fields(bad)
             raise AssertionError(f"{bad!r} decoded")
