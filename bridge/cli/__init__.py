@@ -331,3 +331,4 @@ _register_extensions()
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+__import__("bridge.cli.eval", fromlist=["register"]).register(main)  # coursegen eval
