@@ -447,8 +447,9 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def _register_extensions() -> None:
-    """Commands that live beside their code: operations, the dashboard, export, cloud-local."""
+    """Commands that live beside their code: ops, the dashboard, export, cloud-local, eval."""
     from bridge.cli import cloud_local
+    from bridge.cli import eval as eval_cli
     from bridge.cli import operator as ops_cli
     from bridge.cli import serve as serve_cli
     from bridge.cli.export import export
@@ -457,6 +458,7 @@ def _register_extensions() -> None:
     ops_cli.register(main)
     serve_cli.register(main)
     cloud_local.register(main)
+    eval_cli.register(main)
     main.add_command(export)
     main.add_command(archive)
 
