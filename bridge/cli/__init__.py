@@ -473,9 +473,10 @@ def _print_table(rows: list[dict[str, Any]]) -> None:
 
 
 def _register_extensions() -> None:
-    """Commands that live beside their code: ops, the dashboard, queues, export, cloud-local."""
+    """Commands that live beside their code (ops, dashboard, queues, export, cloud-local, eval)."""
     from bridge.cli import cloud_local
     from bridge.cli import dead_letters as dead_letters_cli
+    from bridge.cli import eval as eval_cli
     from bridge.cli import operator as ops_cli
     from bridge.cli import queues as queues_cli
     from bridge.cli import serve as serve_cli
@@ -487,6 +488,7 @@ def _register_extensions() -> None:
     cloud_local.register(main)
     queues_cli.register(main)
     dead_letters_cli.register(main)
+    eval_cli.register(main)
     main.add_command(export)
     main.add_command(archive)
 

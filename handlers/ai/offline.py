@@ -7,6 +7,7 @@ import itertools
 import math
 import random
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,8 @@ MIN_LESSON_S = 3.0
 # Talk before the first slide shorter than this belongs to the first slide's lesson.
 MIN_INTRO_S = 10.0
 MIN_TITLE_CONFIDENCE = 0.5
+# A frame sharing less than this share of its words with the current slide is another slide.
+BODY_KEPT = 0.5
 # OCR reads one slide a little differently from frame to frame: words at least this long and
 # this alike are one word misread; shorter ones ("1" and "2", "A" and "B") must match exactly.
 MISREAD_MIN_CHARS = 4
@@ -147,6 +150,33 @@ class _Span:
     title: str
 
 
+@dataclass(slots=True)
+class _Run:
+    """Frames taken to show one slide: their titles (for the vote) and body words."""
+
+    start: float
+    titles: list[tuple[str, float]]
+    words: set[str]
+    first_line: str
+
+    def title(self) -> str:
+        """The title most frames read: misreads of one title form one group, and the group's
+        most frequent spelling (then the surest) stands for it."""
+        if not self.titles:
+            return self.first_line
+        groups: list[list[tuple[str, float]]] = []
+        for title, confidence in self.titles:
+            group = next((g for g in groups if _same_title(g[0][0], title)), None)
+            if group is None:
+                groups.append([(title, confidence)])
+            else:
+                group.append((title, confidence))
+        biggest = max(groups, key=len)
+        spellings = Counter(title for title, _ in biggest)
+        surest = {title: max(c for t, c in biggest if t == title) for title in spellings}
+        return max(spellings, key=lambda title: (spellings[title], surest[title]))
+
+
 def course_structure(inputs: StructureInputs) -> dict[str, Any]:
     """Lessons cut at slide changes (else at topics), grouped into modules of about four."""
     slides = sorted(inputs.slides, key=lambda f: (float(f["t"]), str(f["name"])))
@@ -202,16 +232,44 @@ def _misread(x: str, y: str) -> bool:
 
 
 def _slide_spans(slides: Sequence[Mapping[str, Any]], topics: Sequence[Any]) -> list[_Span]:
-    """A span per run of frames showing one slide title; untitled frames split nothing."""
-    spans: list[_Span] = []
+    """A span per run of frames showing one slide: a new title starts one, and so does a
+    frame whose body text is not the slide's (slides sharing a template, or titles that
+    read poorly); a frame that only adds lines to the body (an overlay) does not."""
+    runs: list[_Run] = []
     for frame in slides:
         confident = float(frame.get("title_confidence", 1.0)) >= MIN_TITLE_CONFIDENCE
         title = " ".join(str(frame.get("title", "")).split()) if confident else ""
-        if title and not (spans and _same_title(spans[-1].title, title)):
-            spans.append(_Span(float(frame["t"]), title))
+        body = [str(line) for line in frame.get("body", ())]
+        words = _content_words(body)
+        if not title and not words:
+            continue  # a blank or unreadable frame shows nothing to split on
+        run = runs[-1] if runs else None
+        if run is None or _starts_slide(run, title, words):
+            first_line = next((line for line in body if len(line.split()) >= 2), "")
+            runs.append(_Run(float(frame["t"]), [], set(), first_line))
+            run = runs[-1]
+        if title:
+            run.titles.append((title, float(frame.get("title_confidence", 1.0))))
+        run.words |= words
+    spans = [_Span(run.start, run.title()) for run in runs]
     if spans and spans[0].start >= MIN_INTRO_S:
         spans.insert(0, _Span(0.0, _topic_title(topics, 0.0) or "Introduction"))
     return spans
+
+
+def _content_words(lines: Sequence[str]) -> set[str]:
+    # Words of 3+ letters: page numbers and OCR crumbs ("e", "|") change between frames.
+    return {w for line in lines for w in re.findall(r"[a-z]{3,}", line.lower())}
+
+
+def _starts_slide(run: _Run, title: str, words: set[str]) -> bool:
+    if title and run.titles and not any(_same_title(seen, title) for seen, _ in run.titles):
+        return True
+    if not words or not run.words:
+        return False
+    # Overlays and OCR noise keep most of the slide's words; another slide keeps few.
+    kept = len(run.words & words) / min(len(run.words), len(words))
+    return kept < BODY_KEPT
 
 
 def _topic_title(topics: Sequence[Mapping[str, Any]], t: float) -> str:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import os
 import shutil
 import statistics
 import subprocess
+import tempfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+from PIL import Image
 
 TESSERACT_ENV = "TESSERACT_CMD"
 MIN_CONFIDENCE = 40.0
@@ -20,6 +25,18 @@ HEADER_ZONE = 0.4
 # A title must stand out from the body; equal-sized lines mean the slide has no header.
 TITLE_HEIGHT_RATIO = 1.15
 TIMEOUT_S = 60.0
+# A header bar: rows whose median grey differs from the page's by this much, at least this
+# share of the page tall, starting in the top 5%.
+BAR_CONTRAST = 40
+BAR_MIN_HEIGHT = 0.06
+# A bar shorter than this (in pixels) is scaled up before OCR: small titles read better.
+BAND_SCALE = 2
+BAND_SCALE_BELOW_PX = 200
+# Lines of a bar this close to its biggest line's height are the title (a wrapped title).
+BAR_TITLE_SHARE = 0.8
+# Rows of a bar whose median grey jumps by this much start a new band.
+BAND_STEP = 12
+BAND_RUN = 4
 # What tesseract makes of a bullet glyph when it reads it as letters ("•" comes out as "e",
 # "e@" or "@" on rendered slides); a short token of symbols only ("¢", "»", "-") is one too.
 BULLET_LETTERS = frozenset({"e", "o", "e@", "@e", "eo", "oe", "ee"})
@@ -103,13 +120,37 @@ def run_tesseract(image_path: Path | str, *, psm: int = 3, lang: str = "eng") ->
 
 
 def read_slide(image_path: Path | str) -> SlideText:
-    """Title (largest line in the header zone) and body lines of one slide image."""
+    """Title and body lines of one slide image.
+
+    A coloured header bar is read on its own, binarised with its own threshold and polarity
+    and scaled up, so its light-on-colour title is not cut by the page-wide threshold; without
+    a bar the title is the top line of the header zone, if it stands out by size.
+    """
     page_height, words = _parse_tsv(run_tesseract(image_path))
-    lines = _group_lines(words)
+    bar = header_bar(image_path)
+    if bar is not None:
+        top, bottom = bar
+        body = _group_lines([w for w in words if not top <= w.top + w.height / 2 <= bottom])
+        # A stack of bands (beamer: navigation, section, frame title): the title is the band
+        # with the largest letters; the others' text goes to the body.
+        bands = [_read_band(image_path, a, b) for a, b in _sub_bands(image_path, top, bottom)]
+        bands = [band for band in bands if band]
+        bar_lines = [line for band in bands for line in _group_lines(band)]
+        if bar_lines:
+            biggest = max(line.height for line in bar_lines)
+            title = [line for line in bar_lines if line.height >= BAR_TITLE_SHARE * biggest]
+            rest = [line for line in bar_lines if line not in title]
+            return _slide_text(title, [*rest, *body])
+        lines = body
+    else:
+        lines = _group_lines(words)
     if not lines:
         return EMPTY
     title_lines = _title_lines(lines, page_height)
-    body = [line for line in lines if line not in title_lines]
+    return _slide_text(title_lines, [line for line in lines if line not in title_lines])
+
+
+def _slide_text(title_lines: Sequence[_Line], body: Sequence[_Line]) -> SlideText:
     title_words = [word for line in title_lines for word in line.words]
     body_words = [word for line in body for word in line.words]
     return SlideText(
@@ -119,6 +160,91 @@ def read_slide(image_path: Path | str) -> SlideText:
         body_confidence=_confidence(body_words),
         words=len(title_words) + len(body_words),
     )
+
+
+def header_bar(image_path: Path | str) -> tuple[int, int] | None:
+    """Rows (top, bottom) of a solid band at the top whose colour is not the page's, if any."""
+    with Image.open(image_path) as image:
+        gray = np.asarray(image.convert("L"), dtype=np.int16)
+    height = gray.shape[0]
+    rows = np.median(gray, axis=1)
+    background = float(np.median(gray))
+    # The band must start near the top and be uniform across most of the width.
+    differs = np.abs(rows - background) >= BAR_CONTRAST
+    start = 0
+    while start < height * 0.05 and not differs[start]:
+        start += 1
+    if start >= height * 0.05:
+        return None
+    end = start
+    while end < height * HEADER_ZONE and differs[end]:
+        end += 1
+    if end - start < height * BAR_MIN_HEIGHT:
+        return None
+    return start, end
+
+
+def _sub_bands(image_path: Path | str, top: int, bottom: int) -> list[tuple[int, int]]:
+    """Split a header bar where its background colour changes (rows' median grey jumps)."""
+    with Image.open(image_path) as image:
+        gray = np.asarray(image.convert("L"), dtype=np.int16)[top:bottom]
+    rows = np.median(gray, axis=1)
+    edges = [0]
+    for i in range(BAND_RUN, len(rows) - BAND_RUN + 1):
+        before, after = rows[i - BAND_RUN : i], rows[i : i + BAND_RUN]
+        # Only a step between two steady runs of rows: a wide line of text also moves the
+        # median of the rows it crosses, and must not be cut through.
+        steady = np.ptp(before) <= 4 and np.ptp(after) <= 4
+        if steady and abs(float(after.mean() - before.mean())) >= BAND_STEP and i - edges[-1] > 1:
+            edges.append(i)
+    edges.append(len(rows))
+    bands = [(top + a, top + b) for a, b in itertools.pairwise(edges) if b - a >= 8]
+    return bands or [(top, bottom)]
+
+
+def _read_band(image_path: Path | str, top: int, bottom: int) -> list[_Word]:
+    """OCR one horizontal band: own Otsu threshold, dark text on white, scaled up."""
+    with Image.open(image_path) as image:
+        band = np.asarray(image.convert("L").crop((0, top, image.width, bottom)), dtype=np.uint8)
+    threshold = _otsu(band)
+    ink = band > threshold
+    # Text is the minority of a band's pixels: make it black on white whatever its colour.
+    if ink.mean() > 0.5:
+        ink = ~ink
+    binary = np.where(ink, 0, 255).astype(np.uint8)
+    scale = BAND_SCALE if band.shape[0] < BAND_SCALE_BELOW_PX else 1
+    picture = Image.fromarray(binary)
+    if scale > 1:
+        picture = picture.resize(
+            (picture.width * scale, picture.height * scale), Image.Resampling.LANCZOS
+        )
+    padded = Image.new("L", (picture.width + 40, picture.height + 40), 255)
+    padded.paste(picture, (20, 20))
+    with tempfile.NamedTemporaryFile(suffix=".png") as handle:
+        padded.save(handle.name)
+        _, words = _parse_tsv(run_tesseract(handle.name, psm=6))
+    # Back to page coordinates, so callers can compare with the page's words.
+    return [
+        _Word(
+            key=w.key,
+            text=w.text,
+            top=top + (w.top - 20) // scale,
+            height=w.height // scale,
+            confidence=w.confidence,
+        )
+        for w in words
+    ]
+
+
+def _otsu(gray: np.ndarray) -> int:
+    histogram = np.bincount(gray.ravel(), minlength=256).astype(np.float64)
+    total = histogram.sum()
+    levels = np.arange(256)
+    weight = np.cumsum(histogram)
+    mean = np.cumsum(histogram * levels)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mean[-1] * weight / total - mean) ** 2 / (weight * (total - weight))
+    return int(np.nanargmax(between))
 
 
 def read_slides(paths: Iterable[Path | str], *, workers: int = 2) -> list[SlideText]:
@@ -176,6 +302,10 @@ def _title_lines(lines: Sequence[_Line], page_height: int) -> list[_Line]:
     if not candidates:
         return []
     tallest = max(candidates, key=lambda line: line.height)
+    # A title is the top line (or a wrapped run from it); a taller line lower down is a body
+    # line with tall letters ("flipped") on a slide that has no title.
+    if lines.index(tallest) > 0 and not _same_title(lines[0], tallest, zone):
+        return []
     others = [line.height for line in lines if line is not tallest]
     if others and tallest.height < TITLE_HEIGHT_RATIO * statistics.median(others):
         return []

