@@ -135,7 +135,7 @@ def load_model() -> Any:
             path = model_dir()
             apply_offline_environment()
             try:
-                from faster_whisper import WhisperModel  # type: ignore[import-untyped]
+                from faster_whisper import WhisperModel
             except ImportError as err:
                 raise SpeechModelMissing("pip install faster-whisper") from err
             _model = WhisperModel(
