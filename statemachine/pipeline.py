@@ -47,6 +47,15 @@ class FanOut:
 
 
 @dataclass(frozen=True, slots=True)
+class Chunking:
+    """Time slicing of a step's input: pieces of at most ``max_s`` seconds that overlap by
+    ``overlap_s`` on each side of a cut (the stitch removes the overlap)."""
+
+    max_s: float
+    overlap_s: float
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
     name: str
     queue: str
@@ -54,6 +63,8 @@ class Step:
     timeout_s: int
     fan_out: FanOut | None
     provider: str | None
+    chunk: Chunking | None = None
+    cpu: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +127,8 @@ def _queue(name: str, q: Mapping[str, Any]) -> Queue:
 def _step(name: str, s: Mapping[str, Any]) -> Step:
     fan = s.get("fanOut")
     fan_out = FanOut(fan["from"], fan["countField"], fan["maxShards"]) if fan else None
+    piece = s.get("chunk")
+    chunk = Chunking(float(piece["maxSeconds"]), float(piece["overlapSeconds"])) if piece else None
     return Step(
         name,
         s["queue"],
@@ -123,6 +136,8 @@ def _step(name: str, s: Mapping[str, Any]) -> Step:
         s["resources"]["timeoutSeconds"],
         fan_out,
         s.get("provider"),
+        chunk,
+        float(s["resources"]["cpu"]),
     )
 
 
