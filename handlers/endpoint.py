@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import schemas
 from handlers import analytics
 from handlers.auth import Unauthorized, header
+from handlers.progress import Checkpoint, StepCancelled
 from handlers.registry import StepContext, StepFn, StepResult
 from handlers.starts import Pending, StartRecorder
 from statemachine.commands import idempotency_key
@@ -149,8 +150,15 @@ class TaskEndpoint:
         )
         t0 = self.now()
         try:
-            result = self.steps[task.step](StepContext(course, task, attempt, self.services))
+            new = self._event(key)
+            checkpoint = Checkpoint(self.store, course_id, name, key, attempt, new, self.now)
+            ctx = StepContext(course, task, attempt, self.services, progress=checkpoint)
+            result = self.steps[task.step](ctx)
             outcome: Event = _succeeded(task, attempt, result, t0, self.now())
+        except StepCancelled as err:  # stopped at a checkpoint: nothing left to record
+            if pending is not None:
+                self._starts.settle(pending)
+            return Answer(200, {"status": "stopped", "task": name, "detail": str(err)})
         except Exception as err:  # every failure is recorded; the class decides retry or not
             outcome = _failed(task, attempt, err, t0, self.now())
         start_at: float | None = None
@@ -318,6 +326,9 @@ class TaskEndpoint:
             except TransitionNotAllowed:
                 return None
         return None
+
+    def _event(self, key: str) -> Callable[[Event], NewEvent]:
+        return lambda event: self._new(event, key)
 
     def _new(self, event: Event, key: str, *, at: float | None = None) -> NewEvent:
         return NewEvent(

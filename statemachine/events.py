@@ -46,6 +46,17 @@ class TaskStarted:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class TaskProgress:
+    """A running task's fraction done (throttled by the endpoint: not one event per tick)."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+    task: str
+    idempotency_key: str
+    attempt: int
+    fraction: float
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class TaskSucceeded:
     SCHEMA_VERSION: ClassVar[int] = 1
     task: str
@@ -120,6 +131,7 @@ Event = (
     CourseRequested
     | TaskScheduled
     | TaskStarted
+    | TaskProgress
     | TaskSucceeded
     | TaskFailed
     | TaskExhausted
@@ -137,6 +149,7 @@ EVENT_TYPES: Mapping[str, type[Any]] = {
         CourseRequested,
         TaskScheduled,
         TaskStarted,
+        TaskProgress,
         TaskSucceeded,
         TaskFailed,
         TaskExhausted,

@@ -68,6 +68,8 @@ class TaskState:
     started_at: str | None
     finished_at: str | None
     duration_ms: int | None
+    # {fraction, at} of the running attempt's last TaskProgress; None before any
+    progress: Mapping[str, Any] | None = None
 
     @classmethod
     def from_snapshot(cls, name: str, t: Mapping[str, Any]) -> TaskState:
@@ -90,10 +92,11 @@ class TaskState:
             started_at=t["started_at"],
             finished_at=t["finished_at"],
             duration_ms=t["duration_ms"],
+            progress=_view(t["progress"]) if t.get("progress") is not None else None,
         )
 
     def to_snapshot(self) -> dict[str, Any]:
-        return {
+        out = {
             "step": self.step,
             "shard": self.shard,
             "status": self.status,
@@ -112,6 +115,9 @@ class TaskState:
             "finished_at": self.finished_at,
             "duration_ms": self.duration_ms,
         }
+        if self.progress is not None:  # absent, not null: snapshots from before stay equal
+            out["progress"] = thaw(self.progress)
+        return out
 
 
 _EMPTY: Mapping[str, Any] = MappingProxyType({})

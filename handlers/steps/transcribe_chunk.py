@@ -24,7 +24,11 @@ def transcribe_chunk(ctx: StepContext) -> StepResult:
     audio = local(ctx, chunk["ref"])
     language = (ctx.course.request or {}).get("language", "en")
     ai = provider(ctx)
-    result = call(ctx, "ai/transcript", lambda: ai.transcribe(audio, language=language))
+    result = call(
+        ctx,
+        "ai/transcript",
+        lambda: ai.transcribe(audio, language=language, checkpoint=ctx.progress),
+    )
     ref = write_json(ctx, f"transcript/chunk_{shard:04d}.json", dict(result.data))
     words = sum(len(s["text"].split()) for s in result.data["segments"])
     return StepResult(
