@@ -7,6 +7,7 @@ A chunk that fails is retried alone; the others' transcripts stay as they are.
 
 from __future__ import annotations
 
+from handlers.media.memory import bound_heap
 from handlers.registry import PermanentStepError, StepContext, StepResult, register
 from handlers.steps.common import call, local, provider, read_json, write_json
 
@@ -22,6 +23,7 @@ def transcribe_chunk(ctx: StepContext) -> StepResult:
         raise PermanentStepError(f"chunk {shard} is not in the audio's {len(manifest['chunks'])}")
     chunk = manifest["chunks"][shard]
     audio = local(ctx, chunk["ref"])
+    bound_heap()  # decoded chunks must not leave the heap fragmented (handlers/media/memory.py)
     language = (ctx.course.request or {}).get("language", "en")
     ai = provider(ctx)
     result = call(
