@@ -14,13 +14,15 @@ from handlers.registry import (
     register,
 )
 from handlers.steps.common import local, option, write_json
-from statemachine.pipeline import default_pipeline
+from statemachine.pipeline import FRAMES_PER_MINUTE, default_pipeline
+from statemachine.pipeline import MIN_MAX_FRAMES as MIN_FRAMES_CAP
 
 FRAMES_PER_SHARD = 4
-MIN_MAX_FRAMES = 120
 # A long lecture keeps its slides: the cap on key frames grows with its length (a slide
-# every 10 s on average still fits), so a two-hour lecture is not thinned to 120 frames.
-MAX_FRAMES_PER_MINUTE = 6
+# every 10 s on average still fits), so a two-hour lecture is not thinned to 120 frames;
+# the numbers live with the pipeline, whose frame-shard budget depends on them.
+MIN_MAX_FRAMES = MIN_FRAMES_CAP
+MAX_FRAMES_PER_MINUTE = FRAMES_PER_MINUTE
 
 
 @register("extract_frames")
