@@ -30,7 +30,7 @@ CHAINS = {
     "steps": [
         ("commit:CourseRequested", 0.0),  # the very first append, uncommitted
         ("step:extract_frames", 0.3),  # ffmpeg is writing frames
-        ("step:transcribe", 1.0),  # whisper is decoding
+        ("step:transcribe_chunk", 1.0),  # whisper is decoding a chunk
         # work done and written, result not recorded (a first attempt's start is recorded
         # once it has run 0.1 s: handlers/starts.py)
         ("after-step:analyze_video", 0.3),
