@@ -223,6 +223,7 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "retryable": st.booleans() | json_values,
     "reason": st.just("r") | strings,
     "tasks": st.lists(names, max_size=3).map(tuple) | json_values,
+    "fraction": st.sampled_from([0.0, 0.5, 1.0]) | st.floats(allow_nan=False) | json_values,
 }
 
 
