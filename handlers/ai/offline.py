@@ -333,7 +333,11 @@ def quizzes(lessons: Sequence[LessonText], per_lesson: int) -> dict[str, Any]:
 
 
 def _material(lesson: LessonText) -> str:
+    """What the lesson's questions may be about; a lesson that says no word (silence, or OCR
+    crumbs such as "4.") falls back to its title, as an empty one does."""
     text = f"{lesson.transcript}\n{lesson.slide_text}".strip()
+    if not re.search(r"[^\W\d_]{3,}", text):
+        text = ""
     return text or lesson.title or f"Lesson {lesson.index + 1}"
 
 

@@ -196,3 +196,14 @@ def test_a_slide_title_is_the_one_most_frames_read(provider: OfflineProvider) ->
     ]
     lessons = lessons_of(structure_for(provider, TALK, slides))
     assert [lesson["title"] for lesson in lessons] == ["Solar Cells", "The Grid"]
+
+
+def test_a_lesson_whose_slide_says_only_ocr_crumbs_still_gets_a_valid_quiz() -> None:
+    """A silent test pattern reads as "4." on its only slide: no word to ask about, so the
+    questions come from the lesson's title, and the quiz is valid (at least two questions)."""
+    from handlers.ai.offline import quizzes
+
+    lesson = LessonText(index=0, title="Part 1", start=0.0, end=6.0, transcript="", slide_text="4.")
+    quiz = quizzes([lesson], per_lesson=2)
+    schemas.validate("ai/interactivity", quiz)
+    assert len(quiz["lessons"][0]["questions"]) >= 2
