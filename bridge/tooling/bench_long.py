@@ -87,9 +87,9 @@ def run_one(video: Path, data: Path, workers: int) -> dict[str, Any]:
         "frames": tasks.get("extract_frames", {}).get("summary", {}).get("frames"),
         "lessons": summary.get("lessons"),
         "longest_task": {"task": longest["task"], "wall_s": longest["wall_s"]} if longest else None,
-        # ru_maxrss is in KiB on Linux: this process, and the largest child (ffmpeg, tesseract)
+        # ru_maxrss is in KiB on Linux. Only this process's: a child's (ffmpeg, tesseract)
+        # starts from its parent's RSS at fork, so RUSAGE_CHILDREN's says nothing of its own.
         "peak_rss_mb": round(own.ru_maxrss / 1024, 1),
-        "peak_child_rss_mb": round(children.ru_maxrss / 1024, 1),
     }
 
 
