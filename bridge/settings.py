@@ -92,7 +92,7 @@ class Setting:
 
 
 _AI_STEPS = (
-    "transcribe",
+    "transcribe_chunk",
     "analyze_video",
     "analyze_frames",
     "generate_structure",
@@ -258,7 +258,7 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "Gemini API key (Secret Manager in the cloud)",
         (
-            "transcribe",
+            "transcribe_chunk",
             "analyze_video",
             "analyze_frames",
             "generate_structure",
@@ -271,7 +271,7 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         "OpenAI API key (Secret Manager in the cloud)",
         (
-            "transcribe",
+            "transcribe_chunk",
             "analyze_video",
             "analyze_frames",
             "generate_structure",
@@ -293,7 +293,7 @@ SETTINGS: tuple[Setting, ...] = (
         "COURSEGEN_OPENAI_TRANSCRIBE_MODEL",
         "whisper-1",
         "OpenAI transcription model (must support verbose_json segments)",
-        ("transcribe",),
+        ("transcribe_chunk",),
         cloud=False,
     ),
     Setting(

@@ -16,12 +16,13 @@ from __future__ import annotations
 import errno
 import os
 import re
+import shutil
 import stat
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, BinaryIO, Protocol
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,200}$")
 # Cloud Storage bucket names: lowercase letters, digits, '-', '_' and '.', starting and ending
@@ -30,6 +31,7 @@ BUCKET_NAME = re.compile(r"[a-z0-9](?:[a-z0-9._-]{0,220}[a-z0-9])?")
 MAX_OBJECT_NAME_BYTES = 1024
 LOCAL_BUCKETS_SETTING = "COURSEGEN_LOCAL_BUCKETS"
 _CHUNK = 1 << 20
+COPY_BLOCK_BYTES = 1 << 20
 
 
 class SourceRefused(Exception):
@@ -195,12 +197,15 @@ class LocalArtifacts:
         return self.root / course_id / name
 
     def put_bytes(self, course_id: str, name: str, data: bytes) -> str:
+        return self._put(course_id, name, lambda f: f.write(data))
+
+    def _put(self, course_id: str, name: str, write: Callable[[BinaryIO], object]) -> str:
         target = self.path_for(course_id, name)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f:
-                f.write(data)
+                write(f)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, target)
@@ -214,7 +219,12 @@ class LocalArtifacts:
         target = self.path_for(course_id, name)
         if Path(path).resolve() == target:
             return target.as_uri()
-        return self.put_bytes(course_id, name, Path(path).read_bytes())
+
+        def copy(sink: BinaryIO) -> None:  # a block at a time: a long lecture's video is large
+            with open(path, "rb") as source:
+                shutil.copyfileobj(source, sink, COPY_BLOCK_BYTES)
+
+        return self._put(course_id, name, copy)
 
     def _resolve(self, ref: str) -> Path:
         if not ref.startswith("file://"):

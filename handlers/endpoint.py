@@ -45,6 +45,7 @@ from typing import Any, Protocol
 import schemas
 from handlers import analytics
 from handlers.auth import Unauthorized, header
+from handlers.progress import Checkpoint, StepCancelled
 from handlers.registry import StepContext, StepFn, StepResult, is_transient, retry_after_of
 from handlers.starts import Pending, StartRecorder
 from statemachine.commands import idempotency_key
@@ -269,9 +270,17 @@ class TaskEndpoint:
         )
         t0 = self.now()
         retry_after_s = None
+        checkpoint = Checkpoint(
+            self.store, d.course_id, d.name, d.key, d.attempt, self._event(d.key), self.now
+        )
         try:
-            result = self.steps[d.step](StepContext(d.course, d.task, d.attempt, self.services))
+            ctx = StepContext(d.course, d.task, d.attempt, self.services, progress=checkpoint)
+            result = self.steps[d.step](ctx)
             outcome: Result = _success_of(d, result, t0, self.now())
+        except StepCancelled as err:  # stopped at a checkpoint: nothing left to record
+            if d.pending is not None:
+                self._starts.settle(d.pending)
+            return Answer(200, {"status": "stopped", "task": d.name, "detail": str(err)})
         except Exception as err:  # every failure is recorded; the class decides retry or not
             outcome = _failure_of(d, err, t0, self.now())
             retry_after_s = retry_after_of(err)
@@ -428,6 +437,9 @@ class TaskEndpoint:
             except TransitionNotAllowed:
                 return None
         return None
+
+    def _event(self, key: str) -> Callable[[Event], NewEvent]:
+        return lambda event: self._new(event, key)
 
     def _new(self, event: Event, key: str, *, at: float | None = None) -> NewEvent:
         return NewEvent(

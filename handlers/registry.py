@@ -133,12 +133,19 @@ def retry_after_of(err: BaseException) -> float | None:
     return None
 
 
+def no_progress(done: float, total: float) -> None:
+    """The checkpoint of a step run outside the endpoint: nothing to report, never cancelled."""
+
+
 @dataclass(frozen=True, slots=True)
 class StepContext:
     course: CourseState
     task: TaskState
     attempt: int
     services: Any  # handlers.services.StepServices: artifacts, providers, settings, clock
+    # Call as the work goes on with (done, total): reports progress and raises
+    # handlers.progress.StepCancelled once the course is cancelled (handlers/progress.py).
+    progress: Callable[[float, float], None] = no_progress
 
     @property
     def course_id(self) -> str:

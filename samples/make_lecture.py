@@ -1,10 +1,12 @@
-"""Build the deterministic sample lecture (slides + espeak-ng narration) and its ground truth."""
+"""Build the deterministic sample lecture (slides + espeak-ng narration) and its ground truth;
+``--minutes N`` builds a long one instead (many distinct slides, varied text) for benchmarks."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import random
 import shutil
 import subprocess
 import sys
@@ -126,7 +128,14 @@ def require_tool(name: str) -> str:
     return path
 
 
-def draw_slide(slide: Slide, number: int, path: Path) -> None:
+def draw_slide(
+    slide: Slide,
+    number: int,
+    path: Path,
+    *,
+    total: int | None = len(SLIDES),
+    footer: str = "How Rivers Shape Landscapes",
+) -> None:
     image = Image.new("RGB", (WIDTH, HEIGHT), BACKGROUND)
     draw = ImageDraw.Draw(image)
     title_font = ImageFont.truetype(str(find_font(bold=True)), 64)
@@ -140,10 +149,9 @@ def draw_slide(slide: Slide, number: int, path: Path) -> None:
         draw.text((140, y), bullet, font=body_font, fill=BODY_INK, anchor="lm")
     # The footer is part of the shared template, so slide changes stay subtle on purpose.
     draw.line((70, 650, WIDTH - 70, 650), fill=HEADER, width=3)
-    draw.text((70, 685), "How Rivers Shape Landscapes", font=footer_font, fill=HEADER, anchor="lm")
-    draw.text(
-        (WIDTH - 70, 685), f"{number} / {len(SLIDES)}", font=footer_font, fill=HEADER, anchor="rm"
-    )
+    draw.text((70, 685), footer, font=footer_font, fill=HEADER, anchor="lm")
+    page = f"{number} / {total}" if total else str(number)
+    draw.text((WIDTH - 70, 685), page, font=footer_font, fill=HEADER, anchor="rm")
     image.save(path, format="PNG")
 
 
@@ -270,6 +278,112 @@ def build(out_dir: Path) -> dict[str, object]:
     return truth
 
 
+# ---- long lectures (benchmarks) ---------------------------------------------------------
+
+LONG_FOOTER = "A Long Lecture On Many Things"
+LONG_SLIDE_S = 20.0  # a slide's narration lasts about 20 to 25 s, like a real lecture's
+_SUBJECTS = (
+    "glacier", "volcano", "enzyme", "parliament", "telescope", "algorithm", "river delta",
+    "coral reef", "market price", "printing press", "steam engine", "immune cell", "comet",
+    "desert dune", "trade route", "magnet", "bridge cable", "rain forest", "satellite",
+    "language family", "city wall", "wind turbine", "honey bee", "ocean current", "fossil",
+    "copper mine", "railway", "cathedral", "harbour", "prairie", "monsoon", "lighthouse",
+)  # fmt: skip
+_ADJECTIVES = (
+    "ancient", "modern", "fragile", "powerful", "hidden", "northern", "tropical", "frozen",
+    "busy", "quiet", "giant", "tiny", "curious", "famous", "restless", "patient",
+)  # fmt: skip
+_VERBS = (
+    "changes", "protects", "carries", "measures", "shapes", "feeds", "warms", "connects",
+    "records", "slows", "lifts", "divides", "guides", "stores", "spreads", "repairs",
+)  # fmt: skip
+_THINGS = (
+    "the landscape", "the climate", "local farmers", "distant towns", "the soil", "old maps",
+    "the economy", "young students", "the coastline", "fresh water", "the night sky",
+    "busy markets", "the forest floor", "travelling merchants", "the weather", "tall ships",
+)  # fmt: skip
+_ASPECTS = ("History", "Structure", "Energy", "Balance", "Growth", "Limits", "Future", "Origins")
+
+
+def long_slides(count: int, seed: int = 0) -> list[Slide]:
+    """``count`` distinct slides with varied titles, bullets and narration (deterministic)."""
+    rng = random.Random(f"coursegen-long-lecture:{seed}")
+    slides = []
+    for i in range(count):
+        subject = _SUBJECTS[(i * 7 + i // len(_SUBJECTS)) % len(_SUBJECTS)]
+        aspect = _ASPECTS[(i * 3 + i // 8) % len(_ASPECTS)]
+        adjective = rng.choice(_ADJECTIVES)
+        verbs = rng.sample(_VERBS, 4)
+        things = rng.sample(_THINGS, 4)
+        title = f"{aspect} Of The {adjective.title()} {subject.title()}"
+        bullets = (
+            f"The {subject} {verbs[0]} {things[0]}",
+            f"A {adjective} {subject} {verbs[1]} {things[1]}",
+            f"Part {i + 1} {verbs[2]} {things[2]}",
+        )
+        spoken = (
+            f"This part is about the {aspect.lower()} of the {adjective} {subject}. "
+            f"A {subject} {verbs[0]} {things[0]}, and over many years it also "
+            f"{verbs[1]} {things[1]}. Scientists who study the {subject} say that it "
+            f"{verbs[2]} {things[2]} more than most people expect. In part {i + 1} we "
+            f"also see how the {adjective} {subject} {verbs[3]} {things[3]}."
+        )
+        slides.append(Slide(title=title, bullets=bullets, spoken=spoken))
+    return slides
+
+
+def build_long(
+    out_dir: Path, minutes: float, *, seed: int = 0, fps: int = FPS
+) -> dict[str, object]:
+    """A lecture of about ``minutes``: a slide every ~20 s, each narrated by espeak-ng.
+
+    Streams the narration to disk slide by slide and encodes with the concat demuxer, so even
+    two hours take little memory; writes lecture.mp4 and ground_truth.json in ``out_dir``."""
+    import imageio_ffmpeg
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # Slides until the narration reaches ``minutes`` (espeak-ng's pace decides how many).
+    slides = long_slides(math.ceil(minutes * 60 / LONG_SLIDE_S) * 2, seed)
+    entries: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory(prefix="make_long_lecture_") as tmp_name:
+        tmp = Path(tmp_name)
+        narration = tmp / "narration.wav"
+        listing: list[str] = []
+        start = 0.0
+        with wave.open(str(narration), "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(SAMPLE_RATE)
+            for index, slide in enumerate(slides):
+                if entries and start + LONG_SLIDE_S / 2 >= minutes * 60:
+                    break
+                image = tmp / f"slide_{index:04d}.png"
+                draw_slide(slide, index + 1, image, total=None, footer=LONG_FOOTER)
+                pcm, duration = padded_length(speak(slide.spoken, tmp / "speech.wav"))
+                wav.writeframes(pcm)
+                listing += [f"file '{image}'", f"duration {duration:.3f}"]
+                end = round(start + duration, 3)
+                entries.append(
+                    {"index": index, "start": start, "end": end, "title": slide.title,
+                     "bullets": list(slide.bullets), "spoken": slide.spoken}
+                )  # fmt: skip
+                start = end
+        listing.append(listing[-2])  # the concat demuxer needs the last image named twice
+        (tmp / "slides.txt").write_text("\n".join(listing) + "\n")
+        video = tmp / "lecture.mp4"
+        args = [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y"]
+        args += ["-f", "concat", "-safe", "0", "-i", str(tmp / "slides.txt"), "-i", str(narration)]
+        args += ["-map", "0:v", "-map", "1:a", "-r", str(fps), "-t", f"{start:.3f}"]
+        args += ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "stillimage"]
+        args += ["-pix_fmt", "yuv420p", "-g", str(fps * 10), "-c:a", "aac", "-b:a", "32k"]
+        args += ["-ar", "16000", "-ac", "1", "-movflags", "+faststart", str(video)]
+        subprocess.run(args, check=True)
+        shutil.move(video, out_dir / "lecture.mp4")
+    truth = {"duration": start, "fps": fps, "width": WIDTH, "height": HEIGHT, "slides": entries}
+    (out_dir / "ground_truth.json").write_text(json.dumps(truth, indent=1) + "\n")
+    return truth
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument(
@@ -278,8 +392,11 @@ def main(argv: list[str] | None = None) -> int:
         default=Path(__file__).resolve().parent,
         help="folder for lecture.mp4 and ground_truth.json (default: samples/)",
     )
+    parser.add_argument(
+        "--minutes", type=float, help="build a long lecture of about this many minutes instead"
+    )
     args = parser.parse_args(argv)
-    truth = build(args.out)
+    truth = build_long(args.out, args.minutes) if args.minutes else build(args.out)
     size = (args.out / "lecture.mp4").stat().st_size
     print(
         f"wrote {args.out / 'lecture.mp4'} ({truth['duration']:.1f} s, {size} bytes, "

@@ -53,6 +53,7 @@ class Scenario:
     about: str
     actions: Mapping[tuple[str, int], Action] = field(default_factory=dict)
     after: Callable[[Runtime, str], None] | None = None  # once the course is idle
+    runtime: Mapping[str, Any] = field(default_factory=dict)  # options for ``embedded``
 
 
 def transient_once(rt: Runtime, ctx: StepContext) -> None:
@@ -78,6 +79,20 @@ def operator(op: str) -> Action:
             operator="recorder",
             reason=f"recorded scenario: {op} while {ctx.task.name} runs",
         )
+
+    return act
+
+
+def reports_progress(ticks: int, every_s: float) -> Action:
+    """A long step: it reports progress ``ticks`` times, ``every_s`` apart on the virtual
+    clock (the checkpoint appends a throttled TaskProgress now and then)."""
+
+    def act(rt: Runtime, ctx: StepContext) -> None:
+        clock = rt.clock
+        assert isinstance(clock, VirtualClock)
+        for tick in range(1, ticks + 1):
+            clock.advance_to(clock.now() + every_s)
+            ctx.progress(tick, ticks)
 
     return act
 
@@ -145,7 +160,7 @@ SCENARIOS = (
     Scenario(
         "paused_redriven",
         "paused; a step fails permanently while paused; redriven and resumed",
-        {("transcribe", 1): operator("pause"), ("analyze_video", 1): permanent},
+        {("extract_frames", 1): operator("pause"), ("transcribe_chunk#1", 1): permanent},
         then_operate("redrive", "resume"),
     ),
     Scenario(
@@ -153,6 +168,14 @@ SCENARIOS = (
         "paused while add_interactivity runs, then cancelled",
         {("add_interactivity", 1): both(operator("pause"))},
         then_operate("cancel"),
+    ),
+    Scenario(
+        "progressed",
+        "an audio chunk reports its progress as it runs (TaskProgress); the course completes",
+        {("transcribe_chunk#0", 1): reports_progress(ticks=12, every_s=1.0)},
+        # the no-op steps take no time: record each start before the step runs (a real long
+        # step has its start recorded 0.1 s in, long before its first progress report)
+        runtime={"record_start_after_s": 0},
     ),
 )
 
@@ -179,7 +202,11 @@ def record(scenario: Scenario, out: Path) -> dict[str, Any]:
             {"COURSEGEN_STORE": "sqlite", "COURSEGEN_TASK_SECRET": "recorder"}
         )
         rt = embedded(
-            tmp, settings=settings, steps=steps_for(scenario, holder), clock=VirtualClock()
+            tmp,
+            settings=settings,
+            steps=steps_for(scenario, holder),
+            clock=VirtualClock(),
+            **scenario.runtime,
         )
         holder["rt"] = rt
         try:

@@ -50,6 +50,17 @@ class TaskStarted:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class TaskProgress:
+    """A running task's fraction done (throttled by the endpoint: not one event per tick)."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+    task: str
+    idempotency_key: str
+    attempt: int
+    fraction: float
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class TaskSucceeded:
     SCHEMA_VERSION: ClassVar[int] = 1
     task: str
@@ -145,6 +156,7 @@ Event = (
     CourseRequested
     | TaskScheduled
     | TaskStarted
+    | TaskProgress
     | TaskSucceeded
     | TaskFailed
     | TaskExhausted
@@ -163,6 +175,7 @@ EVENT_TYPES: Mapping[str, type[Any]] = {
         CourseRequested,
         TaskScheduled,
         TaskStarted,
+        TaskProgress,
         TaskSucceeded,
         TaskFailed,
         TaskExhausted,

@@ -10,6 +10,9 @@ from typing import Any
 import schemas
 
 FINAL_STEP = "finalize"
+CLOUD_TASKS_MAX_DEADLINE_S = 1800  # an HTTP task's dispatch deadline is at most 30 min
+FRAMES_PER_MINUTE = 6  # extract_frames keeps at most this many key frames a minute
+MIN_MAX_FRAMES = 120
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,31 @@ class FanOut:
 
 
 @dataclass(frozen=True, slots=True)
+class Chunking:
+    """Time slicing of a step's input: pieces of at most ``max_s`` seconds that overlap by
+    ``overlap_s`` on each side of a cut (the stitch removes the overlap)."""
+
+    max_s: float
+    overlap_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """A task's worst case on one vCPU: ``fixed_s + per_unit_s x`` its largest input, in the
+    unit of ``input``: seconds of the longest video, seconds of a chunk, frames of a shard."""
+
+    input: str
+    fixed_s: float
+    per_unit_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_video_s: float = 4 * 3600.0
+    safety: float = 0.5  # a worst case may use at most this share of the task's timeout
+
+
+@dataclass(frozen=True, slots=True)
 class Step:
     name: str
     queue: str
@@ -54,6 +82,9 @@ class Step:
     timeout_s: int
     fan_out: FanOut | None
     provider: str | None
+    chunk: Chunking | None = None
+    cpu: float = 1.0
+    budget: Budget | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +92,43 @@ class Pipeline:
     queues: Mapping[str, Queue]
     steps: Mapping[str, Step]
     order: tuple[str, ...]  # topological, stable in definition order
+    limits: Limits = Limits()
+
+    def largest_input(self, step: str) -> float:
+        """The largest input one task of ``step`` gets, in its budget's unit."""
+        budget = self.steps[step].budget
+        if budget is None:
+            return 0.0
+        if budget.input == "chunk":
+            chunk = self.steps[step].chunk or _chunk_of(self)
+            return chunk.max_s
+        if budget.input == "shard":
+            fan = self.steps[step].fan_out
+            frames = max(MIN_MAX_FRAMES, self.limits.max_video_s / 60 * FRAMES_PER_MINUTE)
+            return -(-frames // fan.max_shards) if fan else frames
+        return self.limits.max_video_s
+
+    def worst_case_s(self, step: str) -> float | None:
+        """The longest one task of ``step`` can run (its budget at its largest input)."""
+        budget = self.steps[step].budget
+        if budget is None:
+            return None
+        return budget.fixed_s + budget.per_unit_s * self.largest_input(step)
+
+    def unbounded(self) -> dict[str, str]:
+        """Steps whose worst case does not fit well inside their timeout (or whose timeout,
+        also the dispatch deadline, is over Cloud Tasks' maximum): step -> why."""
+        out: dict[str, str] = {}
+        for name, step in self.steps.items():
+            worst = self.worst_case_s(name)
+            room = step.timeout_s * self.limits.safety
+            if step.timeout_s > CLOUD_TASKS_MAX_DEADLINE_S:
+                out[name] = f"timeout {step.timeout_s} s is over {CLOUD_TASKS_MAX_DEADLINE_S} s"
+            elif worst is None:
+                out[name] = "no budget declared"
+            elif worst > room:
+                out[name] = f"worst case {worst:.0f} s over {room:.0f} s of {step.timeout_s} s"
+        return out
 
     def queue_of(self, step: str) -> Queue:
         return self.queues[self.steps[step].queue]
@@ -90,12 +158,14 @@ def parse(doc: Mapping[str, Any]) -> Pipeline:
         if step.fan_out and step.fan_out.source not in step.after:
             raise ValueError(f"step {step.name}: fan-out source must be a dependency")
     order = _topological(steps)
+    given = doc.get("limits")
+    limits = Limits(float(given["maxVideoSeconds"]), float(given["safety"])) if given else Limits()
     if FINAL_STEP not in steps:
         raise ValueError(f"the pipeline has no {FINAL_STEP!r} step")
     stranded = [s for s in steps if s != FINAL_STEP and FINAL_STEP not in _reach(s, steps)]
     if stranded:
         raise ValueError(f"steps that never reach {FINAL_STEP}: {stranded}")
-    return Pipeline(queues, steps, order)
+    return Pipeline(queues, steps, order, limits)
 
 
 def _queue(name: str, q: Mapping[str, Any]) -> Queue:
@@ -116,6 +186,14 @@ def _queue(name: str, q: Mapping[str, Any]) -> Queue:
 def _step(name: str, s: Mapping[str, Any]) -> Step:
     fan = s.get("fanOut")
     fan_out = FanOut(fan["from"], fan["countField"], fan["maxShards"]) if fan else None
+    cost = s.get("budget")
+    budget = (
+        Budget(cost["input"], float(cost["fixedSeconds"]), float(cost["secondsPerUnit"]))
+        if cost
+        else None
+    )
+    piece = s.get("chunk")
+    chunk = Chunking(float(piece["maxSeconds"]), float(piece["overlapSeconds"])) if piece else None
     return Step(
         name,
         s["queue"],
@@ -123,7 +201,17 @@ def _step(name: str, s: Mapping[str, Any]) -> Step:
         s["resources"]["timeoutSeconds"],
         fan_out,
         s.get("provider"),
+        chunk,
+        float(s["resources"]["cpu"]),
+        budget,
     )
+
+
+def _chunk_of(pipeline: Pipeline) -> Chunking:
+    found = [s.chunk for s in pipeline.steps.values() if s.chunk is not None]
+    if not found:
+        raise ValueError("a chunk budget needs a step with a chunk setting")
+    return found[0]
 
 
 def _topological(steps: Mapping[str, Step]) -> tuple[str, ...]:

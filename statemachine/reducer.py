@@ -74,6 +74,7 @@ def _task_scheduled(acc: Snapshot, env: Envelope) -> None:
     else:
         task.pop("not_before", None)
     acc.pop("hold_until", None)  # the hold is consumed by the tasks decided with it
+    task.pop("progress", None)
 
 
 def _new_task(d: Mapping[str, Any]) -> dict[str, Any]:
@@ -117,6 +118,15 @@ def _task_started(acc: Snapshot, env: Envelope) -> None:
     task["last_attempt"] = env.data["attempt"]
     if task["started_at"] is None:
         task["started_at"] = env.occurred_at
+    task.pop("progress", None)  # an attempt's progress starts from nothing
+
+
+def _task_progress(acc: Snapshot, env: Envelope) -> None:
+    task = _task(acc, env, _START_STATES)
+    if task["status"] != "running" or task["last_attempt"] != env.data["attempt"]:
+        raise TransitionNotAllowed(task["status"], env.type, "only the running attempt")
+    # Only a task that reported progress has the key: old snapshots stay as they were.
+    task["progress"] = {"fraction": float(env.data["fraction"]), "at": env.occurred_at}
 
 
 def _task_succeeded(acc: Snapshot, env: Envelope) -> None:
@@ -214,6 +224,7 @@ HANDLERS: Mapping[str, Handler] = {
     "CourseRequested": _course_requested,
     "TaskScheduled": _task_scheduled,
     "TaskStarted": _task_started,
+    "TaskProgress": _task_progress,
     "TaskSucceeded": _task_succeeded,
     "TaskFailed": _task_failed,
     "TaskExhausted": _task_exhausted,

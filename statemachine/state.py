@@ -72,6 +72,8 @@ class TaskState:
     # What the attempts that did not succeed cost (TaskFailed/TaskExhausted metering, summed);
     # in the snapshot only once there is something, so older snapshots read the same.
     failed_metering: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
+    # {fraction, at} of the running attempt's last TaskProgress; None before any
+    progress: Mapping[str, Any] | None = None
 
     @classmethod
     def from_snapshot(cls, name: str, t: Mapping[str, Any]) -> TaskState:
@@ -96,6 +98,7 @@ class TaskState:
             duration_ms=t["duration_ms"],
             not_before=t.get("not_before"),
             failed_metering=_view(t.get("failed_metering") or {}),
+            progress=_view(t["progress"]) if t.get("progress") is not None else None,
         )
 
     def to_snapshot(self) -> dict[str, Any]:
@@ -122,6 +125,8 @@ class TaskState:
             snapshot["not_before"] = self.not_before
         if self.failed_metering:
             snapshot["failed_metering"] = thaw(self.failed_metering)
+        if self.progress is not None:  # absent, not null: snapshots from before stay equal
+            snapshot["progress"] = thaw(self.progress)
         return snapshot
 
     def cost_usd(self) -> float:

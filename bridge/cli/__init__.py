@@ -467,6 +467,42 @@ def bench_media(minutes: int, as_json: bool) -> None:
     emit_json(result) if as_json else _print_table([result])
 
 
+@bench.command("long")
+@click.option(
+    "--minutes",
+    default="10,30,60,120",
+    show_default=True,
+    help="Comma-separated lengths of the generated lectures.",
+)
+@click.option("--workers", default=4, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="COURSEGEN_BENCH_CACHE",
+    help="Where generated lectures are kept [env COURSEGEN_BENCH_CACHE; default: a temp dir].",
+)
+@click.option("--json", "as_json", is_flag=True)
+def bench_long(minutes: str, workers: int, cache: Path | None, as_json: bool) -> None:
+    """Generated lectures of each length through the whole offline pipeline: wall time,
+    per-step time, the longest task, peak RSS, and wall(120) / wall(30)."""
+    from bridge.tooling.bench_long import bench_long as run_bench
+
+    try:
+        lengths = [float(m) for m in minutes.split(",") if m.strip()]
+    except ValueError:
+        raise click.BadParameter("minutes must be numbers, e.g. 10,30,60") from None
+    result = run_bench(lengths, workers=workers, cache=cache)
+    if as_json:
+        emit_json(result)
+    else:
+        rows = [
+            {"minutes": m, **{k: r[k] for k in ("status", "wall_s", "cpu_s", "peak_rss_mb")},
+             "longest_task": r["longest_task"]}
+            for m, r in result["runs"].items()
+        ]  # fmt: skip
+        _print_table(rows)
+
+
 def _print_table(rows: list[dict[str, Any]]) -> None:
     """Plain aligned columns: ids are never cut, piped or in a narrow terminal."""
     click.echo(text_table(rows).rstrip("\n") if rows else "(nothing)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -119,12 +120,12 @@ def _board(store: EventStore, course_id: str, elapsed: float, paused_timeout_s: 
     """One row per step; a fan-out step shows its shards side by side."""
     from rich.table import Table
 
-    view = course_status(store, course_id) or {"tasks": [], "status": "requested"}
+    view = course_status(store, course_id, now=time.time()) or {"tasks": [], "status": "requested"}
     by_step: dict[str, list[dict[str, Any]]] = {}
     for task in view["tasks"]:
         by_step.setdefault(task["task"].split("#")[0], []).append(task)
     table = Table(title=f"course {course_id}: {view['status']}  ({elapsed:.1f} s)")
-    for column in ("step", "status", "attempts", "seconds", "note"):
+    for column in ("step", "status", "attempts", "seconds", "progress", "note"):
         table.add_column(column)
     for step in default_pipeline().order:
         tasks = by_step.get(step, [])
@@ -137,11 +138,27 @@ def _board(store: EventStore, course_id: str, elapsed: float, paused_timeout_s: 
             f"[{_STYLE.get(status, 'white')}]{status}[/]",
             str(attempts or ""),
             f"{seconds:.2f}" if seconds is not None else "",
+            _bars(tasks),
             note,
         )
     if view["status"] == "paused":
         table.caption = status_note(store, course_id, "paused", paused_timeout_s)
     return table
+
+
+def _bars(tasks: list[dict[str, Any]], width: int = 10) -> str:
+    """A bar per running task (its last reported fraction); a stalled one says STUCK."""
+    out = []
+    for t in tasks:
+        if t["status"] != "running":
+            continue
+        fraction = t["progress"] or 0.0
+        filled = round(fraction * width)
+        label = t["task"].partition("#")[2] or ""
+        bar = "█" * filled + "░" * (width - filled)
+        mark = " [red]STUCK[/]" if t["stuck"] else ""
+        out.append(f"{'#' + label + ' ' if label else ''}{bar} {fraction:4.0%}{mark}")
+    return "\n".join(out)
 
 
 def _merge(tasks: list[dict[str, Any]]) -> str:

@@ -38,7 +38,16 @@ def _number(m: dict[str, Any], key: str) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
 
 
-def course_status(store: EventStore, course_id: str) -> dict[str, Any] | None:
+# A running task whose last progress report (or its start) is older than this shows as stuck.
+# Long steps report at least every few seconds (handlers/progress.py), so two minutes of
+# silence means a worker that is gone or hung, not a slow one.
+STALL_S = 120.0
+
+
+def course_status(
+    store: EventStore, course_id: str, *, now: float | None = None
+) -> dict[str, Any] | None:
+    """One course's tasks; with ``now`` (epoch seconds) running tasks are checked for stalls."""
     head = store.head(course_id)
     if head is None:
         return None
@@ -47,7 +56,7 @@ def course_status(store: EventStore, course_id: str) -> dict[str, Any] | None:
     tasks = sorted(
         s["tasks"].items(), key=lambda kv: (order.get(kv[1]["step"], 99), kv[1]["shard"] or 0)
     )
-    rows = [_task_row(name, t) for name, t in tasks]
+    rows = [_task_row(name, t, now) for name, t in tasks]
     return {
         "course_id": course_id,
         "status": head.status,
@@ -61,7 +70,18 @@ def course_status(store: EventStore, course_id: str) -> dict[str, Any] | None:
     }
 
 
-def _task_row(name: str, t: dict[str, Any]) -> dict[str, Any]:
+def _task_row(name: str, t: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+    progress = t.get("progress") or {}
+    fraction = progress.get("fraction")
+    if t["status"] == "succeeded":
+        fraction = 1.0
+    signal = progress.get("at") or t["started_at"]
+    stuck = (
+        now is not None
+        and t["status"] == "running"
+        and signal is not None
+        and now - parse_iso(signal) > STALL_S
+    )
     wall = None
     if t["started_at"] and t["finished_at"]:
         wall = round(parse_iso(t["finished_at"]) - parse_iso(t["started_at"]), 3)
@@ -79,4 +99,7 @@ def _task_row(name: str, t: dict[str, Any]) -> dict[str, Any]:
         "tokens": int(tokens),  # every attempt's, failed ones included
         "cost_usd": round(task_cost(t), 6),
         "error": (t["error"] or {}).get("message", "")[:80],
+        "started_at": t["started_at"],
+        "progress": fraction,  # 0..1 while running (from TaskProgress), 1 when succeeded
+        "stuck": stuck,
     }

@@ -27,6 +27,7 @@ import schemas
 from handlers.ai import prompts
 from handlers.ai.port import (
     AIResult,
+    Checkpoint,
     FrameInput,
     LessonText,
     PermanentProviderError,
@@ -108,7 +109,10 @@ class GeminiProvider:
 
     # --- the port ------------------------------------------------------------------------
 
-    def transcribe(self, audio: Path, *, language: str) -> AIResult:
+    def transcribe(
+        self, audio: Path, *, language: str, checkpoint: Checkpoint | None = None
+    ) -> AIResult:
+        # One request per chunk: no progress to report inside it (checkpoint is not called).
         prompt = prompts.TRANSCRIBE
         meter = self._meter(prompt)
         with self._uploaded(Path(audio), "audio/wav") as file:

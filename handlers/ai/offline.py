@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from handlers.ai.port import AIResult, FrameInput, LessonText, StructureInputs
+from handlers.ai.port import AIResult, Checkpoint, FrameInput, LessonText, StructureInputs
 from handlers.ai.text import (
     heading,
     mentions,
@@ -60,10 +60,14 @@ class OfflineProvider:
 
     name = "offline"
 
-    def transcribe(self, audio: Path, *, language: str) -> AIResult:
+    def transcribe(
+        self, audio: Path, *, language: str, checkpoint: Checkpoint | None = None
+    ) -> AIResult:
         from handlers.media.speech import transcribe
 
-        data = transcribe(audio, language=language).to_dict()
+        # Word times: a chunk of a long lecture is stitched to its neighbours by its words.
+        said = transcribe(audio, language=language, word_timestamps=True, checkpoint=checkpoint)
+        data = said.to_dict()
         return AIResult(data=data, metering=_metering("faster-whisper tiny.en int8"))
 
     def analyze_video(

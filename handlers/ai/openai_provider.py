@@ -26,6 +26,7 @@ from handlers.ai import prompts
 from handlers.ai.audio_chunks import MAX_UPLOAD_BYTES, split_on_silence, stitch
 from handlers.ai.port import (
     AIResult,
+    Checkpoint,
     FrameInput,
     LessonText,
     PermanentProviderError,
@@ -81,7 +82,9 @@ class OpenAIProvider:
 
     # --- the port ------------------------------------------------------------------------
 
-    def transcribe(self, audio: Path, *, language: str) -> AIResult:
+    def transcribe(
+        self, audio: Path, *, language: str, checkpoint: Checkpoint | None = None
+    ) -> AIResult:
         model = self.config.transcribe_model
         meter = Meter(self.name, model, f"{model}:verbose_json", prices=self.config.prices)
         code = (language or "").split("-")[0].lower()
@@ -102,6 +105,9 @@ class OpenAIProvider:
                 ]
                 parts.append((chunk.offset_s, segments))
                 duration = max(duration, chunk.offset_s + seconds)
+                if checkpoint is not None and len(chunks) > 1:
+                    whole = chunks[-1].offset_s + chunks[-1].duration_s
+                    checkpoint(chunk.offset_s + seconds, whole)
                 detected = detected or str(getattr(answer, "language", "") or "")
         data = {
             "language": code or _language_code(detected),

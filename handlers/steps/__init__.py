@@ -9,4 +9,5 @@ from handlers.steps import (  # noqa: F401
     generate_structure,
     prepare_video,
     transcribe,
+    transcribe_chunk,
 )

@@ -1,35 +1,16 @@
-"""analyze_video: topic segments and key terms for the whole video (Gemini in the cloud)."""
+"""analyze_video: topic segments and key terms for the whole video (Gemini in the cloud), from
+the stitched transcript and the scene changes extract_frames found."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
-from handlers.media.ffmpeg import run_ffmpeg
 from handlers.registry import StepContext, StepResult, register
-from handlers.steps.common import call, local, option, provider, transcription, write_json
-
-_PTS = re.compile(r"pts_time:([0-9.]+)")
+from handlers.steps.common import call, local, provider, read_json, write_json
 
 
-def scene_times(video: Path, threshold: float) -> list[float]:
-    """Times of scene changes (one decode pass, no images written)."""
-    done = run_ffmpeg(
-        [
-            "-hide_banner",
-            "-nostats",
-            "-i",
-            str(video),
-            "-an",
-            "-vf",
-            f"select='gt(scene,{threshold})',showinfo",
-            "-f",
-            "null",
-            "-",
-        ],
-        timeout=900,
-    )
-    return [float(m.group(1)) for m in _PTS.finditer(done.stderr)]
+def scene_frames(ctx: StepContext) -> list[float]:
+    """The scene-change times extract_frames found (its one decode pass; none repeated here)."""
+    manifest = read_json(ctx, ctx.upstream("extract_frames").outputs["manifest"])
+    return [float(f["t"]) for f in manifest["frames"] if f.get("kind") == "scene"]
 
 
 @register("analyze_video")
@@ -37,13 +18,10 @@ def analyze_video(ctx: StepContext) -> StepResult:
     prepared = ctx.upstream("prepare_video")
     video = local(ctx, prepared.outputs["video"])
     ai = provider(ctx)
-    transcript: dict[str, object] = {"language": "en", "duration_s": 0.0, "segments": []}
-    if ai.name == "offline" and "audio" in prepared.outputs:
-        # Offline there is no multimodal model: align scene changes with a transcript.
-        audio = local(ctx, prepared.outputs["audio"])
-        language = (ctx.course.request or {}).get("language", "en")
-        transcript = dict(transcription(ai, audio, language).data)
-    scenes = scene_times(video, float(option(ctx, "sceneThreshold", 0.03)))
+    # The transcript transcribe stitched (offline there is no multimodal model: topics come
+    # from aligning it with the scene changes; no speech is decoded twice).
+    transcript = read_json(ctx, ctx.upstream("transcribe").outputs["transcript"])
+    scenes = scene_frames(ctx)
     result = call(
         ctx, "ai/video_analysis", lambda: ai.analyze_video(video, transcript, scene_times=scenes)
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -85,26 +84,3 @@ def metering(results: list[AIResult]) -> dict[str, Any]:
             else:
                 out.setdefault(key, value)
     return out
-
-
-_locks: dict[str, threading.Lock] = {}
-_cache: dict[str, AIResult] = {}
-_guard = threading.Lock()
-
-
-def transcription(ai: AIProvider, audio: Path, language: str) -> AIResult:
-    """The offline transcript of ``audio``, computed once per process even when transcribe
-    and analyze_video ask at the same time; other providers are called every time."""
-    if ai.name != "offline":
-        return ai.transcribe(audio, language=language)
-    return _once_per_file(audio, lambda: ai.transcribe(audio, language=language))
-
-
-def _once_per_file(path: Path, compute: Callable[[], AIResult]) -> AIResult:
-    key = f"{path}:{path.stat().st_mtime_ns}:{path.stat().st_size}"
-    with _guard:
-        lock = _locks.setdefault(key, threading.Lock())
-    with lock:
-        if key not in _cache:
-            _cache[key] = compute()
-        return _cache[key]

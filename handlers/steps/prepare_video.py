@@ -1,10 +1,13 @@
-"""prepare_video: fetch the source (SSRF-safe), probe it, normalise it, extract 16 kHz audio."""
+"""prepare_video: fetch the source (SSRF-safe), probe it, normalise it, extract 16 kHz audio
+and cut it into the chunks transcribe_chunk fans out over (at silences, a little overlap)."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+from handlers.media import chunks
 from handlers.media.fetch import FetchFailed, FetchPolicy, FetchRefused, fetch
 from handlers.media.ffmpeg import MediaError, prepare, probe
 from handlers.registry import (
@@ -14,6 +17,10 @@ from handlers.registry import (
     TransientStepError,
     register,
 )
+from handlers.steps.common import option, write_json
+from statemachine.pipeline import Chunking, default_pipeline
+
+CHUNKED_STEP = "transcribe_chunk"  # the step whose fan-out the audio chunks are
 
 
 def policy(ctx: StepContext) -> FetchPolicy:
@@ -52,9 +59,53 @@ def prepare_video(ctx: StepContext) -> StepResult:
     finally:
         source.unlink(missing_ok=True)
     outputs = {"video": artifacts.put_file(ctx.course_id, "media/video.mp4", prepared.video)}
+    summary = {**info.to_dict(), "audio_chunks": 0}
     if prepared.audio is not None:
         outputs["audio"] = artifacts.put_file(ctx.course_id, "media/audio.wav", prepared.audio)
-    return StepResult(outputs=outputs, summary=info.to_dict())
+        manifest = audio_chunks(ctx, prepared.audio, outputs["audio"])
+        outputs["audio_chunks"] = write_json(ctx, "media/audio_chunks.json", manifest)
+        summary["audio_chunks"] = len(manifest["chunks"])
+    return StepResult(outputs=outputs, summary=summary)
+
+
+def chunking(ctx: StepContext) -> Chunking:
+    """The chunk size and overlap: pipeline.json's, unless the request or runtime options say
+    otherwise (``chunkSeconds``, ``chunkOverlapSeconds``)."""
+    declared = default_pipeline().steps[CHUNKED_STEP].chunk or Chunking(300.0, 2.0)
+    return Chunking(
+        float(option(ctx, "chunkSeconds", declared.max_s)),
+        float(option(ctx, "chunkOverlapSeconds", declared.overlap_s)),
+    )
+
+
+def audio_chunks(ctx: StepContext, audio: Path, audio_ref: str) -> dict[str, Any]:
+    """Plan and write the chunks; audio that fits in one chunk is its own (nothing copied)."""
+    rule = chunking(ctx)
+    duration = chunks.wav_seconds(audio)
+    silences: list[tuple[float, float]] = []
+    try:
+        if duration > rule.max_s:
+            _, silences = chunks.scan(audio)
+        plans = chunks.plan(duration, silences, max_s=rule.max_s, overlap_s=rule.overlap_s)
+    except MediaError as err:
+        cls = PermanentStepError if err.permanent else TransientStepError
+        raise cls(f"{err.kind}: {err}") from None
+    except ValueError as err:
+        raise PermanentStepError(f"chunking: {err}") from None
+    refs = [audio_ref]
+    if len(plans) > 1:
+        artifacts = ctx.services.artifacts
+        folder = artifacts.workdir(ctx.course_id, "media/audio")
+        refs = [
+            artifacts.put_file(ctx.course_id, f"media/audio/{path.name}", path)
+            for path in chunks.cut(audio, plans, folder)
+        ]
+    return {
+        "duration_s": duration,
+        "max_s": rule.max_s,
+        "overlap_s": rule.overlap_s,
+        "chunks": [{**p.to_dict(), "ref": ref} for p, ref in zip(plans, refs, strict=True)],
+    }
 
 
 def _named(message: str, source: Path, uri: str) -> str:

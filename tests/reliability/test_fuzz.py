@@ -215,6 +215,7 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "summary": st.dictionaries(st.text(max_size=6), json_values, max_size=3) | json_values,
     "metering": st.just({}) | json_values,
     "duration_ms": small_ints | st.integers(),
+    "fraction": st.floats(min_value=0, max_value=1) | json_values,
     "error_type": st.text(max_size=10),
     "message": strings,
     "error": strings,

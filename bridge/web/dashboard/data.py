@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.ops.replay import check, timeline
-from bridge.ops.views import course_status, task_cost
+from bridge.ops.views import STALL_S, course_status, task_cost
 from statemachine.envelope import Envelope
 from statemachine.lifecycle import ACTIVE_COURSE, CourseStatus, TaskStatus
 from statemachine.pipeline import default_pipeline
@@ -182,6 +182,8 @@ def gantt(store: EventStore, course_id: str, now: float | None = None) -> dict[s
     last = parse_iso(events[-1].occurred_at)
     active = head.status in ACTIVE_COURSE
     end = max(last, time.time() if now is None else now) if active else last
+    for bar in bars:  # a running attempt silent for longer than STALL_S is stuck
+        bar["stuck"] = bar["outcome"] == "running" and end - t0 - bar["progress_s"] > STALL_S
     order = {name: i for i, name in enumerate(default_pipeline().order)}
     rows = sorted(
         {b["task"]: b for b in bars},
@@ -221,9 +223,16 @@ def attempt_bars(events: Sequence[Envelope], t0: float) -> list[dict[str, Any]]:
                     "start_s": at,
                     "end_s": None,
                     "outcome": "running",
+                    "progress": None,  # the attempt's last TaskProgress fraction
+                    "progress_s": at,  # when it last showed a sign of life
                 }
                 open_[task] = bar
                 bars.append(bar)
+            case "TaskProgress":
+                bar = open_.get(task)
+                if bar is not None:
+                    bar["progress"] = float(e.data["fraction"])
+                    bar["progress_s"] = at
             case "TaskSucceeded" | "TaskFailed":
                 bar = open_.pop(task, None)
                 outcome = "succeeded" if e.type == "TaskSucceeded" else _failure(e.data)

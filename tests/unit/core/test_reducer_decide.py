@@ -46,14 +46,17 @@ class Course:
         return commands
 
     def run(self, name: str, **summary) -> None:
-        task = self.state.task(name)
-        key = task.idempotency_key
+        key = self.state.task(name).idempotency_key
         self.push(TaskStarted(task=name, idempotency_key=key, attempt=1))
+        self.run_started(name, **summary)
+
+    def run_started(self, name: str, attempt: int = 1, **summary) -> None:
+        key = self.state.task(name).idempotency_key
         self.push(
             TaskSucceeded(
                 task=name,
                 idempotency_key=key,
-                attempt=1,
+                attempt=attempt,
                 outputs={},
                 summary=summary,
                 duration_ms=5,
@@ -72,11 +75,52 @@ def test_first_command_schedules_prepare_video_only():
     assert decide(c.state, default_pipeline()) == []  # scheduled, not started: nothing new
 
 
-def test_three_branches_run_in_parallel_after_prepare_video():
+def test_frames_and_audio_chunks_run_in_parallel_after_prepare_video():
     c = Course()
     c.decide_and_record()
-    c.run("prepare_video")
-    assert names(c.decide_and_record()) == ["extract_frames", "transcribe", "analyze_video"]
+    c.run("prepare_video", audio_chunks=2)
+    assert names(c.decide_and_record()) == [
+        "extract_frames",
+        "transcribe_chunk#0",
+        "transcribe_chunk#1",
+    ]
+    c.run("transcribe_chunk#1")
+    assert names(decide(c.state, default_pipeline())) == []  # the stitch waits for every chunk
+    c.run("transcribe_chunk#0")
+    assert names(c.decide_and_record()) == ["transcribe"]
+    c.run("transcribe")
+    # analyze_video reads the frames' scene changes too
+    assert names(decide(c.state, default_pipeline())) == []
+    c.run("extract_frames", shards=0)
+    assert names(c.decide_and_record()) == ["analyze_video"]
+
+
+def test_a_chunk_that_failed_retries_alone():
+    c = Course()
+    c.decide_and_record()
+    c.run("prepare_video", audio_chunks=3)
+    c.decide_and_record()
+    c.run("transcribe_chunk#0")
+    c.run("transcribe_chunk#2")
+    key = c.state.task("transcribe_chunk#1").idempotency_key
+    c.push(
+        TaskStarted(task="transcribe_chunk#1", idempotency_key=key, attempt=1),
+        TaskFailed(
+            task="transcribe_chunk#1",
+            idempotency_key=key,
+            attempt=1,
+            error_type="Boom",
+            message="worker lost",
+            retryable=True,
+        ),
+    )
+    # the queue retries it; nothing else is redone
+    assert names(decide(c.state, default_pipeline())) == []
+    c.push(TaskStarted(task="transcribe_chunk#1", idempotency_key=key, attempt=2))
+    c.run_started("transcribe_chunk#1", attempt=2)
+    chunks = [c.state.task(f"transcribe_chunk#{i}") for i in range(3)]
+    assert [t.attempts for t in chunks] == [1, 2, 1]
+    assert "transcribe" in names(c.decide_and_record())
 
 
 def test_fan_out_and_fan_in():
@@ -89,6 +133,7 @@ def test_fan_out_and_fan_in():
     assert names(shards) == ["analyze_frames#0", "analyze_frames#1", "analyze_frames#2"]
     assert shards[0].idempotency_key == "c1:analyze_frames:0:1"
     c.run("transcribe")
+    c.decide_and_record()
     c.run("analyze_video")
     c.run("analyze_frames#0")
     c.run("analyze_frames#1")
@@ -102,8 +147,10 @@ def test_zero_shards_skip_the_fan_out():
     c.decide_and_record()
     c.run("prepare_video")
     c.decide_and_record()
-    for step in ("extract_frames", "transcribe", "analyze_video"):
+    for step in ("extract_frames", "transcribe"):
         c.run(step, shards=0)
+    c.decide_and_record()
+    c.run("analyze_video")
     assert names(c.decide_and_record()) == ["generate_structure"]
 
 
@@ -121,7 +168,7 @@ def test_a_course_whose_steps_all_succeeded_completes():
     c = Course()
     complete(c)
     assert c.state.status == "completed"
-    assert len(c.state.tasks) == 9  # 7 plain steps and 2 shards
+    assert len(c.state.tasks) == 9  # 7 plain steps, 2 frame shards, no audio chunks
 
 
 def test_exhaustion_fails_the_course_and_redrive_continues_without_redoing():

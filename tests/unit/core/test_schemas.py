@@ -58,7 +58,7 @@ def test_task_payload_is_the_plans_shape():
     assert required == ["courseId", "taskType", "attempt", "data", "created", "idempotencyKey"]
 
 
-def test_pipeline_has_the_plans_queues_and_the_eight_steps():
+def test_pipeline_has_the_plans_queues_and_the_nine_steps():
     pipe = default_pipeline()
     assert set(pipe.queues) == {
         "video-preparation-queue",
@@ -67,8 +67,13 @@ def test_pipeline_has_the_plans_queues_and_the_eight_steps():
         "course-building-queue",
     }
     assert pipe.order[0] == "prepare_video" and pipe.order[-1] == FINAL_STEP
-    assert len(pipe.steps) == 8
+    assert len(pipe.steps) == 9
     assert pipe.steps["analyze_frames"].fan_out is not None
+    chunks = pipe.steps["transcribe_chunk"]
+    assert chunks.fan_out is not None and chunks.fan_out.source == "prepare_video"
+    assert chunks.chunk is not None and chunks.chunk.max_s > 2 * chunks.chunk.overlap_s
+    # the offline analysis reads the stitched transcript: no speech decoded twice
+    assert {"transcribe", "extract_frames"} <= set(pipe.steps["analyze_video"].after)
     assert set(pipe.steps["generate_structure"].after) == {
         "transcribe",
         "analyze_video",

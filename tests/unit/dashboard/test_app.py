@@ -73,7 +73,7 @@ def test_course_list_with_filters(world) -> None:
     rows = client.get("/api/courses").json["courses"]
     assert {r["course_id"] for r in rows} == set(ids.values())
     row = next(r for r in rows if r["course_id"] == ids["done"])
-    assert row["status"] == "completed" and row["percent"] == 100 and row["progress"] == "11/11"
+    assert row["status"] == "completed" and row["percent"] == 100 and row["progress"] == "15/15"
     assert row["variant"] == "cloudtasks" and row["age_s"] >= 0
     failed = client.get("/api/courses?status=failed").json["courses"]
     assert [r["course_id"] for r in failed] == [ids["broken"]]
@@ -99,7 +99,7 @@ def test_course_detail_highlights_and_links(world) -> None:
     body = client.get(f"/api/courses/{ids['done']}").json
     assert body["highlight"]["course"] == {"completed": "completed"}
     assert set(body["highlight"]["pipeline"].values()) == {"succeeded"}
-    assert body["badges"]["task"] == {"succeeded": "11"}
+    assert body["badges"]["task"] == {"succeeded": "15"}
     assert body["links"]["files"] == {"course.html": f"/courses/{ids['done']}/outputs/course.html"}
     assert body["links"]["frames"] == [f"/courses/{ids['done']}/outputs/media/frames/f0001.jpg"]
     broken = client.get(f"/api/courses/{ids['broken']}").json
@@ -121,7 +121,7 @@ def test_event_log_is_verified_and_pages_by_version(world) -> None:
 def test_gantt_has_a_bar_per_attempt(world) -> None:
     client, _, ids = world
     g = client.get(f"/api/courses/{ids['done']}/gantt").json
-    assert len(g["bars"]) == 11 and {b["outcome"] for b in g["bars"]} == {"succeeded"}
+    assert len(g["bars"]) == 15 and {b["outcome"] for b in g["bars"]} == {"succeeded"}
     assert g["rows"][0] == "prepare_video" and g["rows"][-1] == "finalize"
     for bar in g["bars"]:
         assert bar["queued_s"] <= bar["start_s"] <= bar["end_s"] <= g["span_s"]

@@ -200,10 +200,10 @@ def test_the_cli_archives_audits_archives_offline_and_replays_archived_courses(
     file = arch / f"{completed}.jsonl"
     code, out = cli("audit", "--archive", str(file), "--archive", file.as_uri(), "--shadow")
     assert code == 0, out
-    assert out.count(f"{completed} verified, 35 events, completed") == 2
+    assert out.count(f"{completed} verified, 47 events, completed") == 2
     assert [json.loads(line) for line in _export(data, completed)] == exported
     code, out = cli("replay", completed, "--verify", "--data", str(data))
-    assert (code, out.strip()) == (0, f"{completed}: verified 35 events (archived)")
+    assert (code, out.strip()) == (0, f"{completed}: verified 47 events (archived)")
     code, out = cli("replay", completed, "--at", "4", "--data", str(data))
     assert code == 0 and json.loads(out)["tasks"]["prepare_video"]["status"] == "succeeded"
     code, out = cli("audit", "--data", str(data))

@@ -98,20 +98,23 @@ def test_a_reducer_that_drops_summaries_is_named_where_the_state_first_differs()
         rec["course_id"], events, head=rec["head"], digests=rec["states"], apply=drop_summaries
     )
     assert found is not None
-    # the no-op prepare_video summarises nothing; extract_frames' shard count is the first loss
-    first = version_of(events, "TaskSucceeded", "extract_frames")
+    # the no-op prepare_video summarises its audio chunk count (the transcribe_chunk fan-out):
+    # the first loss
+    first = version_of(events, "TaskSucceeded", "prepare_video")
     assert (found.kind, found.version) == ("state", first)
 
 
 def test_without_recorded_states_the_commands_it_would_decide_name_the_version() -> None:
-    """What a live store offers (the events and the head): decide after extract_frames' result
-    no longer fans out, as the shard count was in the dropped summary."""
+    """What a live store offers (the events and the head): decide after prepare_video's result
+    no longer fans out into audio chunks, as the chunk count was in the dropped summary (with
+    no chunks, it goes straight to the fan-in)."""
     events, rec = recorded("completed")
     found = shadow(rec["course_id"], events, head=rec["head"], apply=drop_summaries)
     assert found is not None
     assert found.kind == "commands"
-    assert found.version == version_of(events, "TaskSucceeded", "extract_frames")
-    assert "analyze_frames#0" in found.detail and "the code decides nothing" in found.detail
+    assert found.version == version_of(events, "TaskSucceeded", "prepare_video")
+    decided = "the code decides [TaskScheduled(extract_frames), TaskScheduled(transcribe)]"
+    assert decided in found.detail and "TaskScheduled(transcribe_chunk#0)" in found.detail
 
 
 def test_a_reducer_that_refuses_an_old_event_is_named_at_that_event() -> None:
@@ -157,7 +160,7 @@ def test_audit_shadow_passes_a_store_this_code_wrote(data: Path) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert (report["courses"], report["diverged"]) == (2, 0)
-    assert report["events"] == 70
+    assert report["events"] == 94  # 47 a course
 
 
 def test_audit_shadow_names_a_course_whose_recorded_commands_this_code_would_not_make(

@@ -185,7 +185,7 @@ def test_eight_threads_advancing_at_once_schedule_each_task_once(tmp_path, clock
     for course in courses:
         v = store.head(course).version
         store.append(course, v, [started(course), succeeded(course, duration_s=60.0)])
-    stampede()  # extract_frames, transcribe, analyze_video
+    stampede()  # extract_frames, transcribe (no audio chunks: the stitch at once)
     for course in courses:
         v = store.head(course).version
         store.append(
@@ -199,7 +199,6 @@ def test_eight_threads_advancing_at_once_schedule_each_task_once(tmp_path, clock
         "prepare_video",
         "extract_frames",
         "transcribe",
-        "analyze_video",
         *(f"analyze_frames#{n}" for n in range(4)),
     }
     for course in courses:
@@ -290,8 +289,9 @@ def test_reconcile_rescues_a_lost_notification_and_leaves_healthy_courses_alone(
     assert env.status(healthy) == "completed"
     assert env.status(lost) == "running"
     stuck = env.types(lost)
-    # prepare_video done, the three steps it unblocks scheduled with it, nobody dispatched them
-    assert stuck[-4:] == ["TaskSucceeded"] + ["TaskScheduled"] * 3
+    # prepare_video done, the five tasks it unblocks (extract_frames, four audio chunks)
+    # scheduled with it, nobody dispatched them
+    assert stuck[-6:] == ["TaskSucceeded"] + ["TaskScheduled"] * 5
     waiting = env.ingest("waiting")  # healthy: its first task is in the queue
     env.clock.advance_to(env.clock.now() + 200)
     recent = env.ingest("recent")

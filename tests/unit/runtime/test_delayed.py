@@ -97,10 +97,10 @@ def test_resume_at_a_time_holds_what_is_due_on_its_queue(env: Env) -> None:
     result = operations.resume(
         env.store, env.rt.bridge, course, operator="ann", reason="tonight", at=at
     )
+    # what prepare_video unblocks: the frames and the audio chunks (4 with the no-op steps)
     assert result["at"] == at and set(result["scheduled"]) == {
         "extract_frames",
-        "transcribe",
-        "analyze_video",
+        *(f"transcribe_chunk#{i}" for i in range(4)),
     }
     held = [d for d in scheduled(env, course) if d["task"] in result["scheduled"]]
     assert {d["not_before"] for d in held} == {at}

@@ -55,9 +55,10 @@ def test_success_records_started_and_succeeded_and_notifies(env):
     assert started.data["attempt"] == 1
     assert succeeded.data["idempotency_key"] == f"{course}:prepare_video:1"
     assert started.actor == succeeded.actor == "task-endpoint"
-    # the three steps that follow were scheduled in the same append; the bridge heard of it
-    assert env.types(course)[before + 2 :] == ["TaskScheduled"] * 3
-    assert (course, before + 5) in env.rt.notifications
+    # extract_frames and the four audio chunks were scheduled in the same append; the bridge
+    # heard of it
+    assert env.types(course)[before + 2 :] == ["TaskScheduled"] * 5
+    assert (course, before + 7) in env.rt.notifications
 
 
 def test_a_duplicate_delivery_of_a_succeeded_task_does_nothing(env):
@@ -336,7 +337,7 @@ def test_the_dispatcher_and_endpoint_complete_a_course_with_lowercased_headers(e
     env.rt.dispatcher.run_until_idle()
 
     assert env.status(course) == "completed"
-    assert env.types(course).count("TaskSucceeded") == 11
+    assert env.types(course).count("TaskSucceeded") == 15
     assert set(env.rt.endpoint.answers) == {"succeeded"}
 
 

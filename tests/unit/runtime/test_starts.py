@@ -58,7 +58,7 @@ def test_a_quick_first_attempt_is_one_append_start_result_and_what_it_unblocks(e
 
     assert calls == [["TaskStarted", "TaskSucceeded"]]  # one transaction for the delivery
     added = env.store.load(course, after=before)
-    assert [e.type for e in added] == ["TaskStarted", "TaskSucceeded"] + ["TaskScheduled"] * 3
+    assert [e.type for e in added] == ["TaskStarted", "TaskSucceeded"] + ["TaskScheduled"] * 5
     started, succeeded = added[:2]
     assert started.actor == succeeded.actor == "task-endpoint"
     assert {e.actor for e in added[2:]} == {"bridge"}
@@ -148,9 +148,9 @@ def test_a_failing_decision_never_costs_the_result(env):
 
     # recorded alone; the bridge, notified, decided and scheduled the next steps itself
     types = env.types(course)
-    assert types[-5:] == ["TaskStarted", "TaskSucceeded"] + ["TaskScheduled"] * 3
+    assert types[-7:] == ["TaskStarted", "TaskSucceeded"] + ["TaskScheduled"] * 5
     assert env.rt.bridge.stats["settled"] == settled
-    assert env.rt.dispatcher.pending() == 1 + 3  # prepare_video's own copy, and the three
+    assert env.rt.dispatcher.pending() == 1 + 5  # prepare_video's own copy, and the five
 
 
 def test_an_illegal_follow_up_is_dropped_and_the_result_recorded_alone(env):
@@ -163,7 +163,7 @@ def test_an_illegal_follow_up_is_dropped_and_the_result_recorded_alone(env):
     assert env.post(env.payload(course), via=broken).status == 200
 
     types = env.types(course)
-    assert types[-5:] == ["TaskStarted", "TaskSucceeded"] + ["TaskScheduled"] * 3
+    assert types[-7:] == ["TaskStarted", "TaskSucceeded"] + ["TaskScheduled"] * 5
 
 
 def test_the_bridge_dispatches_follow_ups_and_skips_the_notified_advance(env):
@@ -176,7 +176,7 @@ def test_the_bridge_dispatches_follow_ups_and_skips_the_notified_advance(env):
 
     assert bridge.stats["advances"] == advances + 1
     assert bridge.stats["settled"] == settled + 1  # the notified advance had nothing to do
-    assert env.rt.dispatcher.pending() == queued + 3  # extract_frames, transcribe, analyze
+    assert env.rt.dispatcher.pending() == queued + 5  # extract_frames, four audio chunks
     assert bridge.advance(course) == []  # a full advance finds nothing left either
 
 
@@ -188,8 +188,8 @@ def test_a_bridge_that_does_not_dispatch_leaves_it_to_the_notified_advance(env):
 
     assert env.post(env.payload(course)).status == 200
 
-    assert env.types(course)[-3:] == ["TaskScheduled"] * 3  # scheduled with the result
+    assert env.types(course)[-5:] == ["TaskScheduled"] * 5  # scheduled with the result
     assert env.rt.dispatcher.pending() == queued  # but not dispatched: reconcile's job now
     env.lost.clear()
     env.rt.bridge.advance(course)
-    assert env.rt.dispatcher.pending() == queued + 3
+    assert env.rt.dispatcher.pending() == queued + 5

@@ -174,11 +174,16 @@ function renderGantt(g) {
         lane.append(el("div", { class: "seg queued",
           style: `left:${pct(bar.queued_s)};width:${pct(bar.start_s - bar.queued_s)}` }));
       }
-      lane.append(el("div", {
-        class: `seg ${bar.outcome}`, "data-outcome": bar.outcome,
-        title: `${task} attempt ${bar.attempt}: ${bar.outcome}, ${(end - bar.start_s).toFixed(2)} s`,
+      const done = bar.progress === null || bar.progress === undefined ? "" : `, ${Math.round(100 * bar.progress)}% done`;
+      const seg = el("div", {
+        class: `seg ${bar.outcome}${bar.stuck ? " stuck" : ""}`, "data-outcome": bar.stuck ? "stuck" : bar.outcome,
+        title: `${task} attempt ${bar.attempt}: ${bar.stuck ? "stuck" : bar.outcome}${done}, ${(end - bar.start_s).toFixed(2)} s`,
         style: `left:${pct(bar.start_s)};width:${pct(Math.max(end - bar.start_s, 0))}`,
-      }));
+      });
+      if (bar.outcome === "running" && bar.progress !== null && bar.progress !== undefined) {
+        seg.append(el("div", { class: "fill", style: `width:${(100 * bar.progress).toFixed(1)}%` }));
+      }
+      lane.append(seg);
     }
     return el("div", { class: "row", "data-task": task }, el("div", { class: "name", text: task }), lane);
   });
