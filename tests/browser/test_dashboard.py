@@ -111,15 +111,21 @@ def test_course_page_follows_a_running_course_to_completion(
         expect(status).to_have_text("completed")
         page.wait_for_selector('svg[data-diagram="course"] g.node.hl[data-node="completed"]')
         expect(page.locator("#verification")).to_contain_text("verified")
+        head = rt.store.head(course_id)
+        assert head is not None
+        # Every task of the DAG: its steps, with each fan-out's shards (no-op steps report 4).
+        every_task = len(head.snapshot["tasks"])
     finally:
         rt.close()
 
+    fan_outs = [s for s in default_pipeline().steps.values() if s.fan_out]
+    assert every_task == len(default_pipeline().steps) + len(fan_outs) * 3
     assert seen_mid_run == "running"  # the page was live while steps completed
     tasks = page.locator("#tasks tbody tr")
-    assert tasks.count() == 11  # 7 steps + 4 frame shards
-    assert page.locator('#tasks .badge[data-status="succeeded"]').count() == 11
+    assert tasks.count() == every_task
+    assert page.locator('#tasks .badge[data-status="succeeded"]').count() == every_task
     bars = page.locator('#gantt .seg[data-outcome="succeeded"]')
-    assert bars.count() == 11
+    assert bars.count() == every_task
     assert "verified" in page.locator("#verification").inner_text()
     # Only the current course state is highlighted; every pipeline step shows succeeded.
     assert page.locator('svg[data-diagram="course"] g.node.hl').count() == 1
