@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import itertools
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from handlers.media.chunks import scan  # the one silencedetect pass (prepare_video's too)
 from handlers.media.ffmpeg import run_ffmpeg
 
 MAX_UPLOAD_BYTES = 25 * 1000 * 1000  # OpenAI's limit is 25 MB; stay under either reading
@@ -25,48 +25,12 @@ WAV_HEADER_BYTES = 1024  # generous: RIFF header plus any list chunk
 SAFETY = 0.95  # aim below the limit
 FFMPEG_TIMEOUT_S = 600.0
 
-_SILENCE_START = re.compile(r"silence_start: (-?[\d.]+)")
-_SILENCE_END = re.compile(r"silence_end: (-?[\d.]+)")
-_DURATION = re.compile(r"Duration: (\d+):(\d\d):(\d\d(?:\.\d+)?)")
-_TIME = re.compile(r"time=(\d+):(\d\d):(\d\d(?:\.\d+)?)")
-
 
 @dataclass(frozen=True, slots=True)
 class AudioChunk:
     path: Path
     offset_s: float  # where the chunk starts in the original audio
     duration_s: float  # 0.0 when the file goes whole (its length was not measured)
-
-
-def scan(
-    audio: Path, *, noise_db: float = -35.0, min_silence_s: float = 0.3
-) -> tuple[float, list[tuple[float, float]]]:
-    """(duration, silences) of ``audio``: one ffmpeg pass with ``silencedetect``."""
-    result = run_ffmpeg(
-        [
-            "-i", str(audio), "-vn",
-            "-af", f"silencedetect=noise={noise_db}dB:d={min_silence_s}",
-            "-f", "null", "-",
-        ],
-        timeout=FFMPEG_TIMEOUT_S,
-    )  # fmt: skip
-    stderr = result.stderr
-    duration = _clock(_DURATION.search(stderr))
-    times = [_clock(m) for m in _TIME.finditer(stderr)]
-    if times:  # the decoded length is more exact than the container's header
-        duration = max(duration, times[-1])
-    starts = [max(0.0, float(m.group(1))) for m in _SILENCE_START.finditer(stderr)]
-    ends = [float(m.group(1)) for m in _SILENCE_END.finditer(stderr)]
-    # A silence running to the end of the file has a start and no end.
-    ends += [duration] * (len(starts) - len(ends))
-    return duration, list(zip(starts, ends, strict=True))
-
-
-def _clock(match: re.Match[str] | None) -> float:
-    if match is None:
-        return 0.0
-    hours, minutes, seconds = match.groups()
-    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
 def plan_cuts(
