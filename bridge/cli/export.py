@@ -100,9 +100,7 @@ def export(course_id: str, formats: tuple[str, ...], out: Path, data: Path, as_j
     except ExportRefused as err:
         raise click.ClickException(str(err)) from None
     finally:
-        close = getattr(store, "close", None)
-        if close:
-            close()
+        store.close()
     if as_json:
         click.echo(json.dumps({fmt: str(path) for fmt, path in written.items()}, indent=2))
     else:

@@ -18,7 +18,6 @@ import heapq
 import itertools
 import json
 from collections.abc import Callable, Mapping
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -185,8 +184,7 @@ class LocalDispatcher(Driven):
             headers["Authorization"] = f"Bearer {self.signer(entry.body)}"
         status: int | None = None
         answer: Mapping[str, str] = {}
-        lane = getattr(self.clock, "lane", None)
-        with lane() if lane is not None else nullcontext():
+        with self.clock.lane():
             try:
                 delivered = self.deliver(req, headers, entry.body)
                 status, answer = (delivered, {}) if isinstance(delivered, int) else delivered

@@ -16,6 +16,22 @@ class SystemClock:
         if seconds > 0:
             time.sleep(seconds)
 
+    def advance_to(self, t: float) -> None:
+        """Real time cannot jump: wait until ``t``."""
+        self.sleep(t - time.time())
+
+    @contextmanager
+    def lane(self) -> Iterator[None]:
+        """Real time is already per thread: nothing to set up."""
+        yield
+
+
+class _Lane(threading.local):
+    """One thread's view of virtual time inside ``VirtualClock.lane()``."""
+
+    active = False
+    offset = 0.0
+
 
 class VirtualClock:
     """Time that moves only when told: ``sleep`` and ``advance_to`` jump it forward.
@@ -28,16 +44,16 @@ class VirtualClock:
     def __init__(self, start: float = 1_790_000_000.0) -> None:
         self._now = start
         self._lock = threading.Lock()
-        self._lane = threading.local()
+        self._lane = _Lane()
 
     def now(self) -> float:
         with self._lock:
-            return self._now + getattr(self._lane, "offset", 0.0)
+            return self._now + self._lane.offset
 
     def sleep(self, seconds: float) -> None:
         if seconds <= 0:
             return
-        if getattr(self._lane, "active", False):
+        if self._lane.active:
             self._lane.offset += seconds
             return
         with self._lock:

@@ -217,8 +217,10 @@ def _legacy(
     once it is disabled, legacy-variant courses fall back to the main transport (logged)."""
     if not cfg.get_bool("COURSEGEN_LEGACY_TRIGGER_ENABLED") or isinstance(main, NoDispatcher):
         return LegacyDisabled(main)
-    if client is None:
-        client = getattr(events, "client", None)
+    from statemachine.store.firestore import FirestoreStore
+
+    if client is None and isinstance(events, FirestoreStore):
+        client = events.client
     if client is None:
         from google.cloud import firestore
 

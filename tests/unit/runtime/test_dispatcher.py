@@ -394,11 +394,13 @@ def test_a_delivery_within_the_deadline_is_not_late(clock):
     assert d.stats.deadline_exceeded == 0
 
 
-def test_run_until_idle_needs_a_virtual_clock_and_honours_its_limits(clock):
-    with pytest.raises(TypeError):
-        LocalDispatcher(
-            one_queue_pipeline(), ScriptedDeliver(clock), SystemClock()
-        ).run_until_idle()
+def test_run_until_idle_waits_on_the_system_clock_and_honours_its_limits(clock):
+    real = SystemClock()
+    on_real = LocalDispatcher(one_queue_pipeline(), ScriptedDeliver(real), real)
+    on_real.dispatch(task_request(schedule_time=real.now() + 0.05))
+    before = real.now()
+    assert on_real.run_until_idle() == 1  # the system clock cannot jump: it waited
+    assert real.now() - before >= 0.04
     deliver = ScriptedDeliver(clock)
     d = dispatcher(clock, deliver)
     for n in range(3):
