@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from statemachine.envelope import NewEvent
 from statemachine.errors import ConcurrencyConflict, TransitionNotAllowed
 from statemachine.events import TaskExhausted
+from statemachine.lifecycle import ACTIVE_COURSE, CourseStatus, TaskStatus
 from statemachine.timefmt import iso, parse_iso
 
 if TYPE_CHECKING:
@@ -24,7 +25,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("coursegen.reconcile")
 
-_ACTIVE = ("requested", "running", "paused")
+# A started course, and the tasks its queue still holds (a delivery is due or running).
+_STARTED = frozenset({CourseStatus.RUNNING, CourseStatus.PAUSED})
+_IN_QUEUE = frozenset({TaskStatus.RUNNING, TaskStatus.RETRYING})
 
 
 def recover(bridge: Bridge, *, limit: int = 100_000) -> dict[str, int]:
@@ -36,7 +39,7 @@ def recover(bridge: Bridge, *, limit: int = 100_000) -> dict[str, int]:
     """
     courses = tasks = 0
     for head in bridge.store.courses(limit=limit):
-        if head.status not in _ACTIVE:
+        if head.status not in ACTIVE_COURSE:
             continue
         courses += 1
         bridge.advance(head.course_id)
@@ -44,7 +47,7 @@ def recover(bridge: Bridge, *, limit: int = 100_000) -> dict[str, int]:
         if state is None:
             continue
         for task in state.tasks.values():
-            if task.status in ("running", "retrying"):
+            if task.status in _IN_QUEUE:
                 bridge.dispatch(state, task)
                 tasks += 1
     return {"courses": courses, "tasks": tasks}
@@ -72,12 +75,12 @@ def exhaust_abandoned(bridge: Bridge, course_id: str) -> int:
     and a dispatch deadline, no delivery will ever come, so the course must fail.
     """
     state = bridge.state(course_id)
-    if state is None or state.status not in ("running", "paused"):
+    if state is None or state.status not in _STARTED:
         return 0
     now = bridge.clock.now()
     stale = []
     for task in state.tasks.values():
-        if task.status not in ("running", "retrying") or task.started_at is None:
+        if task.status not in _IN_QUEUE or task.started_at is None:
             continue
         retry = bridge.pipeline.queues[task.queue].retry
         deadline = bridge.pipeline.steps[task.step].timeout_s

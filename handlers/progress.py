@@ -21,6 +21,7 @@ from handlers.registry import PermanentStepError
 from statemachine.envelope import NewEvent
 from statemachine.errors import ConcurrencyConflict, TransitionNotAllowed
 from statemachine.events import Event, TaskProgress
+from statemachine.lifecycle import CourseStatus, TaskStatus
 from statemachine.ports import EventStore
 
 CHECK_S = 1.0  # how often a checkpoint looks at the course (cancellation)
@@ -59,14 +60,14 @@ class Checkpoint:
             return
         self._checked = now
         head = self.store.head(self.course_id)
-        if head is None or head.status == "cancelled":
+        if head is None or head.status == CourseStatus.CANCELLED:
             raise StepCancelled(f"{self.task}: the course was cancelled")
         task = head.snapshot["tasks"].get(self.task)
         if task is None or task["key"] != self.key:
             raise StepCancelled(f"{self.task}: a newer generation of the task exists")
         fraction = min(1.0, max(0.0, done / total)) if total > 0 else 0.0
         due = now - self._sent_at >= self.event_s and fraction - self._sent >= self.min_step
-        if not due or task["status"] != "running":
+        if not due or task["status"] != TaskStatus.RUNNING:
             return
         event = TaskProgress(
             task=self.task, idempotency_key=self.key, attempt=self.attempt, fraction=fraction

@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from statemachine.lifecycle import TaskStatus
 from statemachine.state import CourseState, TaskState
 
 
@@ -154,13 +155,13 @@ class StepContext:
     def upstream(self, step: str) -> TaskState:
         """The succeeded task of a prerequisite step (not for fan-out steps)."""
         task = self.course.task(step)
-        if task is None or task.status != "succeeded":
+        if task is None or task.status != TaskStatus.SUCCEEDED:
             raise PermanentStepError(f"prerequisite {step} has not succeeded")
         return task
 
     def shards(self, step: str) -> list[TaskState]:
         """Every succeeded shard of a fan-out step, in shard order."""
-        found = [t for t in self.course.step_tasks(step) if t.status == "succeeded"]
+        found = [t for t in self.course.step_tasks(step) if t.status == TaskStatus.SUCCEEDED]
         return sorted(found, key=lambda t: t.shard or 0)
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 from statemachine.envelope import Envelope
 from statemachine.errors import IntegrityError, TransitionNotAllowed, UnknownEventType
-from statemachine.lifecycle import COURSE, TASK, CourseStatus
-from statemachine.state import NEW, CourseState, Snapshot, empty_snapshot
+from statemachine.lifecycle import COURSE, TASK, CourseStatus, TaskStatus
+from statemachine.state import NEW, CourseState, Snapshot, TaskSnapshot, empty_snapshot
 
 Handler = Callable[[Snapshot, Envelope], None]
 
@@ -50,25 +50,22 @@ def _task_scheduled(acc: Snapshot, env: Envelope) -> None:
         raise TransitionNotAllowed(status, env.type, "the course is not running")
     d = env.data
     name = d["task"]
-    task = acc["tasks"].get(name)
-    if task is None:
-        task = _new_task(d)
-        acc["tasks"][name] = task
-    elif d["generation"] <= task["generation"]:
-        raise TransitionNotAllowed(task["status"], env.type, f"{name} generation must grow")
+    known = acc["tasks"].get(name)
+    if known is None:
+        task = acc["tasks"][name] = _new_task(d)
+    elif d["generation"] <= known["generation"]:
+        raise TransitionNotAllowed(known["status"], env.type, f"{name} generation must grow")
+    else:
+        task = known
     task["status"] = TASK.next(task["status"], "schedule")
-    task.update(
-        generation=d["generation"],
-        key=d["idempotency_key"],
-        queue=d["queue"],
-        input=dict(d.get("input") or {}),
-        attempts=0,
-        last_attempt=0,
-        error=None,
-        scheduled_at=env.occurred_at,
-        started_at=None,
-        finished_at=None,
-    )
+    task["generation"] = d["generation"]
+    task["key"] = d["idempotency_key"]
+    task["queue"] = d["queue"]
+    task["input"] = dict(d.get("input") or {})
+    task["attempts"] = task["last_attempt"] = 0
+    task["error"] = None
+    task["scheduled_at"] = env.occurred_at
+    task["started_at"] = task["finished_at"] = None
     if d.get("not_before"):
         task["not_before"] = d["not_before"]
     else:
@@ -77,7 +74,7 @@ def _task_scheduled(acc: Snapshot, env: Envelope) -> None:
     task.pop("progress", None)
 
 
-def _new_task(d: Mapping[str, Any]) -> dict[str, Any]:
+def _new_task(d: Mapping[str, Any]) -> TaskSnapshot:
     return {
         "step": d["step"],
         "shard": d["shard"],
@@ -99,11 +96,11 @@ def _new_task(d: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _task(acc: Snapshot, env: Envelope, allowed: frozenset[str]) -> dict[str, Any]:
+def _task(acc: Snapshot, env: Envelope, allowed: frozenset[str]) -> TaskSnapshot:
     if acc["status"] not in allowed:
         raise TransitionNotAllowed(acc["status"], env.type, "not while the course is so")
     name = env.data["task"]
-    task: dict[str, Any] | None = acc["tasks"].get(name)
+    task = acc["tasks"].get(name)
     if task is None:
         raise TransitionNotAllowed(TASK.initial, env.type, f"{name} was never scheduled")
     if env.data["idempotency_key"] != task["key"]:
@@ -123,7 +120,7 @@ def _task_started(acc: Snapshot, env: Envelope) -> None:
 
 def _task_progress(acc: Snapshot, env: Envelope) -> None:
     task = _task(acc, env, _START_STATES)
-    if task["status"] != "running" or task["last_attempt"] != env.data["attempt"]:
+    if task["status"] != TaskStatus.RUNNING or task["last_attempt"] != env.data["attempt"]:
         raise TransitionNotAllowed(task["status"], env.type, "only the running attempt")
     # Only a task that reported progress has the key: old snapshots stay as they were.
     task["progress"] = {"fraction": float(env.data["fraction"]), "at": env.occurred_at}
@@ -141,7 +138,7 @@ def _task_succeeded(acc: Snapshot, env: Envelope) -> None:
     task["error"] = None
 
 
-def _spend(task: dict[str, Any], metering: Mapping[str, Any] | None) -> None:
+def _spend(task: TaskSnapshot, metering: Mapping[str, Any] | None) -> None:
     """Add an attempt's metering to what the task's unsuccessful attempts cost
     (``failed_metering``: numbers summed; the key appears only once there is something)."""
     if not metering:

@@ -5,13 +5,58 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from statemachine.envelope import GENESIS_HASH
 
 NEW = "new"  # before CourseRequested: the course does not exist yet
 
-Snapshot = dict[str, Any]
+
+class TaskSnapshot(TypedDict):
+    """One task in a head snapshot (``TaskState.to_snapshot``); optional keys are absent,
+    not null, so snapshots written before they existed stay equal to their fold."""
+
+    step: str
+    shard: int | None
+    status: str
+    generation: int
+    key: str
+    queue: str
+    attempts: int
+    last_attempt: int
+    input: dict[str, Any]
+    outputs: dict[str, str]
+    summary: dict[str, Any]
+    metering: dict[str, Any]
+    error: dict[str, Any] | None
+    scheduled_at: str | None
+    started_at: str | None
+    finished_at: str | None
+    duration_ms: int | None
+    not_before: NotRequired[str]
+    failed_metering: NotRequired[dict[str, Any]]
+    progress: NotRequired[dict[str, Any]]
+
+
+class CourseSnapshot(TypedDict):
+    """A course's head snapshot: what the store keeps beside the head and what the reducer
+    folds into (``CourseState.to_snapshot``, ``empty_snapshot``)."""
+
+    course_id: str
+    version: int
+    status: str
+    last_hash: str
+    created_at: str | None
+    updated_at: str | None
+    request: dict[str, Any] | None
+    variant: str | None
+    failure: dict[str, Any] | None
+    outputs: dict[str, str]
+    tasks: dict[str, TaskSnapshot]
+    hold_until: NotRequired[str]
+
+
+Snapshot = CourseSnapshot
 
 
 def empty_snapshot(course_id: str) -> Snapshot:
@@ -101,8 +146,8 @@ class TaskState:
             progress=_view(t["progress"]) if t.get("progress") is not None else None,
         )
 
-    def to_snapshot(self) -> dict[str, Any]:
-        snapshot = {
+    def to_snapshot(self) -> TaskSnapshot:
+        snapshot: TaskSnapshot = {
             "step": self.step,
             "shard": self.shard,
             "status": self.status,

@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import json
 import sys
+import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from bridge.cli.common import data_option, emit_json, open_store, text_table
 from bridge.cli.errors import Coursegen
 from bridge.settings import Settings
+from statemachine.lifecycle import CourseStatus
+
+if TYPE_CHECKING:
+    from bridge.ops.views import CourseRow
 
 
 @click.group(cls=Coursegen, context_settings={"help_option_names": ["-h", "--help"]})
@@ -95,7 +101,7 @@ def run(
         emit_json(summary)
     else:
         _print_run(summary)
-    if summary["status"] != "completed":
+    if summary["status"] != CourseStatus.COMPLETED:
         sys.exit(1)
 
 
@@ -106,7 +112,7 @@ def _print_run(summary: dict[str, Any]) -> None:
         course, data = summary["course_id"], summary["data"]
         resume = (
             f"coursegen resume {course} --reason ..., then "
-            if summary["status"] == "paused"
+            if summary["status"] == CourseStatus.PAUSED
             else ""
         )
         click.echo(
@@ -114,7 +120,7 @@ def _print_run(summary: dict[str, Any]) -> None:
             f" it stays in {data}: {resume}coursegen work --data {data}",
             err=True,
         )
-    elif summary["status"] == "completed":
+    elif summary["status"] == CourseStatus.COMPLETED:
         click.echo(f"  {summary['lessons']} lessons, {summary['questions']} questions")
         for name, path in summary.get("files", {}).items():
             click.echo(f"  {name}: {path}")
@@ -140,8 +146,8 @@ def status(course_id: str | None, data: Path, as_json: bool) -> None:
 
     store = open_store(data)
     if course_id is None:
-        rows = courses_table(store)
-        emit_json(rows) if as_json else _print_table(rows)
+        rows = courses_table(store, now=time.time())
+        emit_json(rows) if as_json else _print_table([_listed(r) for r in rows])
         return
     view = course_status(store, course_id)
     if view is None:
@@ -153,7 +159,7 @@ def status(course_id: str | None, data: Path, as_json: bool) -> None:
         f"{view['course_id']}  {view['status']}  {view['title']!r}  variant "
         f"{view['variant']}  version {view['version']}"
     )
-    if view.get("failure"):
+    if view["failure"]:
         click.echo(f"failure: {view['failure']['reason']}")
     _print_table(view["tasks"])
     click.echo(f"total cost: ${view['cost_usd']:.4f}")
@@ -503,7 +509,16 @@ def bench_long(minutes: str, workers: int, cache: Path | None, as_json: bool) ->
         _print_table(rows)
 
 
-def _print_table(rows: list[dict[str, Any]]) -> None:
+_LISTED = ("course_id", "status", "title", "variant", "progress", "updated_at", "cost_usd")
+
+
+def _listed(row: CourseRow) -> dict[str, Any]:
+    """The columns ``coursegen status`` prints for each course (``--json`` has them all)."""
+    cells: dict[str, Any] = dict(row)
+    return {k: cells[k] for k in _LISTED}
+
+
+def _print_table(rows: Sequence[Mapping[str, Any]]) -> None:
     """Plain aligned columns: ids are never cut, piped or in a narrow terminal."""
     click.echo(text_table(rows).rstrip("\n") if rows else "(nothing)")
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from statemachine.lifecycle import CourseStatus
+
 dir_option = click.option(
     "--dir",
     "folder",
@@ -166,9 +168,9 @@ def wait(course_id: str, timeout: float, as_json: bool, folder: Path) -> None:
         click.echo(
             f"  stack: {outcome.process_groups} process groups, {outcome.processes} processes"
         )
-    if outcome.status == "completed":
+    if outcome.status == CourseStatus.COMPLETED:
         return
-    if outcome.status in ("running", "unknown"):
+    if outcome.status in (CourseStatus.RUNNING, "unknown"):
         click.echo(
             f"course {course_id} is not terminal after {timeout} s ({outcome.status})", err=True
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ data_option = click.option(
 )
 
 
-def text_table(rows: list[dict[str, Any]]) -> str:
+def text_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """Plain aligned columns (wide tables stay readable in a narrow terminal or a log, and no
     cell is ever cut: a course id can always be copied)."""
     if not rows:

@@ -17,6 +17,7 @@ from bridge.tooling.evaluate import (
     markdown,
     table_rows,
 )
+from statemachine.lifecycle import CourseStatus
 
 
 @click.command("eval")
@@ -64,7 +65,8 @@ def eval_command(
         click.echo(markdown(rows))
     else:
         _print(table_rows(rows))
-    if strict and any(row.get("failures") or row["status"] != "completed" for row in rows):
+    missed = (r.get("failures") or r["status"] != CourseStatus.COMPLETED for r in rows)
+    if strict and any(missed):
         sys.exit(1)
 
 

@@ -19,6 +19,7 @@ from bridge.cli.common import data_option, open_store
 from bridge.settings import Settings
 from handlers.artifacts import ArtifactStore, LocalArtifacts
 from handlers.export import FORMATS, ExportRefused, chosen, write_exports
+from statemachine.lifecycle import CourseStatus
 
 
 def artifact_store(data: Path, settings: Settings, scratch: Path) -> ArtifactStore:
@@ -36,7 +37,7 @@ def finalize_outputs(head: Any, course_id: str) -> Mapping[str, str]:
     """The completed course's finalize outputs; anything else is refused with the reason."""
     if head is None:
         raise ExportRefused(f"no course {course_id!r}")
-    if head.status != "completed":
+    if head.status != CourseStatus.COMPLETED:
         raise ExportRefused(
             f"course {course_id!r} is {head.status}, not completed: only a completed course "
             "can be exported (see coursegen status)"

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from bridge.settings import Settings
+from statemachine.lifecycle import ACTIVE_COURSE
 
 REASON_HELP = "Why (required; recorded in the course's history)."
 
@@ -236,7 +237,7 @@ def run_worker(
 
 
 def _active(store: Any) -> bool:
-    return any(h.status in ("requested", "running", "paused") for h in store.courses())
+    return any(h.status in ACTIVE_COURSE for h in store.courses())
 
 
 def _work_line(summary: dict[str, Any]) -> str:

@@ -9,10 +9,11 @@ from typing import Any
 import click
 
 from bridge.ops.run import PAUSED_TIMEOUT_S, run_course
-from bridge.ops.views import course_status
+from bridge.ops.views import WAITING, TaskRow, course_status, step_status
 from bridge.runtime.embedded import embedded
 from bridge.settings import Settings
 from handlers.artifacts import SourceRefused, split_source_uri
+from statemachine.lifecycle import CourseStatus, TaskStatus
 from statemachine.pipeline import default_pipeline
 from statemachine.ports import EventStore
 
@@ -105,14 +106,15 @@ def status_note(store: EventStore, course_id: str, status: str, paused_timeout_s
 
 
 _STYLE = {
-    "succeeded": "green",
-    "running": "yellow",
-    "retrying": "magenta",
-    "failed": "red",
-    "exhausted": "red",
-    "moot": "dim",
-    "scheduled": "cyan",
-    "waiting": "dim",
+    TaskStatus.SUCCEEDED: "green",
+    TaskStatus.RUNNING: "yellow",
+    TaskStatus.RETRYING: "magenta",
+    TaskStatus.FAILED: "red",
+    TaskStatus.EXHAUSTED: "red",
+    TaskStatus.MOOT: "dim",
+    TaskStatus.SCHEDULED: "cyan",
+    TaskStatus.PENDING: "dim",
+    WAITING: "dim",
 }
 
 
@@ -120,37 +122,38 @@ def _board(store: EventStore, course_id: str, elapsed: float, paused_timeout_s: 
     """One row per step; a fan-out step shows its shards side by side."""
     from rich.table import Table
 
-    view = course_status(store, course_id, now=time.time()) or {"tasks": [], "status": "requested"}
-    by_step: dict[str, list[dict[str, Any]]] = {}
-    for task in view["tasks"]:
+    view = course_status(store, course_id, now=time.time())
+    status = view["status"] if view else CourseStatus.REQUESTED
+    by_step: dict[str, list[TaskRow]] = {}
+    for task in view["tasks"] if view else []:
         by_step.setdefault(task["task"].split("#")[0], []).append(task)
-    table = Table(title=f"course {course_id}: {view['status']}  ({elapsed:.1f} s)")
+    table = Table(title=f"course {course_id}: {status}  ({elapsed:.1f} s)")
     for column in ("step", "status", "attempts", "seconds", "progress", "note"):
         table.add_column(column)
     for step in default_pipeline().order:
         tasks = by_step.get(step, [])
-        status = _merge(tasks)
+        step_state = step_status({t["status"] for t in tasks})
         seconds = sum((t["duration_ms"] or 0) for t in tasks) / 1000 if tasks else None
         attempts = sum(t["attempts"] for t in tasks)
         note = f"{len(tasks)} shards" if len(tasks) > 1 else (tasks[0]["error"] if tasks else "")
         table.add_row(
             step,
-            f"[{_STYLE.get(status, 'white')}]{status}[/]",
+            f"[{_STYLE.get(step_state, 'white')}]{step_state}[/]",
             str(attempts or ""),
             f"{seconds:.2f}" if seconds is not None else "",
             _bars(tasks),
             note,
         )
-    if view["status"] == "paused":
-        table.caption = status_note(store, course_id, "paused", paused_timeout_s)
+    if status == CourseStatus.PAUSED:
+        table.caption = status_note(store, course_id, status, paused_timeout_s)
     return table
 
 
-def _bars(tasks: list[dict[str, Any]], width: int = 10) -> str:
+def _bars(tasks: list[TaskRow], width: int = 10) -> str:
     """A bar per running task (its last reported fraction); a stalled one says STUCK."""
     out = []
     for t in tasks:
-        if t["status"] != "running":
+        if t["status"] != TaskStatus.RUNNING:
             continue
         fraction = t["progress"] or 0.0
         filled = round(fraction * width)
@@ -159,13 +162,3 @@ def _bars(tasks: list[dict[str, Any]], width: int = 10) -> str:
         mark = " [red]STUCK[/]" if t["stuck"] else ""
         out.append(f"{'#' + label + ' ' if label else ''}{bar} {fraction:4.0%}{mark}")
     return "\n".join(out)
-
-
-def _merge(tasks: list[dict[str, Any]]) -> str:
-    if not tasks:
-        return "waiting"
-    statuses = {t["status"] for t in tasks}
-    for s in ("exhausted", "failed", "running", "retrying", "scheduled"):
-        if s in statuses:
-            return s
-    return "succeeded"

@@ -30,10 +30,11 @@ from bridge.ops.replay import export_jsonl, read_jsonl
 from statemachine.audit import Verified, verify
 from statemachine.envelope import Envelope
 from statemachine.errors import ConcurrencyConflict, IntegrityError, TransitionNotAllowed
+from statemachine.lifecycle import TERMINAL_COURSE
 from statemachine.ports import EventStore, Head
 
 FORMAT = "coursegen-archive/1"
-ENDED = ("completed", "failed", "cancelled")
+ENDED = sorted(TERMINAL_COURSE)
 _DURATION = re.compile(r"^(\d+)([smhd])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 

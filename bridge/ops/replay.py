@@ -18,6 +18,7 @@ from statemachine.audit import SameState, state_at, verify
 from statemachine.envelope import Envelope, decode
 from statemachine.errors import IntegrityError
 from statemachine.ports import EventStore, Head
+from statemachine.state import CourseSnapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,7 +255,7 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
-def state_json(events: Sequence[Envelope], course_id: str, version: int) -> dict[str, Any]:
+def state_json(events: Sequence[Envelope], course_id: str, version: int) -> CourseSnapshot:
     return state_at(events, course_id, version).to_snapshot()
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from bridge.core import Bridge
-from bridge.ops.views import course_status
+from bridge.ops.views import CourseView, course_status
 from handlers.artifacts import LocalArtifacts
 from statemachine.lifecycle import TERMINAL_COURSE, CourseStatus
 from statemachine.ports import EventStore
@@ -78,11 +78,11 @@ def run_course(
     finally:
         rt.close()
     wall = round(time.perf_counter() - started, 2)
-    view = course_status(rt.store, course_id) or {}
+    view = course_status(rt.store, course_id)
     summary = _summary(rt, course_id, view, wall)
     if stopped:
         summary["stopped"] = stopped
-    if view.get("status") == "completed":
+    if view is not None and view["status"] == CourseStatus.COMPLETED:
         summary["files"] = _publish(rt.artifacts, course_id, out)
     return summary
 
@@ -124,23 +124,25 @@ def _wait(
     return f"not ended within {timeout_s:g} s"
 
 
-def _summary(rt: LocalRuntime, course_id: str, view: dict[str, Any], wall: float) -> dict[str, Any]:
+def _summary(
+    rt: LocalRuntime, course_id: str, view: CourseView | None, wall: float
+) -> dict[str, Any]:
     steps: dict[str, float] = {}
-    for task in view.get("tasks", []):
+    for task in view["tasks"] if view else []:
         step = task["task"].split("#")[0]
         steps[step] = round(steps.get(step, 0.0) + (task["duration_ms"] or 0) / 1000, 3)
     head = rt.store.head(course_id)
     summary = head.snapshot["tasks"].get("finalize", {}).get("summary", {}) if head else {}
     out = {
         "course_id": course_id,
-        "status": view.get("status", "unknown"),
+        "status": view["status"] if view else "unknown",
         "lessons": summary.get("lessons"),
         "questions": summary.get("questions"),
         "wall_s": wall,
         "step_seconds": steps,
         "data": str(Path(rt.artifacts.root).parent),
     }
-    if view.get("failure"):
+    if view and view["failure"]:
         out["failure"] = view["failure"]
     return out
 

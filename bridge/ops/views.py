@@ -1,39 +1,135 @@
-"""Read models for people: the course list and one course's tasks, from the heads."""
+"""The read model for people: course rows, one course's tasks, each step's status, from the
+heads. The CLI, the live board and the dashboard all read courses through it."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, TypedDict
 
+from statemachine.lifecycle import CourseStatus, TaskStatus
 from statemachine.pipeline import default_pipeline
 from statemachine.ports import EventStore, Head
 from statemachine.timefmt import parse_iso
 
 
-def courses_table(store: EventStore, limit: int = 200) -> list[dict[str, Any]]:
-    return [_course_row(h) for h in store.courses(limit=limit)]
+class CourseRow(TypedDict):
+    """One course in a list (``coursegen status``, the dashboard's table)."""
+
+    course_id: str
+    title: str
+    status: str
+    variant: str  # "" when the course has none
+    done: int  # tasks succeeded
+    total: int
+    progress: str  # "done/total"
+    percent: int
+    created_at: str | None
+    updated_at: str | None
+    age_s: float | None  # since created_at, at ``now``
+    cost_usd: float  # every attempt's, failed ones included
+    version: int
 
 
-def _course_row(h: Head) -> dict[str, Any]:
-    s = h.snapshot
-    tasks = s["tasks"].values()
-    done = sum(1 for t in tasks if t["status"] == "succeeded")
+class TaskRow(TypedDict):
+    """One task of a course (``course_status``)."""
+
+    task: str
+    status: str
+    attempts: int
+    generation: int
+    duration_ms: int | None
+    wall_s: float | None
+    provider: str
+    tokens: int  # every attempt's, failed ones included
+    cost_usd: float
+    error: str
+    started_at: str | None
+    progress: float | None  # 0..1 while running (from TaskProgress), 1 when succeeded
+    stuck: bool
+
+
+class CourseView(TypedDict):
+    """One course: its status and its tasks in pipeline order."""
+
+    course_id: str
+    status: str
+    title: str
+    variant: str | None
+    version: int
+    failure: dict[str, Any] | None
+    outputs: dict[str, str]
+    tasks: list[TaskRow]
+    cost_usd: float
+
+
+# A step's status is its tasks' worst, in this order; a step with no task yet is "waiting".
+STEP_ORDER = (
+    TaskStatus.EXHAUSTED,
+    TaskStatus.FAILED,
+    TaskStatus.RETRYING,
+    TaskStatus.RUNNING,
+    TaskStatus.SCHEDULED,
+    TaskStatus.PENDING,
+    TaskStatus.MOOT,
+)
+WAITING = "waiting"
+
+
+def courses_table(store: EventStore, limit: int = 200, now: float | None = None) -> list[CourseRow]:
+    return [course_row(h, now) for h in store.courses(limit=limit)]
+
+
+def course_row(head: Head, now: float | None = None) -> CourseRow:
+    """A course's row; ``age_s`` is measured at ``now`` (None without it)."""
+    s = head.snapshot
+    tasks = list(s["tasks"].values())
+    done = sum(1 for t in tasks if t["status"] == TaskStatus.SUCCEEDED)
+    created = s.get("created_at")
+    age = round(max(0.0, now - parse_iso(created)), 1) if created and now is not None else None
     return {
-        "course_id": h.course_id,
-        "status": h.status,
-        "title": (s.get("request") or {}).get("title", ""),
-        "variant": h.variant,
-        "progress": f"{done}/{len(s['tasks'])}",
-        "updated_at": h.updated_at,
+        "course_id": head.course_id,
+        "title": str((s.get("request") or {}).get("title", "")),
+        "status": head.status,
+        "variant": head.variant or "",
+        "done": done,
+        "total": len(tasks),
+        "progress": f"{done}/{len(tasks)}",
+        "percent": _percent(head.status, done, len(tasks)),
+        "created_at": created,
+        "updated_at": head.updated_at,
+        "age_s": age,
         "cost_usd": round(sum(task_cost(t) for t in tasks), 6),
+        "version": head.version,
     }
 
 
-def task_cost(t: dict[str, Any]) -> float:
+def _percent(status: str, done: int, total: int) -> int:
+    if status == CourseStatus.COMPLETED:
+        return 100
+    return int(100 * done / total) if total else 0
+
+
+def step_statuses(tasks: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Each pipeline step's status (task rows in): its tasks' worst, ``waiting`` before any."""
+    by_step: dict[str, set[str]] = {}
+    for t in tasks:
+        by_step.setdefault(t["task"].split("#")[0], set()).add(t["status"])
+    return {step: step_status(by_step.get(step, set())) for step in default_pipeline().order}
+
+
+def step_status(statuses: set[str]) -> str:
+    """The status of a step whose tasks have ``statuses``."""
+    if not statuses:
+        return WAITING
+    return next((s for s in STEP_ORDER if s in statuses), TaskStatus.SUCCEEDED)
+
+
+def task_cost(t: Mapping[str, Any]) -> float:
     """What every attempt of a task cost (a snapshot's task): failed attempts included."""
     return _number(t["metering"], "cost_usd") + _number(t.get("failed_metering") or {}, "cost_usd")
 
 
-def _number(m: dict[str, Any], key: str) -> float:
+def _number(m: Mapping[str, Any], key: str) -> float:
     value = m.get(key, 0)
     return float(value) if isinstance(value, int | float) else 0.0
 
@@ -46,7 +142,7 @@ STALL_S = 120.0
 
 def course_status(
     store: EventStore, course_id: str, *, now: float | None = None
-) -> dict[str, Any] | None:
+) -> CourseView | None:
     """One course's tasks; with ``now`` (epoch seconds) running tasks are checked for stalls."""
     head = store.head(course_id)
     if head is None:
@@ -70,15 +166,15 @@ def course_status(
     }
 
 
-def _task_row(name: str, t: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+def _task_row(name: str, t: Mapping[str, Any], now: float | None = None) -> TaskRow:
     progress = t.get("progress") or {}
     fraction = progress.get("fraction")
-    if t["status"] == "succeeded":
+    if t["status"] == TaskStatus.SUCCEEDED:
         fraction = 1.0
     signal = progress.get("at") or t["started_at"]
     stuck = (
         now is not None
-        and t["status"] == "running"
+        and t["status"] == TaskStatus.RUNNING
         and signal is not None
         and now - parse_iso(signal) > STALL_S
     )
@@ -96,10 +192,10 @@ def _task_row(name: str, t: dict[str, Any], now: float | None = None) -> dict[st
         "duration_ms": t["duration_ms"],
         "wall_s": wall,
         "provider": m.get("provider", ""),
-        "tokens": int(tokens),  # every attempt's, failed ones included
+        "tokens": int(tokens),
         "cost_usd": round(task_cost(t), 6),
         "error": (t["error"] or {}).get("message", "")[:80],
         "started_at": t["started_at"],
-        "progress": fraction,  # 0..1 while running (from TaskProgress), 1 when succeeded
+        "progress": fraction,
         "stuck": stuck,
     }

@@ -22,6 +22,7 @@ from statemachine.commands import to_event
 from statemachine.decide import decide
 from statemachine.envelope import GENESIS_HASH, NewEvent, digest
 from statemachine.events import CourseRequested, Event, TaskStarted, TaskSucceeded
+from statemachine.lifecycle import CourseStatus, TaskStatus
 from statemachine.pipeline import default_pipeline
 from statemachine.state import CourseState
 from statemachine.store.appending import prepare_append
@@ -49,12 +50,12 @@ def course_commands(course_id: str, shards: int = 4) -> list[list[NewEvent]]:
         return CourseState.from_snapshot(snap)
 
     state = push([CourseRequested(video_uri="gs://bench/lecture.mp4", title="Bench")], "pubsub")
-    while state.status not in ("completed", "failed"):
+    while state.status not in (CourseStatus.COMPLETED, CourseStatus.FAILED):
         commands = decide(state, pipeline)
         if commands:
             state = push([to_event(c) for c in commands], "bridge")
             continue
-        task = next(t for t in state.tasks.values() if t.status == "scheduled")
+        task = next(t for t in state.tasks.values() if t.status == TaskStatus.SCHEDULED)
         key, name = task.idempotency_key, task.name
         state = push([TaskStarted(task=name, idempotency_key=key, attempt=1)], "task-endpoint")
         summary = {fields[task.step]: shards} if task.step in fields else {}
@@ -217,7 +218,7 @@ def bench_pipeline(
         elapsed = time.perf_counter() - start
         rt.close()
         statuses = [h.status for h in rt.store.courses()]
-        completed = sum(s == "completed" for s in statuses)
+        completed = sum(s == CourseStatus.COMPLETED for s in statuses)
         tasks = sum(1 for c in ids for e in rt.store.load(c) if e.type == "TaskSucceeded")
     overheads.sort()
     return {

@@ -68,13 +68,13 @@ def run_one(video: Path, data: Path, workers: int) -> dict[str, Any]:
     store = make_store("sqlite", path=data / "events.db")
     try:
         head = store.head(summary["course_id"])
-        view = course_status(store, summary["course_id"]) or {"tasks": []}
+        view = course_status(store, summary["course_id"])
     finally:
         store.close()
     tasks = head.snapshot["tasks"] if head else {}
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    longest = max(view["tasks"], key=lambda t: t["wall_s"] or 0.0, default=None)
+    longest = max(view["tasks"] if view else [], key=lambda t: t["wall_s"] or 0.0, default=None)
     return {
         "status": summary["status"],
         "failure": summary.get("failure"),

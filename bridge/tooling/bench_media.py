@@ -10,6 +10,7 @@ from typing import Any
 
 from handlers.media.ffmpeg import run_ffmpeg
 from handlers.media.frames import decode_only_seconds, extract_frames
+from statemachine.lifecycle import CourseStatus
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "lecture.mp4"
 
@@ -112,7 +113,7 @@ def _pipeline(tmp: Path) -> dict[str, Any]:
             SAMPLE, title="Sample", out=tmp / f"out{i}", data=tmp / f"data{i}", live=False
         )
         walls.append(time.perf_counter() - t0)
-        if summary["status"] != "completed":
+        if summary["status"] != CourseStatus.COMPLETED:
             raise RuntimeError(f"the sample did not complete: {summary.get('failure')}")
     return {
         "sample_first_run_s": round(walls[0], 2),

@@ -18,9 +18,10 @@ from typing import Any
 
 from bridge.tooling import cloud_provision as provision
 from bridge.tooling.cloud_local import State, process_count
+from statemachine.lifecycle import TERMINAL_COURSE, CourseStatus
 from statemachine.timefmt import parse_iso
 
-TERMINAL = ("completed", "failed", "cancelled")
+TERMINAL = TERMINAL_COURSE
 REQUESTS_TOPIC = "course-requests"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -100,7 +101,7 @@ def wait(state: State, course_id: str, *, timeout_s: float, poll_s: float = 0.5)
         wall = round(parse_iso(events[-1].occurred_at) - parse_iso(events[0].occurred_at), 3)
     return Outcome(
         course_id=course_id,
-        status=head.status if head.status in TERMINAL else "running",
+        status=head.status if head.status in TERMINAL else CourseStatus.RUNNING,
         failure=head.snapshot.get("failure"),
         wall_s=wall,
         steps=step_times(head.snapshot),

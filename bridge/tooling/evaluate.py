@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.tooling import metrics
+from statemachine.lifecycle import CourseStatus
 
 TIERS = ("ci", "full", "long")
 BUILD_HINT = "python samples/corpus.py --out {corpus} --tier {tier}"
@@ -102,7 +103,7 @@ def run_item(item: CorpusItem, work: Path) -> Outcome:
         live=False,
     )
     wall = round(time.perf_counter() - started, 2)
-    if summary["status"] != "completed":
+    if summary["status"] != CourseStatus.COMPLETED:
         reason = str((summary.get("failure") or {}).get("reason", summary["status"]))
         return Outcome(status=summary["status"], wall_s=wall, lessons=[], segments=[],
                        slides=[], failure=reason)  # fmt: skip
@@ -113,7 +114,7 @@ def run_item(item: CorpusItem, work: Path) -> Outcome:
     for shard in sorted((artifacts / "slides").glob("*.json")):
         slides.extend(json.loads(shard.read_text())["frames"])
     return Outcome(
-        status="completed",
+        status=CourseStatus.COMPLETED,
         wall_s=wall,
         lessons=[lesson for module in course["modules"] for lesson in module["lessons"]],
         segments=list(transcript["segments"]),
@@ -132,7 +133,7 @@ def score(item: CorpusItem, outcome: Outcome) -> dict[str, Any]:
         "status": outcome.status,
         "wall_s": outcome.wall_s,
     }
-    if outcome.status != "completed":
+    if outcome.status != CourseStatus.COMPLETED:
         return {**row, "failure": outcome.failure}
     lessons = outcome.lessons
     reference = " ".join(str(s["spoken"]) for s in stretches)

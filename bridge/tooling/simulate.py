@@ -20,6 +20,7 @@ from handlers.registry import PermanentStepError, StepContext, StepFn, StepResul
 from handlers.registry import TransientStepError as Transient
 from statemachine.audit import verify
 from statemachine.errors import IntegrityError
+from statemachine.lifecycle import CourseStatus, TaskStatus
 from statemachine.pipeline import Pipeline, default_pipeline
 from statemachine.store.memory import MemoryStore
 
@@ -178,13 +179,16 @@ def check(rt: Runtime, ids: list[str], chaos: Chaos) -> dict[str, Any]:
                 recorded[e.data["idempotency_key"]] += 1
             elif e.type == "TaskStarted":
                 attempts += 1
-        if head is not None and head.status == "failed":
+        if head is not None and head.status == CourseStatus.FAILED:
             failed = head.snapshot["failure"] or {}
             task = head.snapshot["tasks"].get(failed.get("task") or "", {})
-            injected = task.get("status") == "exhausted" or task.get("key") in chaos.permanent_keys
+            injected = (
+                task.get("status") == TaskStatus.EXHAUSTED
+                or task.get("key") in chaos.permanent_keys
+            )
             if not injected:
                 bad_endings.append(f"{course_id}: {failed.get('reason')}")
-        elif status != "completed":
+        elif status != CourseStatus.COMPLETED:
             bad_endings.append(f"{course_id}: ended {status}")
     twice = sorted(k for k, n in chaos.effects.items() if n > 1)
     recorded_twice = sorted(k for k, n in recorded.items() if n > 1)

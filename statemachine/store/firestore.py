@@ -348,7 +348,7 @@ def _replace_in(transaction: Any, head_ref: Any, snapshot: dict[str, Any]) -> bo
 
 
 def _set_projections(
-    transaction: Any, head_ref: Any, s: dict[str, Any], names: set[str] | None
+    transaction: Any, head_ref: Any, s: Mapping[str, Any], names: set[str] | None
 ) -> None:
     """The head document and the task documents of ``names`` (every task when None)."""
     transaction.set(

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from bridge.ops.replay import check, timeline
-from bridge.ops.views import STALL_S, course_status, task_cost
+from bridge.ops.views import STALL_S, CourseRow, course_row, course_status, step_statuses
 from statemachine.envelope import Envelope
-from statemachine.lifecycle import ACTIVE_COURSE, CourseStatus, TaskStatus
+from statemachine.lifecycle import ACTIVE_COURSE
 from statemachine.pipeline import default_pipeline
-from statemachine.ports import EventStore, Head
+from statemachine.ports import EventStore
 from statemachine.timefmt import parse_iso
 
 COURSE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
@@ -21,7 +21,6 @@ FRAME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,200}$")
 OUTPUT_FILES = ("course.html", "course.json")
 MAX_ROWS = 500
 _SCAN = 5000  # heads read for one filtered list
-_STEP_ORDER = ("exhausted", "failed", "retrying", "running", "scheduled", "pending")
 
 
 def course_rows(
@@ -32,7 +31,7 @@ def course_rows(
     q: str | None = None,
     limit: int = 100,
     now: float | None = None,
-) -> list[dict[str, Any]]:
+) -> list[CourseRow]:
     """Courses newest first, filtered by status, variant and a text in the id or title."""
     at = time.time() if now is None else now
     needle = (q or "").strip().lower()
@@ -40,41 +39,13 @@ def course_rows(
     for head in store.courses(status=status or None, limit=_SCAN):
         if variant and head.variant != variant:
             continue
-        row = _row(head, at)
+        row = course_row(head, at)
         if needle and needle not in row["course_id"].lower() and needle not in row["title"].lower():
             continue
         rows.append(row)
         if len(rows) >= limit:
             break
     return rows
-
-
-def _row(head: Head, now: float) -> dict[str, Any]:
-    s = head.snapshot
-    tasks = list(s["tasks"].values())
-    done = sum(1 for t in tasks if t["status"] == TaskStatus.SUCCEEDED)
-    created = s.get("created_at")
-    return {
-        "course_id": head.course_id,
-        "title": str((s.get("request") or {}).get("title", "")),
-        "status": head.status,
-        "variant": head.variant or "",
-        "done": done,
-        "total": len(tasks),
-        "progress": f"{done}/{len(tasks)}",
-        "percent": _percent(head.status, done, len(tasks)),
-        "created_at": created,
-        "updated_at": head.updated_at,
-        "age_s": round(max(0.0, now - parse_iso(created)), 1) if created else None,
-        "cost_usd": round(sum(task_cost(t) for t in tasks), 6),  # failed attempts included
-        "version": head.version,
-    }
-
-
-def _percent(status: str, done: int, total: int) -> int:
-    if status == CourseStatus.COMPLETED:
-        return 100
-    return int(100 * done / total) if total else 0
 
 
 def course_detail(
@@ -85,7 +56,7 @@ def course_detail(
     view = course_status(store, course_id) if head else None
     if head is None or view is None:
         return None
-    row = _row(head, time.time() if now is None else now)
+    row = course_row(head, time.time() if now is None else now)
     steps = step_statuses(view["tasks"])
     task_counts: dict[str, int] = {}
     for t in view["tasks"]:
@@ -102,21 +73,6 @@ def course_detail(
         "badges": {"task": {s: str(n) for s, n in task_counts.items()}},
         "links": outputs(artifacts_root, course_id),
     }
-
-
-def step_statuses(tasks: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """Each pipeline step's status: its tasks' worst, ``waiting`` before it is scheduled."""
-    by_step: dict[str, set[str]] = {}
-    for t in tasks:
-        by_step.setdefault(t["task"].split("#")[0], set()).add(t["status"])
-    out = {}
-    for step in default_pipeline().order:
-        found = by_step.get(step)
-        if not found:
-            out[step] = "waiting"
-            continue
-        out[step] = next((s for s in _STEP_ORDER if s in found), "succeeded")
-    return out
 
 
 def outputs(artifacts_root: Path, course_id: str) -> dict[str, Any]:
