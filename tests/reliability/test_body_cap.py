@@ -98,12 +98,14 @@ def test_the_bridge_app_refuses_a_chunked_body_over_the_cap(world: World) -> Non
 
 
 def test_the_task_function_refuses_a_chunked_body_over_the_cap(
-    world: World, monkeypatch: pytest.MonkeyPatch
+    world: World, request: pytest.FixtureRequest
 ) -> None:
     import functions_framework
 
     app = functions_framework.create_app(target="run_task", source=MAIN)
-    monkeypatch.setitem(sys.modules["main"]._built, "runtime", world)
+    entry = sys.modules["main"]
+    entry.use_runtime(world)
+    request.addfinalizer(entry.reset)
     before = world.fingerprint()
     r = app.test_client().post(
         "/", input_stream=io.BytesIO(_huge()), headers=CHUNKED, environ_base=TERMINATED
