@@ -10,9 +10,9 @@ from temporalio import activity, workflow
 
 
 @activity.defn(name="noop_step")
-async def noop_step(task: str, course: int) -> dict[str, object]:
+async def noop_step(task: str, course: int) -> str:
     """One step of the DAG: does nothing, returns a small summary (the result is recorded)."""
-    return {"task": task, "course": course}
+    return f"{task}:{course}"
 
 
 @workflow.defn(name="CourseDag")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import fcntl
 import json
 import logging
@@ -35,6 +36,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -127,7 +129,13 @@ def server(argv: list[str], log: Path, **kwargs: Any) -> Iterator[subprocess.Pop
     env = {**os.environ, **NO_TELEMETRY, **kwargs.pop("env", {})}
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True, **kwargs
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+            **kwargs,
         )
         try:
             yield proc
@@ -140,6 +148,11 @@ def server(argv: list[str], log: Path, **kwargs: Any) -> Iterator[subprocess.Pop
                     break
                 except subprocess.TimeoutExpired:
                     continue
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGKILL when peers.py dies, even by SIGKILL (PR_SET_PDEATHSIG)."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
 
 
 def wait_until(ready: Any, what: str, timeout: float, proc: subprocess.Popen[bytes]) -> Any:
@@ -281,7 +294,11 @@ async def _temporal_run(
         max_concurrent_workflow_tasks=workers,
     ):
         await client.execute_workflow(
-            CourseDag.run, args=[-1, levels], id="warm-up", task_queue="peers"
+            CourseDag.run,
+            args=[-1, levels],
+            id="warm-up",
+            task_queue="peers",
+            execution_timeout=timedelta(seconds=60),
         )
 
         async def one(course: int) -> tuple[float, float]:
@@ -417,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--engines", default="coursegen,dbos,temporal,restate")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per peer's run")
     args = parser.parse_args(argv)
+    for sig in (signal.SIGTERM, signal.SIGHUP):  # unwind: every server's finally stops it
+        signal.signal(sig, lambda signum, _frame: sys.exit(128 + signum))
     engines = args.engines.split(",")
     os.environ.setdefault("DBOS__VMID", "peers-bench")
     levels = dag_levels()
@@ -435,10 +454,13 @@ def main(argv: list[str] | None = None) -> int:
         }
         for name in engines:
             print(f"peers.py: {name} ...", file=sys.stderr, flush=True)
+            t0 = time.perf_counter()
             try:
                 dag[name] = runs[name]()
-            except (Exception, TimeoutError) as exc:  # one peer's failure is reported, not fatal
+            except Exception as exc:  # one peer's failure is reported, not fatal
                 dag[name] = {"error": f"{type(exc).__name__}: {exc}"}
+            took = time.perf_counter() - t0
+            print(f"peers.py: {name} took {took:.1f} s", file=sys.stderr, flush=True)
         replay = None
         if args.replay:
             replay_ours = _bench_replay(folder / "replay.db", args.replay)
