@@ -36,18 +36,18 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from bridge.tooling.bench import _bench_replay, bench_pipeline
 from bridge.tooling.synthetic import DEFAULT_SHARDS
 from statemachine.pipeline import default_pipeline
 
+HERE = Path(__file__).resolve().parent
 SHARDS = DEFAULT_SHARDS
 SIOCGIFFLAGS, IFF_UP = 0x8913, 0x1  # <linux/sockios.h>, <net/if.h>
 RESTATE_BIN = HERE / "node_modules/@restatedev/restate-server-linux-x64/bin/restate-server"
@@ -214,7 +214,6 @@ def dbos_dag(courses: int, workers: int, folder: Path, levels: list[list[str]]) 
     config: DBOSConfig = {
         "name": "peers-bench",
         "system_database_url": f"sqlite:///{folder / 'dbos.sqlite'}",
-        "run_admin_server": False,
         "log_level": "WARNING",
     }
     DBOS(config=config)
@@ -257,9 +256,7 @@ def temporal_dag(
     argv += ["--db-filename", str(folder / "temporal.sqlite"), "--headless", "--log-level", "warn"]
     with server(argv, folder / "temporal.log", cwd=folder) as proc:
         wait_until(lambda: _connects(port), "temporal server", 60, proc)
-        return asyncio.run(
-            asyncio.wait_for(_temporal_run(port, courses, workers, levels), timeout)
-        )
+        return asyncio.run(asyncio.wait_for(_temporal_run(port, courses, workers, levels), timeout))
 
 
 def _connects(port: int) -> bool:
@@ -274,7 +271,7 @@ async def _temporal_run(
     from temporalio.worker import Worker
 
     sys.path.insert(0, str(HERE))
-    from peer_temporal import CourseDag, noop_step
+    from peer_temporal import CourseDag, noop_step  # type: ignore[import-not-found]
 
     for attempt in range(50):  # the frontend listens before the namespace is served
         try:
@@ -374,7 +371,8 @@ def eventsourcing_replay(courses: int, folder: Path) -> dict[str, Any]:
     class Course(Aggregate):
         @event("Requested")
         def __init__(self, video_uri: str, title: str) -> None:
-            self.video_uri, self.title, self.tasks, self.status = video_uri, title, {}, "requested"
+            self.video_uri, self.title, self.status = video_uri, title, "requested"
+            self.tasks: dict[str, dict[str, Any]] = {}
 
         @event("TaskScheduled")
         def schedule(self, task: str, key: str, queue: str, generation: int) -> None:
@@ -386,7 +384,9 @@ def eventsourcing_replay(courses: int, folder: Path) -> dict[str, Any]:
             self.tasks[task].update(status="running", attempt=attempt)
 
         @event("TaskSucceeded")
-        def succeed(self, task: str, key: str, attempt: int, summary: dict, duration_ms: int):
+        def succeed(
+            self, task: str, key: str, attempt: int, summary: dict[str, Any], duration_ms: int
+        ) -> None:
             self.tasks[task].update(status="succeeded", summary=summary, ms=duration_ms)
 
         @event("Completed")
@@ -397,7 +397,7 @@ def eventsourcing_replay(courses: int, folder: Path) -> dict[str, Any]:
     steps += [f"analyze_frames#{i}" for i in range(SHARDS)]
     steps += ["generate_structure", "add_interactivity", "finalize"]
     env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(folder / "es.db")}
-    app = Application(env=env)
+    app: Application[Any] = Application(env=env)
     ids = []
     write_start = time.perf_counter()
     for i in range(courses):
