@@ -150,6 +150,12 @@ def server(argv: list[str], log: Path, **kwargs: Any) -> Iterator[subprocess.Pop
                     continue
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a live process has used (/proc/PID/stat utime, stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 1)
+
+
 def _die_with_parent() -> None:
     """In the child before exec: SIGKILL when peers.py dies, even by SIGKILL (PR_SET_PDEATHSIG)."""
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)
@@ -256,7 +262,10 @@ def temporal_dag(
     argv += ["--db-filename", str(folder / "temporal.sqlite"), "--headless", "--log-level", "warn"]
     with server(argv, folder / "temporal.log", cwd=folder) as proc:
         wait_until(lambda: _connects(port), "temporal server", 60, proc)
-        return asyncio.run(asyncio.wait_for(_temporal_run(port, courses, workers, levels), timeout))
+        result = asyncio.run(
+            asyncio.wait_for(_temporal_run(port, courses, workers, levels), timeout)
+        )
+        return {**result, "server_cpu_s": cpu_seconds(proc.pid)}
 
 
 def _connects(port: int) -> bool:
@@ -340,7 +349,8 @@ def restate_dag(
         status, answer = asyncio.run(http(admin, "POST", "/deployments", body, 60))
         if status >= 300:
             raise RuntimeError(f"restate refused the deployment: {status} {answer}")
-        return asyncio.run(asyncio.wait_for(_restate_run(ingress, courses, levels), timeout))
+        result = asyncio.run(asyncio.wait_for(_restate_run(ingress, courses, levels), timeout))
+        return {**result, "server_cpu_s": cpu_seconds(proc.pid), "sdk_cpu_s": cpu_seconds(svc.pid)}
 
 
 def _healthy(admin: int) -> bool:
