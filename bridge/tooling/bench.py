@@ -27,7 +27,7 @@ from statemachine.pipeline import default_pipeline
 from statemachine.state import CourseState
 from statemachine.store.appending import prepare_append
 from statemachine.store.sqlite import SqliteStore
-from statemachine.timefmt import iso
+from statemachine.timefmt import iso, parse_iso
 
 T0 = 1_790_000_000.0
 
@@ -219,8 +219,16 @@ def bench_pipeline(
         rt.close()
         statuses = [h.status for h in rt.store.courses()]
         completed = sum(s == CourseStatus.COMPLETED for s in statuses)
-        tasks = sum(1 for c in ids for e in rt.store.load(c) if e.type == "TaskSucceeded")
+        tasks = 0
+        latencies: list[float] = []  # each course's CourseRequested to its CourseCompleted
+        for c in ids:
+            history = rt.store.load(c)
+            tasks += sum(e.type == "TaskSucceeded" for e in history)
+            done = [e.occurred_at for e in history if e.type == "CourseCompleted"]
+            if done:
+                latencies.append(parse_iso(done[0]) - parse_iso(history[0].occurred_at))
     overheads.sort()
+    latencies.sort()
     return {
         "benchmark": "pipeline",
         "courses": courses,
@@ -232,7 +240,16 @@ def bench_pipeline(
         "courses_per_s": round(completed / elapsed, 1),
         "task_overhead_p50_ms": round(statistics.median(overheads) * 1000, 3),
         "task_overhead_p99_ms": round(overheads[int(len(overheads) * 0.99)] * 1000, 3),
+        "course_latency_p50_ms": _quantile_ms(latencies, 0.5),
+        "course_latency_p99_ms": _quantile_ms(latencies, 0.99),
     }
+
+
+def _quantile_ms(ordered: list[float], q: float) -> float | None:
+    """The ``q`` quantile (nearest rank) of sorted seconds, in milliseconds; None when empty."""
+    if not ordered:
+        return None
+    return round(ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000, 1)
 
 
 def _unlimit(rt: Any) -> None:
