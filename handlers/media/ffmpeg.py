@@ -332,7 +332,7 @@ def _video_output(info: VideoInfo, target: Path) -> list[str]:
 def _reencoded_video(info: VideoInfo, *, threads: int = 0) -> list[str]:
     """H.264 of at most 720p (slides stay legible; never upscaled) with the fastest preset:
     measured, ultrafast at 720p costs 0.16 CPU seconds a second of 1080p30 source, veryfast at
-    full size 0.40 (docs/long-lectures.md)."""
+    full size 0.40 (README, "Long lectures")."""
     # The short side down to REENCODE_MAX_SIDE if longer (never up), both sides even:
     # yuv420p cannot hold an odd width or height.
     side = "min(iw,ih)"
