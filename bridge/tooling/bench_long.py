@@ -125,6 +125,8 @@ def bench_long(
         result["slides"] = len(truth["slides"])
         result["generated_s"] = generated
         runs[f"{m:g}"] = result
+        # Each length's figures as soon as they exist (a long series can be read as it goes).
+        print(json.dumps({"minutes": m, **result}), file=sys.stderr, flush=True)
     out: dict[str, Any] = {
         "benchmark": "long",
         "machine": {"cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2)},

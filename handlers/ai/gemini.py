@@ -2,7 +2,10 @@
 
 Media (the lecture video, the audio to transcribe) goes through the Files API: a resumable
 upload, then ``files.get`` until the file is ACTIVE (bounded), then ``generate_content`` with
-the file as a part. Key frames go inline as image parts. Every call asks for
+the file as a part. A lecture longer than ``video_window_s`` is analysed in windows
+(handlers/ai/windows.py): one upload, then one request per window, the file part clipped to
+the window by ``video_metadata`` start and end offsets, each request carrying the summary of
+the windows before it. Key frames go inline as image parts. Every call asks for
 ``application/json`` constrained by the schema under ``schemas/ai/`` and the answer is
 validated (one repair request). The SDK does not retry unless told to: ``HttpRetryOptions``
 is set explicitly, and the timeout is in milliseconds.
@@ -24,7 +27,7 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 import schemas
-from handlers.ai import prompts
+from handlers.ai import prompts, windows
 from handlers.ai.port import (
     AIResult,
     Checkpoint,
@@ -50,6 +53,10 @@ from handlers.ai.structured import (
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "gemini-2.5-flash"
+# Gemini 2.5 Flash takes about 45 minutes of video with audio in one request (its 1M-token
+# context at about 300 tokens a second: 258 a frame at 1 fps, 32 of audio); a 30-minute window
+# is about 540k tokens, leaving room for the transcript, the prompt and the answer.
+VIDEO_WINDOW_S = 1800.0
 RETRY_STATUS_CODES = (408, 429, 500, 502, 503, 504)
 # A finish reason that means the model refused; retrying the same input will not help.
 REFUSALS = frozenset(
@@ -79,6 +86,7 @@ class GeminiConfig:
     poll_interval_s: float = 5.0  # longest wait between files.get while PROCESSING
     poll_timeout_s: float = 600.0
     prices: Mapping[str, Price] | None = None
+    video_window_s: float = VIDEO_WINDOW_S  # the longest part of a video one request gets
 
 
 class GeminiProvider:
@@ -121,14 +129,44 @@ class GeminiProvider:
         return AIResult(data, meter.as_dict())
 
     def analyze_video(
-        self, video: Path, transcript: Mapping[str, Any], *, scene_times: Sequence[float]
+        self,
+        video: Path,
+        transcript: Mapping[str, Any],
+        *,
+        scene_times: Sequence[float],
+        checkpoint: Checkpoint | None = None,
     ) -> AIResult:
-        prompt = prompts.ANALYZE_VIDEO
+        duration = windows.lecture_seconds(transcript, scene_times)
+        parts = windows.parts_needed(duration, max_s=self.config.video_window_s)
+        if parts == 1:  # one request, as for any short lecture
+            prompt = prompts.ANALYZE_VIDEO
+            meter = self._meter(prompt)
+            inputs = prompts.json_block(prompts.video_inputs(transcript, scene_times))
+            with self._uploaded(Path(video), "video/mp4") as file:
+                question = [_file_part(file), types.Part(text=prompt.render(inputs=inputs))]
+                data = self._generate("ai/video_analysis", prompt, question, meter)
+            return AIResult(data, meter.as_dict())
+        prompt = prompts.ANALYZE_VIDEO_WINDOW
         meter = self._meter(prompt)
-        inputs = prompts.json_block(prompts.video_inputs(transcript, scene_times))
         with self._uploaded(Path(video), "video/mp4") as file:
-            parts = [_file_part(file), types.Part(text=prompt.render(inputs=inputs))]
-            data = self._generate("ai/video_analysis", prompt, parts, meter)
+
+            def ask(window: windows.Window, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+                text = prompt.render(
+                    number=window.index + 1,
+                    count=window.count,
+                    start_s=f"{window.start_s:g}",
+                    end_s=f"{window.end_s:g}",
+                    inputs=prompts.json_block(inputs),
+                )
+                clip = _file_part(file, start_s=window.start_s, end_s=window.end_s)
+                return self._generate(
+                    "ai/video_analysis", prompt, [clip, types.Part(text=text)], meter
+                )
+
+            plan = windows.plan(duration, parts, scene_times)
+            data = windows.analyze_in_windows(
+                plan, transcript, scene_times, ask, checkpoint=checkpoint
+            )
         return AIResult(data, meter.as_dict())
 
     def analyze_frames(self, frames: Sequence[FrameInput]) -> AIResult:
@@ -282,8 +320,15 @@ def _mapped(err: genai_errors.APIError, what: str, key: str) -> ProviderError:
     return PermanentProviderError(message)
 
 
-def _file_part(file: types.File) -> types.Part:
-    return types.Part.from_uri(file_uri=str(file.uri), mime_type=file.mime_type)
+def _file_part(
+    file: types.File, *, start_s: float | None = None, end_s: float | None = None
+) -> types.Part:
+    """The uploaded file as a part; a video clipped to start..end seconds when given."""
+    part = types.Part.from_uri(file_uri=str(file.uri), mime_type=file.mime_type)
+    if start_s is None or end_s is None:
+        return part
+    clip = types.VideoMetadata(start_offset=f"{start_s:.3f}s", end_offset=f"{end_s:.3f}s")
+    return part.model_copy(update={"video_metadata": clip})
 
 
 def _enum_name(value: Any) -> str | None:

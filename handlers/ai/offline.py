@@ -71,8 +71,14 @@ class OfflineProvider:
         return AIResult(data=data, metering=_metering("faster-whisper tiny.en int8"))
 
     def analyze_video(
-        self, video: Path, transcript: Mapping[str, Any], *, scene_times: Sequence[float]
+        self,
+        video: Path,
+        transcript: Mapping[str, Any],
+        *,
+        scene_times: Sequence[float],
+        checkpoint: Checkpoint | None = None,
     ) -> AIResult:
+        # Text heuristics over the whole transcript at once: quick, one piece, no checkpoint.
         duration = _duration(video, transcript, scene_times)
         data = video_analysis(transcript.get("segments", ()), scene_times, duration)
         return AIResult(data=data, metering=_metering("offline-text-heuristics"))

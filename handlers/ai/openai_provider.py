@@ -4,7 +4,9 @@ Transcription uses ``verbose_json`` segments; audio over the upload limit is cut
 in silences and the segments are stitched with their offsets. Everything else is a chat
 completion with a strict ``json_schema`` response format made from ``schemas/ai/``; key
 frames go as ``image_url`` data URLs. OpenAI takes no video, so ``analyze_video`` works from
-the transcript and the scene-change times. ``max_retries`` and the timeout are explicit.
+the transcript and the scene-change times; a lecture whose inputs pass ``window_tokens`` is
+analysed in windows (handlers/ai/windows.py), each request carrying the summary of the windows
+before it. ``max_retries`` and the timeout are explicit.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from openai.types.chat import ChatCompletionContentPartParam, ChatCompletionMess
 from openai.types.shared_params import ResponseFormatJSONSchema
 
 import schemas
-from handlers.ai import prompts
+from handlers.ai import prompts, windows
 from handlers.ai.audio_chunks import MAX_UPLOAD_BYTES, split_on_silence, stitch
 from handlers.ai.port import (
     AIResult,
@@ -47,6 +49,10 @@ from handlers.ai.structured import (
 
 DEFAULT_MODEL = "gpt-4.1-mini"
 DEFAULT_TRANSCRIBE_MODEL = "whisper-1"  # the model that returns verbose_json segments
+# gpt-4.1-mini's context is 1,047,576 tokens and its answer at most 32,768, but one request
+# must also fit the organisation's tokens-per-minute limit (a request over it is refused, not
+# queued; tier 1 allows tens of thousands for many models): a window's inputs stay near this.
+WINDOW_TOKENS = 30_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +66,7 @@ class OpenAIConfig:
     upload_limit_bytes: int = MAX_UPLOAD_BYTES
     image_detail: Literal["auto", "low", "high"] = "auto"
     prices: Mapping[str, Price] | None = None
+    window_tokens: int = WINDOW_TOKENS  # about the most input tokens one analyze_video request
 
 
 class OpenAIProvider:
@@ -121,14 +128,44 @@ class OpenAIProvider:
         return AIResult(data, meter.as_dict())
 
     def analyze_video(
-        self, video: Path, transcript: Mapping[str, Any], *, scene_times: Sequence[float]
+        self,
+        video: Path,
+        transcript: Mapping[str, Any],
+        *,
+        scene_times: Sequence[float],
+        checkpoint: Checkpoint | None = None,
     ) -> AIResult:
-        prompt = prompts.ANALYZE_VIDEO_FROM_TRANSCRIPT
         inputs = prompts.json_block(prompts.video_inputs(transcript, scene_times))
-        content: list[ChatCompletionContentPartParam] = [
-            {"type": "text", "text": prompt.render(inputs=inputs)}
-        ]
-        return self._structured("ai/video_analysis", prompt, content)
+        duration = windows.lecture_seconds(transcript, scene_times)
+        parts = windows.parts_needed(
+            duration,
+            tokens=windows.estimate_tokens(inputs),
+            max_tokens=self.config.window_tokens,
+        )
+        if parts == 1:  # one request, as for any short lecture
+            prompt = prompts.ANALYZE_VIDEO_FROM_TRANSCRIPT
+            content: list[ChatCompletionContentPartParam] = [
+                {"type": "text", "text": prompt.render(inputs=inputs)}
+            ]
+            return self._structured("ai/video_analysis", prompt, content)
+        prompt = prompts.ANALYZE_VIDEO_TEXT_WINDOW
+        meter = self._meter(prompt)
+
+        def ask(window: windows.Window, shown: Mapping[str, Any]) -> Mapping[str, Any]:
+            text = prompt.render(
+                number=window.index + 1,
+                count=window.count,
+                start_s=f"{window.start_s:g}",
+                end_s=f"{window.end_s:g}",
+                inputs=prompts.json_block(shown),
+            )
+            return self._answer(
+                "ai/video_analysis", prompt, [{"type": "text", "text": text}], meter
+            )
+
+        plan = windows.plan(duration, parts, scene_times)
+        data = windows.analyze_in_windows(plan, transcript, scene_times, ask, checkpoint=checkpoint)
+        return AIResult(data, meter.as_dict())
 
     def analyze_frames(self, frames: Sequence[FrameInput]) -> AIResult:
         prompt = prompts.ANALYZE_FRAMES
@@ -170,13 +207,27 @@ class OpenAIProvider:
                 **extra,
             )
 
+    def _meter(self, prompt: prompts.Prompt) -> Meter:
+        return Meter(self.name, self.model, prompt.ref, prices=self.config.prices)
+
     def _structured(
         self,
         schema_name: str,
         prompt: prompts.Prompt,
         content: list[ChatCompletionContentPartParam],
     ) -> AIResult:
-        meter = Meter(self.name, self.model, prompt.ref, prices=self.config.prices)
+        meter = self._meter(prompt)
+        data = self._answer(schema_name, prompt, content, meter)
+        return AIResult(data, meter.as_dict())
+
+    def _answer(
+        self,
+        schema_name: str,
+        prompt: prompts.Prompt,
+        content: list[ChatCompletionContentPartParam],
+        meter: Meter,
+    ) -> dict[str, Any]:
+        """One structured chat completion (and its repair, if needed), metered on ``meter``."""
         response_format: ResponseFormatJSONSchema = {
             "type": "json_schema",
             "json_schema": {
@@ -206,8 +257,7 @@ class OpenAIProvider:
                 )
             return _reply(completion, prompt.id)
 
-        data = structured_answer(schema_name, ask, meter, prune=True)
-        return AIResult(data, meter.as_dict())
+        return structured_answer(schema_name, ask, meter, prune=True)
 
     @contextlib.contextmanager
     def _sdk_errors(self, what: str) -> Iterator[None]:

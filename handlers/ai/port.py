@@ -61,9 +61,15 @@ class AIProvider(Protocol):
         ...
 
     def analyze_video(
-        self, video: Path, transcript: Mapping[str, Any], *, scene_times: Sequence[float]
+        self,
+        video: Path,
+        transcript: Mapping[str, Any],
+        *,
+        scene_times: Sequence[float],
+        checkpoint: Checkpoint | None = None,
     ) -> AIResult:
-        """schemas/ai/video_analysis.json"""
+        """schemas/ai/video_analysis.json; a long lecture may go in windows, ``checkpoint``
+        called after each (it may raise to stop: a cancelled course)."""
         ...
 
     def analyze_frames(self, frames: Sequence[FrameInput]) -> AIResult:

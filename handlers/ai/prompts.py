@@ -76,6 +76,37 @@ ANALYZE_VIDEO_FROM_TRANSCRIPT = Prompt(
     "give a summary of the whole lecture and its key terms.\n\n$inputs",
 )
 
+# One window of a long lecture (handlers/ai/windows.py): the part it covers, the summary of
+# the parts before it, and times on the whole lecture's clock.
+_WINDOW = (
+    "This is part $number of $count of a long lecture: from $start_s to $end_s seconds. The "
+    "inputs give the summary of the lecture before this part (summary_so_far, empty for the "
+    "first part) and the last topic found before it (previous_topic; repeat its title exactly "
+    "if this part opens by continuing it). Give every time in seconds from the start of the "
+    "whole lecture, inside this part. Split this part into topics in time order: each with "
+    "start and end, a short title, a one-sentence summary and its key terms. Set summary to a "
+    "summary of the whole lecture so far (summary_so_far and this part together) and "
+    "key_terms to this part's key terms."
+)
+
+ANALYZE_VIDEO_WINDOW = Prompt(
+    "analyze_video_window",
+    1,
+    "You analyse recorded lectures for course authors. " + _JSON_ONLY,
+    "Watch the attached part of a lecture video, using the picture, the sound and the inputs "
+    "below (its timed transcript, and scene changes, which usually mark slide changes). "
+    + _WINDOW
+    + "\n\n$inputs",
+)
+
+ANALYZE_VIDEO_TEXT_WINDOW = Prompt(
+    "analyze_video_text_window",
+    1,
+    "You analyse recorded lectures for course authors. " + _JSON_ONLY,
+    "Below are the timed transcript of part of a lecture and the times (seconds) where the "
+    "picture changes, usually slide changes. " + _WINDOW + "\n\n$inputs",
+)
+
 ANALYZE_FRAMES = Prompt(
     "analyze_frames",
     1,
@@ -121,6 +152,8 @@ PROMPTS: dict[str, Prompt] = {
         TRANSCRIBE,
         ANALYZE_VIDEO,
         ANALYZE_VIDEO_FROM_TRANSCRIPT,
+        ANALYZE_VIDEO_WINDOW,
+        ANALYZE_VIDEO_TEXT_WINDOW,
         ANALYZE_FRAMES,
         STRUCTURE,
         INTERACTIVITY,

@@ -21,6 +21,14 @@ FRAME_GLOB = "frame_*.jpg"
 DEFAULT_TIMEOUT_S = 900.0
 HASH_SIDE = 32
 HASH_KEEP = 8
+# Slides sharing one template hash alike (a 64-bit hash of a 32x32 thumbnail hardly sees a
+# title), so frames whose hashes are close are compared again, pixel by pixel on a larger
+# thumbnail: they are the same picture only if almost no pixel changed by much. Two slides of
+# one template whose words differ change 4 to 8 % of these pixels; a re-encode of one slide,
+# or a new page number alone, changes none.
+DETAIL_SIDE = 128
+DETAIL_LEVELS = 48  # a pixel "changed" when it moved by more than this (of 255)
+DETAIL_SHARE = 0.01  # frames differ when more than this share of pixels changed
 
 # showinfo's per-frame line; the instance name tells the two branches apart.
 _SHOWINFO = re.compile(r"^\[showinfo@(scene|interval) @ [^\]]+\] n:\s*(\d+) .*?pts_time:(\S+)")
@@ -41,6 +49,7 @@ class _Candidate:
     t: float
     tmp_path: Path
     phash: int
+    detail: np.ndarray  # DETAIL_SIDE x DETAIL_SIDE grey levels (uint8)
 
 
 def extract_frames(
@@ -84,10 +93,7 @@ def _decode_candidates(
         args += ["-fflags", "+bitexact", "-flags", "+bitexact", "-f", "image2"]
         args += [str(tmp / f"{kind}_%06d.jpg")]
     stderr = _run_quietly(args, timeout_s)
-    candidates = [
-        _Candidate(kind=kind, t=t, tmp_path=path, phash=phash(path))
-        for kind, t, path in _selected_frames(stderr, tmp)
-    ]
+    candidates = [_candidate_of(kind, t, path) for kind, t, path in _selected_frames(stderr, tmp)]
     written = len(list(tmp.glob("*.jpg")))
     if written != len(candidates):
         # Timestamps come from the log; if it and the files disagree, names would lie.
@@ -139,15 +145,41 @@ def _run_quietly(args: list[str], timeout_s: float) -> str:
         ) from err
 
 
+def _candidate_of(kind: str, t: float, path: Path) -> _Candidate:
+    """A decoded frame with its hash and detail thumbnail (the image is read once)."""
+    with Image.open(path) as image:
+        gray = image.convert("L")
+    detail = gray.resize((DETAIL_SIDE, DETAIL_SIDE), Image.Resampling.BOX)
+    return _Candidate(
+        kind=kind,
+        t=t,
+        tmp_path=path,
+        phash=_phash_of(gray),
+        detail=np.asarray(detail, dtype=np.uint8),
+    )
+
+
 def _dedupe(candidates: Sequence[_Candidate], distance: int) -> list[_Candidate]:
-    """Drop near-duplicates: the first frame wins, then scene frames, then earlier frames."""
+    """Drop near-duplicates: the first frame wins, then scene frames, then earlier frames.
+
+    A near-duplicate has a hash within ``distance`` of a kept frame's and the same picture
+    in detail (``same_picture``): slides of one template whose text differs are all kept."""
     first = min(candidates, key=lambda c: (c.t, c.kind != "scene"), default=None)
     order = sorted(candidates, key=lambda c: (c is not first, c.kind != "scene", c.t))
     kept: list[_Candidate] = []
     for candidate in order:
-        if all(hamming(candidate.phash, other.phash) > distance for other in kept):
+        if not any(
+            hamming(candidate.phash, other.phash) <= distance and same_picture(candidate, other)
+            for other in kept
+        ):
             kept.append(candidate)
     return sorted(kept, key=lambda c: c.t)
+
+
+def same_picture(a: _Candidate, b: _Candidate) -> bool:
+    """Whether almost no pixel of the detail thumbnails changed by more than a little."""
+    moved = np.abs(a.detail.astype(np.int16) - b.detail.astype(np.int16)) > DETAIL_LEVELS
+    return float(moved.mean()) <= DETAIL_SHARE
 
 
 def _thin(candidates: Sequence[_Candidate], max_frames: int) -> list[_Candidate]:
@@ -179,8 +211,12 @@ def _remove_stale(out_dir: Path, keep: set[str]) -> None:
 def phash(image_path: str | os.PathLike[str]) -> int:
     """64-bit DCT perceptual hash: the sign of the lowest 8x8 frequencies against their median."""
     with Image.open(image_path) as image:
-        gray = image.convert("L").resize((HASH_SIDE, HASH_SIDE), Image.Resampling.LANCZOS)
-    pixels = np.asarray(gray, dtype=np.float64)
+        return _phash_of(image.convert("L"))
+
+
+def _phash_of(gray: Image.Image) -> int:
+    small = gray.resize((HASH_SIDE, HASH_SIDE), Image.Resampling.LANCZOS)
+    pixels = np.asarray(small, dtype=np.float64)
     basis = _dct_matrix(HASH_SIDE)
     low = (basis @ pixels @ basis.T)[:HASH_KEEP, :HASH_KEEP].ravel()
     # The DC term measures brightness, not structure; leave it out of the median.

@@ -1,5 +1,6 @@
 """analyze_video: topic segments and key terms for the whole video (Gemini in the cloud), from
-the stitched transcript and the scene changes extract_frames found."""
+the stitched transcript and the scene changes extract_frames found; a long lecture goes to an
+AI provider window by window, each carrying the summary so far, merged into one analysis."""
 
 from __future__ import annotations
 
@@ -22,8 +23,12 @@ def analyze_video(ctx: StepContext) -> StepResult:
     # from aligning it with the scene changes; no speech is decoded twice).
     transcript = read_json(ctx, ctx.upstream("transcribe").outputs["transcript"])
     scenes = scene_frames(ctx)
+    # The AI providers take a long lecture in windows (handlers/ai/windows.py): progress and
+    # cancellation between windows.
     result = call(
-        ctx, "ai/video_analysis", lambda: ai.analyze_video(video, transcript, scene_times=scenes)
+        ctx,
+        "ai/video_analysis",
+        lambda: ai.analyze_video(video, transcript, scene_times=scenes, checkpoint=ctx.progress),
     )
     ref = write_json(ctx, "video_analysis.json", dict(result.data))
     return StepResult(

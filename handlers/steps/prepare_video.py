@@ -48,7 +48,9 @@ def prepare_video(ctx: StepContext) -> StepResult:
             max_bytes=settings.get_int("COURSEGEN_MAX_VIDEO_BYTES"),
             max_seconds=settings.get_int("COURSEGEN_MAX_VIDEO_SECONDS"),
         )
-        prepared = prepare(source, work, info=info)
+        # A re-encode runs in time pieces side by side, one per vCPU pipeline.json gives.
+        cpus = max(1, int(default_pipeline().steps["prepare_video"].cpu))
+        prepared = prepare(source, work, info=info, parallel=cpus)
     except FetchRefused as err:
         raise PermanentStepError(f"the video source was refused: {err}") from None
     except FetchFailed as err:

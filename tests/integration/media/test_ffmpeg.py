@@ -116,6 +116,25 @@ def test_prepare_reencodes_other_codecs(make_video: MakeVideo, tmp_path: Path) -
     assert (info.width, info.height) == (320, 240)  # yuv420p needs even sides
 
 
+def test_a_long_reencode_goes_in_pieces_side_by_side(make_video: MakeVideo, ffmpeg, tmp_path: Path):
+    """A source that needs re-encoding is cut into time pieces (here 2 s, so three), encoded
+    at most 720p two at a time, and joined with one audio pass: nothing lost at the joins."""
+    source = make_video(
+        "talk.avi", size="1920x1080", seconds=6.0, video_codec="mpeg4", audio_codec="mp3"
+    )
+    prepared = prepare(source, tmp_path / "out", parallel=2, piece_s=2.0)
+    info = probe(prepared.video)
+    assert (info.video_codec, info.audio_codec) == ("h264", "aac")
+    assert (info.width, info.height) == (1280, 720)
+    assert info.duration_s == pytest.approx(6.0, abs=0.15)
+    frames = ffmpeg("-i", str(prepared.video), "-map", "0:v:0", "-f", "framecrc", "-").stdout
+    assert sum(1 for line in frames.splitlines() if line and not line.startswith("#")) == 60
+    assert prepared.audio is not None
+    with wave.open(str(prepared.audio), "rb") as wav:
+        assert wav.getnframes() / 16000 == pytest.approx(6.0, abs=0.1)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["audio.wav", "video.mp4"]
+
+
 def test_video_without_audio_gives_no_audio_track(make_video: MakeVideo, tmp_path: Path):
     out = tmp_path / "out"
     out.mkdir()

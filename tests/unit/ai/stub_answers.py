@@ -279,6 +279,9 @@ def canned_document(
         ]
         return {"language": "en", "duration_s": length, "segments": segments}
     if kind == "video_analysis":
+        part = inputs.get("part")  # one window of a long lecture (handlers/ai/windows.py)
+        if isinstance(part, Mapping):
+            return _window_analysis(part)
         half = round(duration / 2, 3)
         return {
             "summary": "A stub lecture.",
@@ -337,6 +340,24 @@ def canned_document(
             ]
         }
     raise KeyError(f"no canned document for {kind!r}")
+
+
+def _window_analysis(part: Mapping[str, Any]) -> dict[str, Any]:
+    """One topic for the window, and a summary naming how far the lecture has got."""
+    number, start, end = int(part["number"]), float(part["start_s"]), float(part["end_s"])
+    return {
+        "summary": f"Stub summary of the lecture up to {end:g} s.",
+        "key_terms": ["stub", f"part {number}"],
+        "topics": [
+            {
+                "start": start,
+                "end": end,
+                "title": f"Part {number}",
+                "summary": f"Part {number} of the lecture.",
+                "key_terms": [f"part {number}"],
+            }
+        ],
+    }
 
 
 def _structure(inputs: Mapping[str, Any], duration: float) -> dict[str, Any]:

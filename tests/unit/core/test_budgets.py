@@ -42,3 +42,15 @@ def test_frame_shards_stay_bounded_for_the_longest_video() -> None:
     assert fan is not None
     frames = pipe.limits.max_video_s / 60 * 6  # extract_frames' cap for that length
     assert pipe.largest_input("analyze_frames") * fan.max_shards >= frames
+
+
+def test_prepare_video_budgets_the_reencode_and_two_hours_stay_well_inside_its_deadline():
+    """prepare_video's budget is its re-encode path (10-minute pieces side by side on the
+    step's vCPUs): two hours take at most a quarter of its dispatch deadline."""
+    pipe = default_pipeline()
+    step = pipe.steps["prepare_video"]
+    assert step.budget is not None and step.cpu >= 4
+    two_hours = step.budget.fixed_s + step.budget.per_unit_s * 7200
+    assert two_hours <= step.timeout_s / 4
+    reencode_cpu_s_per_s = 0.16  # measured: 720p libx264 ultrafast from 1080p30 (README)
+    assert step.budget.per_unit_s * step.cpu >= reencode_cpu_s_per_s

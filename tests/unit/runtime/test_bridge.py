@@ -394,7 +394,8 @@ def test_reconcile_exhausts_a_task_whose_handler_never_answered():
         ],
     )
     assert rt.bridge.reconcile(60)["abandoned"] == 0  # too early: the queue may still deliver
-    clock.sleep(retry.max_retry_duration_s + retry.max_backoff_s + 901)
+    deadline = pipe.steps["prepare_video"].timeout_s  # the task's dispatch deadline
+    clock.sleep(retry.max_retry_duration_s + retry.max_backoff_s + deadline + 1)
     assert rt.bridge.reconcile(60)["abandoned"] == 1
     state = rt.store.head(course)
     assert state.status == "failed"
