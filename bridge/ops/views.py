@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from statemachine.pipeline import default_pipeline
+from statemachine.pipeline import Pipeline, default_pipelines
 from statemachine.ports import EventStore, Head
 from statemachine.timefmt import parse_iso
+from statemachine.upcast import pinned_version
 
 
 def courses_table(store: EventStore, limit: int = 200) -> list[dict[str, Any]]:
@@ -52,7 +54,8 @@ def course_status(
     if head is None:
         return None
     s = head.snapshot
-    order = {name: i for i, name in enumerate(default_pipeline().order)}
+    pipeline = course_pipeline(s)
+    order = {name: i for i, name in enumerate(pipeline.order)}
     tasks = sorted(
         s["tasks"].items(), key=lambda kv: (order.get(kv[1]["step"], 99), kv[1]["shard"] or 0)
     )
@@ -63,11 +66,20 @@ def course_status(
         "title": (s.get("request") or {}).get("title", ""),
         "variant": head.variant,
         "version": head.version,
+        "pipeline_version": pipeline.version,
         "failure": s.get("failure"),
         "outputs": s.get("outputs", {}),
         "tasks": rows,
         "cost_usd": round(sum(r["cost_usd"] for r in rows), 6),
     }
+
+
+def course_pipeline(snapshot: Mapping[str, Any]) -> Pipeline:
+    """The pipeline a course's head snapshot is pinned to, for showing it: the current one
+    if that version is not stored here (``advance`` refuses such a course with the reason)."""
+    pipelines = default_pipelines()
+    found = pipelines.versions.get(pinned_version(snapshot.get("pipeline")))
+    return found if found is not None else pipelines.latest
 
 
 def _task_row(name: str, t: dict[str, Any], now: float | None = None) -> dict[str, Any]:

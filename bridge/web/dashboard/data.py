@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.ops.replay import check, timeline
-from bridge.ops.views import STALL_S, course_status, task_cost
+from bridge.ops.views import STALL_S, course_pipeline, course_status, task_cost
 from statemachine.envelope import Envelope
 from statemachine.lifecycle import ACTIVE_COURSE, CourseStatus, TaskStatus
 from statemachine.pipeline import default_pipeline
@@ -86,7 +86,7 @@ def course_detail(
     if head is None or view is None:
         return None
     row = _row(head, time.time() if now is None else now)
-    steps = step_statuses(view["tasks"])
+    steps = step_statuses(view["tasks"], course_pipeline(head.snapshot).order)
     task_counts: dict[str, int] = {}
     for t in view["tasks"]:
         task_counts[t["status"]] = task_counts.get(t["status"], 0) + 1
@@ -104,13 +104,16 @@ def course_detail(
     }
 
 
-def step_statuses(tasks: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """Each pipeline step's status: its tasks' worst, ``waiting`` before it is scheduled."""
+def step_statuses(
+    tasks: Iterable[Mapping[str, Any]], order: Iterable[str] | None = None
+) -> dict[str, str]:
+    """Each step's status (of ``order``: the course's pipeline; default the current one): its
+    tasks' worst, ``waiting`` before it is scheduled."""
     by_step: dict[str, set[str]] = {}
     for t in tasks:
         by_step.setdefault(t["task"].split("#")[0], set()).add(t["status"])
     out = {}
-    for step in default_pipeline().order:
+    for step in order if order is not None else default_pipeline().order:
         found = by_step.get(step)
         if not found:
             out[step] = "waiting"
@@ -184,7 +187,7 @@ def gantt(store: EventStore, course_id: str, now: float | None = None) -> dict[s
     end = max(last, time.time() if now is None else now) if active else last
     for bar in bars:  # a running attempt silent for longer than STALL_S is stuck
         bar["stuck"] = bar["outcome"] == "running" and end - t0 - bar["progress_s"] > STALL_S
-    order = {name: i for i, name in enumerate(default_pipeline().order)}
+    order = {name: i for i, name in enumerate(course_pipeline(head.snapshot).order)}
     rows = sorted(
         {b["task"]: b for b in bars},
         key=lambda t: (order.get(t.split("#")[0], 99), int(t.split("#")[1]) if "#" in t else -1),
