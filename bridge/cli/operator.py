@@ -142,9 +142,7 @@ def _migrate_command() -> Callable[..., None]:
         metavar="current|VERSION",
         help="The pipeline version to move to: current (schemas/pipeline.json) or a number.",
     )
-    @click.option(
-        "--dry-run", is_flag=True, help="Show what the move changes; record nothing."
-    )
+    @click.option("--dry-run", is_flag=True, help="Show what the move changes; record nothing.")
     @click.option("--reason", default=None, help=REASON_HELP + " Not needed with --dry-run.")
     @click.option(
         "--operator",
@@ -219,7 +217,9 @@ def _migration_lines(result: dict[str, Any]) -> list[str]:
     for step, move in result["requeued"].items():
         lines.append(f"  re-queued:     {step} ({move['from']} -> {move['to']})")
     for step, move in result["rewired"].items():
-        lines.append(f"  rewired:       {step} (after {listed(move['from'])} -> {listed(move['to'])})")
+        lines.append(
+            f"  rewired:       {step} (after {listed(move['from'])} -> {listed(move['to'])})"
+        )
     if result["scheduled"]:
         verb = "would schedule" if result["dry_run"] else "scheduled"
         lines.append(f"  {verb}: {listed(result['scheduled'])}")

@@ -185,7 +185,8 @@ def migrate(
         except ConcurrencyConflict:
             continue  # the course moved on: plan again against its new state
         except TransitionNotAllowed as err:
-            raise NotAllowed(f"cannot migrate course {course_id}: {err}", course_state(head))
+            detail = f"cannot migrate course {course_id}: {err}"
+            raise NotAllowed(detail, course_state(head)) from None
         result.update(actor=actor, reason=why, version=version)
         if bridge is None:
             result["scheduled"] = None  # the reconciler advances it

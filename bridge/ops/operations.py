@@ -247,7 +247,8 @@ def _event(
     try:  # the steps of the course's own pipeline version
         pipeline = (pipelines or default_pipelines()).of(CourseState.of(head.snapshot))
     except UnknownPipeline as err:
-        raise NotAllowed(f"cannot redrive course {head.course_id}: {err}", course_state(head))
+        detail = f"cannot redrive course {head.course_id}: {err}"
+        raise NotAllowed(detail, course_state(head)) from None
     if step is not None and step not in pipeline.steps:
         raise InvalidOperation(f"no step named {step!r}")
     tasks = head.snapshot["tasks"]

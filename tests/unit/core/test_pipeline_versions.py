@@ -123,7 +123,9 @@ def test_a_pin_to_a_version_not_stored_is_refused_by_of() -> None:
 
 def test_course_migrated_moves_the_pin() -> None:
     store = course(1)
-    moved = push(store, CourseMigrated(from_version=1, to_version=3, digest=RELEASED[3], reason="r"))
+    moved = push(
+        store, CourseMigrated(from_version=1, to_version=3, digest=RELEASED[3], reason="r")
+    )
     assert moved.pipeline == {"version": 3, "digest": RELEASED[3]}
     assert moved.status == "requested"
     assert default_pipelines().of(moved) is default_pipelines().versions[3]

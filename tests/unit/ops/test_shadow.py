@@ -201,9 +201,7 @@ def test_a_decide_that_ignores_the_courses_pipeline_version_is_named() -> None:
     transcribe after prepare_video."""
     events, rec = recorded("migrated")
     assert events[0].data["pipeline_version"] == 1
-    found = shadow(
-        rec["course_id"], events, decide=lambda state: decide(state, default_pipeline())
-    )
+    found = shadow(rec["course_id"], events, decide=lambda state: decide(state, default_pipeline()))
     assert found is not None and found.kind == "commands"
     assert found.version == version_of(events, "TaskSucceeded", "prepare_video")
     assert shadow(rec["course_id"], events, head=rec["head"], digests=rec["states"]) is None
