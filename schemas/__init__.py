@@ -21,6 +21,7 @@ __all__ = [
     "SchemaError",
     "load",
     "pipeline",
+    "deployed_pipeline",
     "pipeline_versions",
     "schema_names",
     "validate",
@@ -183,3 +184,17 @@ def pipeline_versions() -> dict[int, dict[str, Any]]:
         )
     found[current["version"]] = current
     return dict(sorted(found.items()))
+
+
+def deployed_pipeline() -> dict[str, Any]:
+    """``pipeline.json`` with the queues and steps of every stored version (the newest
+    definition where several name one): what Terraform deploys (terraform/modules/queues and
+    services merge them alike), as a course on an earlier version still uses its own."""
+    out = dict(pipeline())
+    queues: dict[str, Any] = {}
+    steps: dict[str, Any] = {}
+    for doc in pipeline_versions().values():  # oldest first: a newer definition replaces it
+        queues.update(doc["queues"])
+        steps.update(doc["steps"])
+    out["queues"], out["steps"] = queues, steps
+    return out
