@@ -162,3 +162,18 @@ def test_merged_holds_every_versions_steps_and_queues_current_first() -> None:
     assert merged.steps["finalize"].queue == "publishing-queue"  # the current definition
     with pytest.raises(ValueError, match="not among"):
         Pipelines({4: newer}, 3)
+
+
+def test_the_audit_names_a_course_pinned_to_a_definition_not_stored() -> None:
+    from statemachine.audit import verify
+    from statemachine.errors import IntegrityError
+
+    store = course(2)
+    push(store, CourseMigrated(from_version=2, to_version=3, digest=RELEASED[3], reason="r"))
+    events = store.load("c1")
+    assert verify("c1", events, pipelines=default_pipelines()).events == 2
+    only_two = Pipelines({2: default_pipelines().versions[2]}, 2)
+    with pytest.raises(IntegrityError, match="no pipeline version 3 is stored") as caught:
+        verify("c1", events, pipelines=only_two)
+    assert caught.value.version == 2  # the CourseMigrated that pinned it
+    verify("c1", events[:1], pipelines=only_two)  # before the move, version 2 was enough
