@@ -24,6 +24,7 @@ def _course_row(h: Head) -> dict[str, Any]:
         "status": h.status,
         "title": (s.get("request") or {}).get("title", ""),
         "variant": h.variant,
+        "pipeline": pinned_version(s.get("pipeline")),
         "progress": f"{done}/{len(s['tasks'])}",
         "updated_at": h.updated_at,
         "cost_usd": round(sum(task_cost(t) for t in tasks), 6),
