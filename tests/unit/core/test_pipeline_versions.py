@@ -177,3 +177,9 @@ def test_the_audit_names_a_course_pinned_to_a_definition_not_stored() -> None:
         verify("c1", events, pipelines=only_two)
     assert caught.value.version == 2  # the CourseMigrated that pinned it
     verify("c1", events[:1], pipelines=only_two)  # before the move, version 2 was enough
+
+
+def test_a_request_names_both_the_version_and_the_digest_or_neither() -> None:
+    half = CourseRequested(video_uri="gs://b/l.mp4", title="T", pipeline_version=3)
+    with pytest.raises(schemas.SchemaError, match="pipeline_digest"):
+        MemoryStore().append("c1", 0, [new(half)])
