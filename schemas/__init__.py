@@ -19,9 +19,9 @@ except ImportError:  # pragma: no cover - a dependency; without it every check i
 
 __all__ = [
     "SchemaError",
+    "deployed_pipeline",
     "load",
     "pipeline",
-    "deployed_pipeline",
     "pipeline_versions",
     "schema_names",
     "validate",
