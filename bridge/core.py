@@ -26,7 +26,7 @@ from statemachine.decide import decide
 from statemachine.envelope import NewEvent
 from statemachine.errors import ConcurrencyConflict, TransitionNotAllowed
 from statemachine.events import CourseRequested
-from statemachine.pipeline import Pipeline
+from statemachine.pipeline import Pipeline, Pipelines
 from statemachine.ports import Clock, EventStore
 from statemachine.state import CourseState, TaskState
 from statemachine.timefmt import iso, parse_iso
@@ -85,9 +85,23 @@ class Bridge:
     # Whether ``after``'s follow-ups are dispatched by this bridge once committed (False in a
     # service that runs steps only: the bridge service dispatches on the notification).
     dispatch_follow_ups: bool = True
+    # Every pipeline version a course may be pinned to, ``pipeline`` current (new courses are
+    # pinned to it); None: ``Pipelines.serving(pipeline)``. Each course is decided on its own.
+    pipelines: Pipelines | None = None
     _handed: dict[str, None] = field(default_factory=dict, repr=False)
     _settled: dict[str, int] = field(default_factory=dict, repr=False)
     _handed_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.pipelines is None:
+            object.__setattr__(self, "pipelines", Pipelines.serving(self.pipeline))
+        elif self.pipelines.latest != self.pipeline:
+            raise ValueError("the bridge's pipeline must be its registry's current one")
+
+    def pipeline_of(self, state: CourseState) -> Pipeline:
+        """The pipeline ``state``'s course is pinned to (``UnknownPipeline``: not stored)."""
+        assert self.pipelines is not None  # set at construction
+        return self.pipelines.of(state)
 
     # -- ingest -------------------------------------------------------------------------
     def ingest(
@@ -113,6 +127,8 @@ class Bridge:
             request_id=message_id,
             variant=variant,
             not_before=_not_before(message.get("notBefore")),
+            pipeline_version=self.pipeline.version,
+            pipeline_digest=self.pipeline.digest,
         )
         new = NewEvent(
             event=event,
@@ -142,7 +158,7 @@ class Bridge:
         dispatches (``dispatch_follow_ups``), dispatch what is waiting, so that the notified
         ``advance`` of the resulting version has nothing left to do and is skipped."""
         state = CourseState.of(snapshot)
-        commands = decide(state, self.pipeline)
+        commands = decide(state, self.pipeline_of(state))
         if not commands and not self.dispatch_follow_ups:
             return [], _nothing
 
@@ -206,7 +222,7 @@ class Bridge:
             state = self.state(course_id)
             if state is None:
                 return [], 0
-            commands = decide(state, self.pipeline)
+            commands = decide(state, self.pipeline_of(state))
             if commands:
                 try:
                     self.store.append(course_id, state.version, self._events(state, commands))
@@ -249,7 +265,7 @@ class Bridge:
 
     def dispatch(self, state: CourseState, task: TaskState) -> None:
         """Hand ``task`` to its queue, named by its idempotency key (a repeat is refused)."""
-        step = self.pipeline.steps[task.step]
+        step = self.pipeline_of(state).steps[task.step]
         request = TaskRequest(
             queue=task.queue,
             name=task_name(task.idempotency_key),

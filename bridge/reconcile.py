@@ -79,11 +79,13 @@ def exhaust_abandoned(bridge: Bridge, course_id: str) -> int:
         return 0
     now = bridge.clock.now()
     stale = []
+    pipeline = bridge.pipeline_of(state)
     for task in state.tasks.values():
         if task.status not in _IN_QUEUE or task.started_at is None:
             continue
-        retry = bridge.pipeline.queues[task.queue].retry
-        deadline = bridge.pipeline.steps[task.step].timeout_s
+        assert bridge.pipelines is not None  # set at construction
+        retry = bridge.pipelines.merged.queues[task.queue].retry  # the queue it is on
+        deadline = pipeline.steps[task.step].timeout_s
         horizon = retry.max_retry_duration_s + retry.max_backoff_s + deadline
         if task.last_attempt >= retry.max_attempts and now - parse_iso(task.started_at) > (horizon):
             stale.append(task)

@@ -17,7 +17,16 @@ try:  # Rust validator, ~100x faster: the fast path for documents it finds valid
 except ImportError:  # pragma: no cover - a dependency; without it every check is jsonschema's
     _rs = None
 
-__all__ = ["SchemaError", "load", "pipeline", "schema_names", "validate", "validator"]
+__all__ = [
+    "SchemaError",
+    "deployed_pipeline",
+    "load",
+    "pipeline",
+    "pipeline_versions",
+    "schema_names",
+    "validate",
+    "validator",
+]
 
 
 class SchemaError(ValueError):
@@ -40,7 +49,7 @@ def schema_names() -> tuple[str, ...]:
 
     def walk(node: Any, prefix: str) -> None:
         for child in sorted(node.iterdir(), key=lambda c: c.name):
-            if child.is_dir() and not child.name.startswith("__"):
+            if child.is_dir() and not child.name.startswith("__") and child.name != "pipelines":
                 walk(child, f"{prefix}{child.name}/")
             elif child.name.endswith(".json") and child.name != "pipeline.json":
                 names.append(prefix + child.name[: -len(".json")])
@@ -150,3 +159,42 @@ def pipeline() -> dict[str, Any]:
     doc = load("pipeline")
     validate("pipeline.schema", doc)
     return doc
+
+
+@cache
+def pipeline_versions() -> dict[int, dict[str, Any]]:
+    """Every stored pipeline definition by its version, each checked against its schema: the
+    earlier ones (``pipelines/<version>.json``, never edited once released) and the current
+    one (``pipeline.json``). A file whose ``version`` is not its name is a ``ValueError``."""
+    found: dict[int, dict[str, Any]] = {}
+    folder = _root().joinpath("pipelines")
+    for child in sorted(folder.iterdir(), key=lambda c: c.name) if folder.is_dir() else ():
+        if not child.name.endswith(".json"):
+            continue
+        doc = json.loads(child.read_text(encoding="utf-8"))
+        validate("pipeline.schema", doc)
+        if str(doc["version"]) != child.name[: -len(".json")]:
+            raise ValueError(f"pipelines/{child.name} holds version {doc['version']}")
+        found[doc["version"]] = doc
+    current = pipeline()
+    if current["version"] in found:
+        raise ValueError(
+            f"pipeline.json and pipelines/ both hold version {current['version']}: pipelines/"
+            " keeps the earlier versions only"
+        )
+    found[current["version"]] = current
+    return dict(sorted(found.items()))
+
+
+def deployed_pipeline() -> dict[str, Any]:
+    """``pipeline.json`` with the queues and steps of every stored version (the newest
+    definition where several name one): what Terraform deploys (terraform/modules/queues and
+    services merge them alike), as a course on an earlier version still uses its own."""
+    out = dict(pipeline())
+    queues: dict[str, Any] = {}
+    steps: dict[str, Any] = {}
+    for doc in pipeline_versions().values():  # oldest first: a newer definition replaces it
+        queues.update(doc["queues"])
+        steps.update(doc["steps"])
+    out["queues"], out["steps"] = queues, steps
+    return out

@@ -9,7 +9,11 @@ history is exported with the replay exporter (``coursegen replay COURSE --export
 events: the head snapshot, and a digest of the state after each version. The shadow replay
 (bridge/ops/shadow.py) re-derives them in CI with the current code.
 
-    python scripts/record_histories.py [--out tests/histories]
+    python scripts/record_histories.py [--out tests/histories] [--only NAME ...]
+
+Every history but ``migrated`` was recorded before courses were pinned to a pipeline
+version (their CourseRequested names none): they stay as recorded, to keep replaying the
+rule for unpinned courses (statemachine/upcast.py). Record a new scenario with ``--only``.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bridge.ops import migrate as migration  # noqa: E402
 from bridge.ops import operations  # noqa: E402
 from bridge.ops.replay import export_jsonl  # noqa: E402
 from bridge.ops.shadow import state_digests  # noqa: E402
@@ -40,7 +45,7 @@ from handlers.registry import (  # noqa: E402
     StepResult,
     TransientStepError,
 )
-from statemachine.pipeline import default_pipeline  # noqa: E402
+from statemachine.pipeline import default_pipeline, default_pipelines  # noqa: E402
 
 # What happens when a step runs: (task name, generation) -> an action; it may raise, or act
 # as an operator would while the step runs, and then the no-op step itself runs.
@@ -95,6 +100,19 @@ def reports_progress(ticks: int, every_s: float) -> Action:
             ctx.progress(tick, ticks)
 
     return act
+
+
+def migrate_to_current(rt: Runtime, ctx: StepContext) -> None:
+    """An operator moves the course to the current pipeline version while the step runs."""
+    migration.migrate(
+        rt.store,
+        rt.bridge,
+        ctx.course.course_id,
+        to="current",
+        operator="recorder",
+        reason=f"recorded scenario: migrate while {ctx.task.name} runs",
+        pipelines=default_pipelines(),
+    )
 
 
 def both(*actions: Action) -> Action:
@@ -177,6 +195,14 @@ SCENARIOS = (
         # step has its start recorded 0.1 s in, long before its first progress report)
         runtime={"record_start_after_s": 0},
     ),
+    Scenario(
+        "migrated",
+        "started on pipeline version 1 (no transcribe_chunk); an operator migrates it to the"
+        " current version while extract_frames runs; it completes on the current DAG",
+        {("extract_frames", 1): migrate_to_current},
+        # a deployment of version 1: the course is pinned to it when it is requested
+        runtime={"pipelines": default_pipelines().with_current(1)},
+    ),
 )
 
 
@@ -245,10 +271,18 @@ def record(scenario: Scenario, out: Path) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "tests" / "histories")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help="Record only this scenario (repeatable): the others stay as they were recorded.",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     seen: set[str] = set()
     for scenario in SCENARIOS:
+        if args.only and scenario.name not in args.only:
+            continue
         summary = record(scenario, args.out)
         seen.update(summary["types"])
         print(f"{summary['name']:18} {summary['status']:10} {summary['events']:3} events")

@@ -1,4 +1,5 @@
-"""Verification of a history: gapless versions, the hash chain, and fold == stored head."""
+"""Verification of a history: gapless versions, the hash chain, fold == stored head and (given
+the stored pipeline versions) a pipeline pin this code can decide the course on."""
 
 from __future__ import annotations
 
@@ -8,10 +9,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from statemachine.envelope import GENESIS_HASH, Envelope, digest
-from statemachine.errors import IntegrityError, TransitionNotAllowed, UnknownEventType
+from statemachine.errors import (
+    IntegrityError,
+    TransitionNotAllowed,
+    UnknownEventType,
+    UnknownPipeline,
+)
+from statemachine.pipeline import Pipelines
 from statemachine.ports import Head
 from statemachine.reducer import apply_into
-from statemachine.state import CourseState, Snapshot, empty_snapshot
+from statemachine.state import NEW, CourseState, Snapshot, empty_snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +28,8 @@ class Verified:
     last_hash: str
     state: Snapshot
 
+
+_PINS = frozenset({"CourseRequested", "CourseMigrated"})
 
 # Whether a stored head snapshot equals the fold; adapters may pass a cheaper exact test (for
 # example comparing canonical bytes) that falls back on this one.
@@ -37,11 +46,15 @@ def verify(
     head: Head | None = None,
     *,
     same: SameState = same_state,
+    pipelines: Pipelines | None = None,
 ) -> Verified:
-    """Check a history end to end; ``IntegrityError`` names the first bad version."""
+    """Check a history end to end; ``IntegrityError`` names the first bad version. With
+    ``pipelines``, the pipeline the course is pinned to must be among them, with its digest
+    (a course whose definition is missing or was edited cannot be decided)."""
     acc = empty_snapshot(course_id)
     prev = GENESIS_HASH
     expected = 1
+    pinned_at = 1  # the version of the event that set the course's pipeline version
     sha256 = hashlib.sha256
     for env in events:
         # The common case inline (this loop runs for every event of every audited course).
@@ -58,10 +71,17 @@ def verify(
             raise IntegrityError(course_id, env.version, f"illegal event: {err}") from None
         except UnknownEventType as err:
             raise IntegrityError(course_id, env.version, str(err)) from None
+        if env.type in _PINS:
+            pinned_at = env.version
         prev = env.hash
         expected += 1
     if head is not None:
         _check_head(course_id, head, acc, same)
+    if pipelines is not None and acc["status"] != NEW:
+        try:
+            pipelines.of(CourseState.from_snapshot(acc))
+        except UnknownPipeline as err:
+            raise IntegrityError(course_id, pinned_at, str(err)) from None
     return Verified(course_id, expected - 1, prev, acc)
 
 

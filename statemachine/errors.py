@@ -64,3 +64,31 @@ class UnknownCourse(KeyError):
     def __init__(self, course_id: str) -> None:
         self.course_id = course_id
         super().__init__(f"no course {course_id!r}")
+
+
+class UnknownPipeline(LookupError):
+    """A course is pinned to a pipeline this code cannot give it: ``version`` is not among the
+    stored definitions (``schemas/pipelines/``), or ``digest`` (what the course recorded) is
+    not the digest of the stored file for that version (``expected``: edited in place)."""
+
+    def __init__(
+        self,
+        version: int,
+        digest: str | None = None,
+        expected: str | None = None,
+        known: tuple[int, ...] = (),
+    ) -> None:
+        self.version = version
+        self.digest = digest
+        self.expected = expected
+        self.known = known
+        if expected is None:
+            have = ", ".join(map(str, known)) or "none"
+            message = f"no pipeline version {version} is stored (versions here: {have})"
+        else:
+            message = (
+                f"pipeline version {version}: the course recorded digest {digest}, the stored"
+                f" definition has {expected} (was schemas/pipelines/{version}.json edited? a"
+                " released version is never changed: add a new version instead)"
+            )
+        super().__init__(message)

@@ -24,7 +24,14 @@ class CourseRequested:
     request_id: str | None = None
     variant: str = "cloudtasks"
     not_before: str | None = None  # start no earlier (ISO time); absent from data when empty
-    OMIT_EMPTY: ClassVar[frozenset[str]] = frozenset({"not_before"})
+    # The pipeline definition the course runs on (statemachine/pipeline.py, ``Pipelines``):
+    # absent from requests recorded before courses were pinned (statemachine/upcast.py says
+    # which version those run on).
+    pipeline_version: int | None = None
+    pipeline_digest: str | None = None
+    OMIT_EMPTY: ClassVar[frozenset[str]] = frozenset(
+        {"not_before", "pipeline_version", "pipeline_digest"}
+    )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -152,6 +159,18 @@ class CourseRedriven:
     reason: str
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CourseMigrated:
+    """An operator moved the course to another pipeline version (``coursegen migrate``):
+    ``decide`` follows ``to_version``'s DAG from here on; ``digest`` is that definition's."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+    from_version: int
+    to_version: int
+    digest: str
+    reason: str
+
+
 Event = (
     CourseRequested
     | TaskScheduled
@@ -167,6 +186,7 @@ Event = (
     | CoursePaused
     | CourseResumed
     | CourseRedriven
+    | CourseMigrated
 )
 
 EVENT_TYPES: Mapping[str, type[Any]] = {
@@ -186,6 +206,7 @@ EVENT_TYPES: Mapping[str, type[Any]] = {
         CoursePaused,
         CourseResumed,
         CourseRedriven,
+        CourseMigrated,
     )
 }
 

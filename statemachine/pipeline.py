@@ -1,13 +1,21 @@
-"""The step DAG, loaded from ``schemas/pipeline.json``: queues, dependencies, fan-out."""
+"""The step DAG, loaded from ``schemas/pipeline.json``: queues, dependencies, fan-out; and
+``Pipelines``, every stored version of it (``schemas/pipelines/``), which courses are pinned to."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import schemas
+from statemachine.envelope import canonical
+from statemachine.errors import UnknownPipeline
+from statemachine.upcast import UNPINNED_PIPELINE_VERSION
+
+if TYPE_CHECKING:
+    from statemachine.state import CourseState
 
 FINAL_STEP = "finalize"
 CLOUD_TASKS_MAX_DEADLINE_S = 1800  # an HTTP task's dispatch deadline is at most 30 min
@@ -93,6 +101,8 @@ class Pipeline:
     steps: Mapping[str, Step]
     order: tuple[str, ...]  # topological, stable in definition order
     limits: Limits = Limits()
+    version: int = 0  # the definition's number (``Pipelines``); 0: built by hand
+    digest: str = ""  # ``digest_of`` its document; empty: built by hand
 
     def largest_input(self, step: str) -> float:
         """The largest input one task of ``step`` gets, in its budget's unit."""
@@ -165,7 +175,15 @@ def parse(doc: Mapping[str, Any]) -> Pipeline:
     stranded = [s for s in steps if s != FINAL_STEP and FINAL_STEP not in _reach(s, steps)]
     if stranded:
         raise ValueError(f"steps that never reach {FINAL_STEP}: {stranded}")
-    return Pipeline(queues, steps, order, limits)
+    return Pipeline(queues, steps, order, limits, int(doc["version"]), digest_of(doc))
+
+
+def digest_of(doc: Mapping[str, Any]) -> str:
+    """sha256 (hex) of a pipeline document's canonical JSON (sorted keys, no whitespace,
+    UTF-8), without its ``$schema``: the same for any formatting of the file and wherever it
+    lies (``pipeline.json`` and ``pipelines/N.json`` point at the schema differently)."""
+    body = {k: v for k, v in doc.items() if k != "$schema"}
+    return hashlib.sha256(canonical(body)).hexdigest()
 
 
 def _queue(name: str, q: Mapping[str, Any]) -> Queue:
@@ -251,7 +269,91 @@ def _reach(start: str, steps: Mapping[str, Step]) -> set[str]:
     return seen
 
 
+@dataclass(frozen=True)
+class Pipelines:
+    """Every pipeline definition a course can be pinned to, by version, and the ``current``
+    one, which new courses get. A course runs on the version it was requested with (or last
+    migrated to) for its whole life: ``of(state)`` is the pipeline to ``decide`` it with.
+
+    Built once per process (``default_pipelines``); ``of`` is a dict lookup and a string
+    comparison, cheap enough for every advance."""
+
+    versions: Mapping[int, Pipeline]
+    current: int
+    # The current pipeline with every version's queues and steps (the current definition where
+    # several name one): what transports and the task endpoint look queues and steps up in, as
+    # a task of a course on an earlier version still goes to its queue and runs its step.
+    merged: Pipeline = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.current not in self.versions:
+            raise ValueError(f"current pipeline version {self.current} is not among the versions")
+        for version, pipe in self.versions.items():
+            if pipe.version != version:
+                raise ValueError(f"pipeline version {pipe.version} given as version {version}")
+        object.__setattr__(self, "merged", _merge(self.latest, self.versions.values()))
+
+    @classmethod
+    def load(cls, docs: Mapping[int, Mapping[str, Any]], current: int) -> Pipelines:
+        return cls({v: parse(doc) for v, doc in sorted(docs.items())}, current)
+
+    @classmethod
+    def serving(cls, pipeline: Pipeline) -> Pipelines:
+        """The registry of a bridge given only ``pipeline``: the stored versions, with it as
+        the current one, when it is one of them; otherwise ``pipeline`` alone."""
+        stored = default_pipelines()
+        if stored.versions.get(pipeline.version) == pipeline:
+            return stored.with_current(pipeline.version)
+        return cls({pipeline.version: pipeline}, pipeline.version)
+
+    @property
+    def latest(self) -> Pipeline:
+        """The current pipeline (what a new course is pinned to)."""
+        return self.versions[self.current]
+
+    def with_current(self, version: int) -> Pipelines:
+        """The same versions with ``version`` current (a deployment of an earlier one)."""
+        return self if version == self.current else Pipelines(self.versions, version)
+
+    def get(self, version: int, digest: str | None = None) -> Pipeline:
+        """Pipeline ``version``; ``UnknownPipeline`` if none is stored, or if ``digest`` is
+        given and is not the stored definition's."""
+        found = self.versions.get(version)
+        if found is None:
+            raise UnknownPipeline(version, known=tuple(self.versions))
+        if digest is not None and digest != found.digest:
+            raise UnknownPipeline(version, digest, found.digest)
+        return found
+
+    def of(self, state: CourseState) -> Pipeline:
+        """The pipeline ``state``'s course is pinned to (``UnknownPipeline`` if not stored)."""
+        pin = state.pipeline
+        if pin is None:
+            return self.get(UNPINNED_PIPELINE_VERSION)
+        return self.get(pin["version"], pin["digest"])
+
+
+def _merge(current: Pipeline, pipelines: Iterable[Pipeline]) -> Pipeline:
+    queues = dict(current.queues)
+    steps = dict(current.steps)
+    order = list(current.order)
+    for pipe in sorted(pipelines, key=lambda p: -p.version):  # the newest definition first
+        for name, queue in pipe.queues.items():
+            queues.setdefault(name, queue)
+        for name in pipe.order:
+            if name not in steps:
+                steps[name] = pipe.steps[name]
+                order.append(name)
+    return replace(current, queues=queues, steps=steps, order=tuple(order))
+
+
 @cache
+def default_pipelines() -> Pipelines:
+    """Every definition stored in ``schemas/`` (``pipelines/N.json`` and the current
+    ``pipeline.json``), loaded once."""
+    return Pipelines.load(schemas.pipeline_versions(), schemas.pipeline()["version"])
+
+
 def default_pipeline() -> Pipeline:
-    """The pipeline of ``schemas/pipeline.json``."""
-    return parse(schemas.pipeline())
+    """The pipeline of ``schemas/pipeline.json`` (the current version)."""
+    return default_pipelines().latest

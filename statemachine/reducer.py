@@ -13,6 +13,7 @@ from statemachine.envelope import Envelope
 from statemachine.errors import IntegrityError, TransitionNotAllowed, UnknownEventType
 from statemachine.lifecycle import COURSE, TASK, CourseStatus, TaskStatus
 from statemachine.state import NEW, CourseState, Snapshot, TaskSnapshot, empty_snapshot
+from statemachine.upcast import pinned_version
 
 Handler = Callable[[Snapshot, Envelope], None]
 
@@ -40,6 +41,8 @@ def _course_requested(acc: Snapshot, env: Envelope) -> None:
     acc["variant"] = d.get("variant", "cloudtasks")
     if d.get("not_before"):
         acc["hold_until"] = d["not_before"]
+    if d.get("pipeline_version") is not None:  # absent before pinning: the snapshot too
+        acc["pipeline"] = {"version": d["pipeline_version"], "digest": d["pipeline_digest"]}
 
 
 def _task_scheduled(acc: Snapshot, env: Envelope) -> None:
@@ -217,6 +220,18 @@ def _course_redriven(acc: Snapshot, env: Envelope) -> None:
     acc["failure"] = None
 
 
+def _course_migrated(acc: Snapshot, env: Envelope) -> None:
+    status = acc["status"]
+    if status == NEW or status in COURSE.terminal:
+        raise TransitionNotAllowed(status, env.type, "only an active course moves")
+    d = env.data
+    if d["from_version"] != pinned_version(acc.get("pipeline")):
+        raise TransitionNotAllowed(
+            status, env.type, f"the course is not on pipeline version {d['from_version']}"
+        )
+    acc["pipeline"] = {"version": d["to_version"], "digest": d["digest"]}
+
+
 HANDLERS: Mapping[str, Handler] = {
     "CourseRequested": _course_requested,
     "TaskScheduled": _task_scheduled,
@@ -232,6 +247,7 @@ HANDLERS: Mapping[str, Handler] = {
     "CoursePaused": _course_trigger("pause"),
     "CourseResumed": _course_resumed,
     "CourseRedriven": _course_redriven,
+    "CourseMigrated": _course_migrated,
 }
 
 

@@ -8,6 +8,7 @@ from types import MappingProxyType
 from typing import Any, NotRequired, TypedDict
 
 from statemachine.envelope import GENESIS_HASH
+from statemachine.upcast import pinned_version
 
 NEW = "new"  # before CourseRequested: the course does not exist yet
 
@@ -54,6 +55,7 @@ class CourseSnapshot(TypedDict):
     outputs: dict[str, str]
     tasks: dict[str, TaskSnapshot]
     hold_until: NotRequired[str]
+    pipeline: NotRequired[dict[str, Any]]  # {version, digest}: the pin, absent when unpinned
 
 
 Snapshot = CourseSnapshot
@@ -212,6 +214,9 @@ class CourseState:
     # Tasks scheduled next are held until then (a request's notBefore, a resume at a time);
     # the first TaskScheduled consumes it. Absent from snapshots that have none.
     hold_until: str | None = None
+    # The pipeline the course is pinned to ({version, digest}: its request's, or its last
+    # CourseMigrated's); None for a course requested before pinning (``pipeline_version``).
+    pipeline: Mapping[str, Any] | None = None
 
     @classmethod
     def from_snapshot(cls, snap: Mapping[str, Any]) -> CourseState:
@@ -231,6 +236,7 @@ class CourseState:
                 {n: TaskState.from_snapshot(n, t) for n, t in snap["tasks"].items()}
             ),
             hold_until=snap.get("hold_until"),
+            pipeline=_view(snap["pipeline"]) if snap.get("pipeline") is not None else None,
         )
 
     @classmethod
@@ -267,7 +273,15 @@ class CourseState:
         }
         if self.hold_until is not None:
             snap["hold_until"] = self.hold_until
+        if self.pipeline is not None:  # absent, not null: unpinned snapshots stay as they were
+            snap["pipeline"] = thaw(self.pipeline)
         return snap
+
+    @property
+    def pipeline_version(self) -> int:
+        """The pipeline version ``decide`` follows for this course (statemachine/upcast.py
+        gives the one of a course requested before pinning)."""
+        return pinned_version(self.pipeline)
 
     def task(self, name: str) -> TaskState | None:
         return self.tasks.get(name)

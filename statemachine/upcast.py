@@ -34,3 +34,24 @@ def upcast(event_type: str, version: int, data: Data) -> Data:
         version += 1
         step = UPCASTERS.get((event_type, version))
     return data
+
+
+# -- pipeline pins ------------------------------------------------------------------------
+# A CourseRequested recorded before courses were pinned names no pipeline version. Such a
+# course runs on version 3, whatever its age: until pinning, ``decide`` read the one
+# schemas/pipeline.json of the code deployed at each step, so version 3 (the definition when
+# pinning began) is the DAG every such course was last decided on; a course in flight across
+# the upgrade goes on exactly as before it. Versions 1 and 2 (schemas/pipelines/) are kept
+# as the record of what earlier deployments ran; no unpinned history resolves to them. The
+# rule is applied where the pin is read (``pinned_version``), not by rewriting the event: the
+# fold of an old history, its stored head and its recorded state digests stay as they were.
+UNPINNED_PIPELINE_VERSION = 3
+
+
+def pinned_version(pin: Mapping[str, Any] | None) -> int:
+    """The pipeline version of a course whose state records ``pin`` ({version, digest}, or
+    None for a course requested before pinning)."""
+    if pin is None:
+        return UNPINNED_PIPELINE_VERSION
+    version: int = pin["version"]
+    return version

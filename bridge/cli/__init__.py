@@ -157,7 +157,7 @@ def status(course_id: str | None, data: Path, as_json: bool) -> None:
         return
     click.echo(
         f"{view['course_id']}  {view['status']}  {view['title']!r}  variant "
-        f"{view['variant']}  version {view['version']}"
+        f"{view['variant']}  version {view['version']}  pipeline {view['pipeline_version']}"
     )
     if view["failure"]:
         click.echo(f"failure: {view['failure']['reason']}")

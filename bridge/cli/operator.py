@@ -1,4 +1,4 @@
-"""Operator commands: cancel, pause, resume, redrive, work, stats, rebuild-projections."""
+"""Operator commands: cancel, pause, resume, redrive, migrate, work, stats, rebuild-projections."""
 
 from __future__ import annotations
 
@@ -70,6 +70,7 @@ def register(main: click.Group) -> None:
         "course continues where it stopped, and succeeded steps are not run again.",
         "step",
     )
+    main.command("migrate")(data_option(_migrate_command()))
     main.command("work")(data_option(_work_command()))
     main.command("stats")(data_option(_stats_command()))
     main.command("rebuild-projections")(data_option(_rebuild_command()))
@@ -131,6 +132,99 @@ def _operate(
         click.echo(f"scheduled: {', '.join(result['scheduled'])}")
     elif "scheduled" in result:  # recorded only: a running process schedules
         click.echo(_who_schedules(data))
+
+
+def _migrate_command() -> Callable[..., None]:
+    @click.argument("course_id")
+    @click.option(
+        "--to",
+        "to",
+        required=True,
+        metavar="current|VERSION",
+        help="The pipeline version to move to: current (schemas/pipeline.json) or a number.",
+    )
+    @click.option("--dry-run", is_flag=True, help="Show what the move changes; record nothing.")
+    @click.option("--reason", default=None, help=REASON_HELP + " Not needed with --dry-run.")
+    @click.option(
+        "--operator",
+        envvar="USER",
+        default=None,
+        help="Who acts: recorded as actor operator:NAME [env USER].",
+    )
+    @click.option("--json", "as_json", is_flag=True)
+    def migrate(
+        course_id: str,
+        to: str,
+        dry_run: bool,
+        reason: str | None,
+        operator: str | None,
+        data: Path,
+        as_json: bool,
+    ) -> None:
+        """Move COURSE_ID to another pipeline version (recorded as CourseMigrated): the steps
+        it adds are scheduled once their prerequisites are done; refused for a course that
+        ended, or while a task of a step the version drops is queued or running."""
+        from bridge.ops import migrate as migration
+        from bridge.ops import operations
+
+        store, bridge, close = _operator_context(data, needs_bridge=not dry_run)
+        try:
+            result = migration.migrate(
+                store,
+                bridge,
+                course_id,
+                to=to,
+                operator=_operator(operator),
+                reason=reason,
+                dry_run=dry_run,
+            )
+        except operations.OperationError as err:
+            if as_json:
+                click.echo(json.dumps(err.problem(), indent=2), err=True)
+                sys.exit(1)
+            state = f"\n{json.dumps(err.state, indent=2)}" if err.state else ""
+            raise click.ClickException(f"{err.detail}{state}") from None
+        finally:
+            close()
+        if as_json:
+            click.echo(json.dumps(result, indent=2))
+            return
+        for line in _migration_lines(result):
+            click.echo(line)
+        if not dry_run and result.get("scheduled") is None:
+            click.echo(_who_schedules(data))
+
+    return migrate
+
+
+def _migration_lines(result: dict[str, Any]) -> list[str]:
+    course, old, new = result["course_id"], result["from_version"], result["to_version"]
+    if result["dry_run"]:
+        head = f"migrate {course}: pipeline version {old} -> {new} (dry run: nothing recorded)"
+    else:
+        head = (
+            f"migrate {course}: now on pipeline version {new}, was {old} (version"
+            f" {result['version']}, by {result['actor']})"
+        )
+
+    def listed(items: Any) -> str:
+        return ", ".join(items) or "none"
+
+    lines = [
+        head,
+        f"  steps added:   {listed(result['added'])}",
+        f"  steps dropped: {listed(result['dropped'])}",
+    ]
+    for step, move in result["requeued"].items():
+        lines.append(f"  re-queued:     {step} ({move['from']} -> {move['to']})")
+    for step, move in result["rewired"].items():
+        lines.append(
+            f"  rewired:       {step} (after {listed(move['from'])} -> {listed(move['to'])})"
+        )
+    if result["scheduled"]:
+        verb = "would schedule" if result["dry_run"] else "scheduled"
+        lines.append(f"  {verb}: {listed(result['scheduled'])}")
+    return lines
 
 
 def _who_schedules(data: Path) -> str:

@@ -14,7 +14,7 @@ from bridge.runtime.embedded import embedded
 from bridge.settings import Settings
 from handlers.artifacts import SourceRefused, split_source_uri
 from statemachine.lifecycle import CourseStatus, TaskStatus
-from statemachine.pipeline import default_pipeline
+from statemachine.pipeline import default_pipelines
 from statemachine.ports import EventStore
 
 
@@ -130,7 +130,9 @@ def _board(store: EventStore, course_id: str, elapsed: float, paused_timeout_s: 
     table = Table(title=f"course {course_id}: {status}  ({elapsed:.1f} s)")
     for column in ("step", "status", "attempts", "seconds", "progress", "note"):
         table.add_column(column)
-    for step in default_pipeline().order:
+    pipelines = default_pipelines()  # the course's version (a course not yet stored: current)
+    pipeline = pipelines.versions.get(view["pipeline_version"] if view else 0, pipelines.latest)
+    for step in pipeline.order:
         tasks = by_step.get(step, [])
         step_state = step_status({t["status"] for t in tasks})
         seconds = sum((t["duration_ms"] or 0) for t in tasks) / 1000 if tasks else None

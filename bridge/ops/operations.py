@@ -16,7 +16,7 @@ from typing import Any
 from bridge.core import Bridge
 from statemachine.commands import ScheduleTask
 from statemachine.envelope import NewEvent
-from statemachine.errors import ConcurrencyConflict, TransitionNotAllowed
+from statemachine.errors import ConcurrencyConflict, TransitionNotAllowed, UnknownPipeline
 from statemachine.events import (
     CourseCancelled,
     CoursePaused,
@@ -25,8 +25,9 @@ from statemachine.events import (
     Event,
 )
 from statemachine.lifecycle import BROKEN_TASK, COURSE, UNFINISHED_TASK, CourseStatus
-from statemachine.pipeline import default_pipeline
+from statemachine.pipeline import default_pipelines
 from statemachine.ports import EventStore, Head
+from statemachine.state import CourseState
 from statemachine.timefmt import iso, parse_iso
 
 OPERATIONS = ("cancel", "pause", "resume", "redrive")
@@ -242,7 +243,12 @@ def _event(
             return CoursePaused(reason=reason)
         case "resume":
             return CourseResumed(reason=reason, not_before=hold)
-    pipeline = bridge.pipeline if bridge is not None else default_pipeline()
+    pipelines = bridge.pipelines if bridge is not None else None
+    try:  # the steps of the course's own pipeline version
+        pipeline = (pipelines or default_pipelines()).of(CourseState.of(head.snapshot))
+    except UnknownPipeline as err:
+        detail = f"cannot redrive course {head.course_id}: {err}"
+        raise NotAllowed(detail, course_state(head)) from None
     if step is not None and step not in pipeline.steps:
         raise InvalidOperation(f"no step named {step!r}")
     tasks = head.snapshot["tasks"]

@@ -50,8 +50,9 @@ def queue_settings(
     logging_sampling_ratio: float = LOGGING_SAMPLING_RATIO,
 ) -> dict[str, dict[str, Any]]:
     """Each queue's settings as flat fields (``retry_config.min_backoff``: seconds), from
-    pipeline.json: what both ``sync`` and Terraform set."""
-    doc = pipeline if pipeline is not None else schemas.pipeline()
+    pipeline.json and every earlier stored version (``schemas.deployed_pipeline``): what both
+    ``sync`` and Terraform set."""
+    doc = pipeline if pipeline is not None else schemas.deployed_pipeline()
     out: dict[str, dict[str, Any]] = {}
     for name, q in doc["queues"].items():
         retry, limits = q["retry"], q["rateLimits"]

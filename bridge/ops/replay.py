@@ -17,6 +17,7 @@ import schemas
 from statemachine.audit import SameState, state_at, verify
 from statemachine.envelope import Envelope, decode
 from statemachine.errors import IntegrityError
+from statemachine.pipeline import default_pipelines
 from statemachine.ports import EventStore, Head
 from statemachine.state import CourseSnapshot
 
@@ -61,7 +62,8 @@ def _detail(e: Envelope) -> str:
     d = e.data
     match e.type:
         case "CourseRequested":
-            return f"{d['title']!r} from {d['video_uri']} ({d.get('variant', 'cloudtasks')})"
+            pin = f", pipeline {d['pipeline_version']}" if d.get("pipeline_version") else ""
+            return f"{d['title']!r} from {d['video_uri']} ({d.get('variant', 'cloudtasks')}{pin})"
         case "TaskScheduled":
             return f"queue {d['queue']}, generation {d['generation']}"
         case "TaskSucceeded":
@@ -79,6 +81,8 @@ def _detail(e: Envelope) -> str:
             return str(d["reason"])[:160]
         case "CourseRedriven":
             return f"{', '.join(d['tasks'])}: {d['reason'][:100]}"
+        case "CourseMigrated":
+            return f"pipeline {d['from_version']} -> {d['to_version']}: {d['reason'][:100]}"
     return ""
 
 
@@ -98,7 +102,7 @@ def check(store: EventStore, course_id: str) -> Verdict:
     """Verify one course: the hash chain holds and the fold equals the stored head."""
     try:
         events = store.load(course_id)
-        done = verify(course_id, events, store.head(course_id))
+        done = verify(course_id, events, store.head(course_id), pipelines=default_pipelines())
     except IntegrityError as err:
         return Verdict(False, course_id, -1, err.version, err.problem)
     return Verdict(True, course_id, done.events, None, None)
@@ -170,13 +174,14 @@ def _verify_histories(
     """Verdicts for ``histories`` (lazily); the flag turns True if reading them failed, after
     which the audit stops, as it cannot tell which courses the unreadable rows belong to."""
     stopped = [False]
+    pipelines = default_pipelines()
 
     def run() -> Iterator[Verdict]:
         try:
             for course_id, events, head in histories:
                 seen.add(course_id)
                 try:
-                    done = verify(course_id, events, head, same=same)
+                    done = verify(course_id, events, head, same=same, pipelines=pipelines)
                     yield Verdict(True, course_id, done.events, None, None)
                 except IntegrityError as err:
                     yield Verdict(False, course_id, len(events), err.version, err.problem)

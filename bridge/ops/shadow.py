@@ -22,7 +22,7 @@ from statemachine.envelope import Envelope, canonical
 from statemachine.errors import IntegrityError, TransitionNotAllowed
 from statemachine.events import to_data, type_name
 from statemachine.lifecycle import ACTIVE_COURSE
-from statemachine.pipeline import default_pipeline
+from statemachine.pipeline import default_pipelines
 from statemachine.ports import EventStore, Head
 from statemachine.reducer import apply as real_apply
 from statemachine.state import CourseState
@@ -35,8 +35,8 @@ _ACTIVE = ACTIVE_COURSE
 
 
 def real_decide(state: CourseState) -> Sequence[Command]:
-    """``decide`` on the current pipeline (``schemas/pipeline.json``)."""
-    return decide_on(state, default_pipeline())
+    """``decide`` on the pipeline version the course is pinned to (``schemas/``)."""
+    return decide_on(state, default_pipelines().of(state))
 
 
 @dataclass(frozen=True, slots=True)

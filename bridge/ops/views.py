@@ -7,9 +7,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any, TypedDict
 
 from statemachine.lifecycle import CourseStatus, TaskStatus
-from statemachine.pipeline import default_pipeline
+from statemachine.pipeline import Pipeline, default_pipelines
 from statemachine.ports import EventStore, Head
 from statemachine.timefmt import parse_iso
+from statemachine.upcast import pinned_version
 
 
 class CourseRow(TypedDict):
@@ -28,6 +29,7 @@ class CourseRow(TypedDict):
     age_s: float | None  # since created_at, at ``now``
     cost_usd: float  # every attempt's, failed ones included
     version: int
+    pipeline: int  # the pipeline version the course is pinned to
 
 
 class TaskRow(TypedDict):
@@ -56,6 +58,7 @@ class CourseView(TypedDict):
     title: str
     variant: str | None
     version: int
+    pipeline_version: int
     failure: dict[str, Any] | None
     outputs: dict[str, str]
     tasks: list[TaskRow]
@@ -98,6 +101,7 @@ def course_row(head: Head, now: float | None = None) -> CourseRow:
         "created_at": created,
         "updated_at": head.updated_at,
         "age_s": age,
+        "pipeline": pinned_version(s.get("pipeline")),
         "cost_usd": round(sum(task_cost(t) for t in tasks), 6),
         "version": head.version,
     }
@@ -109,12 +113,16 @@ def _percent(status: str, done: int, total: int) -> int:
     return int(100 * done / total) if total else 0
 
 
-def step_statuses(tasks: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """Each pipeline step's status (task rows in): its tasks' worst, ``waiting`` before any."""
+def step_statuses(
+    tasks: Iterable[Mapping[str, Any]], order: Iterable[str] | None = None
+) -> dict[str, str]:
+    """Each step's status (task rows in; steps of ``order``, the course's pipeline, by default
+    the current one): its tasks' worst, ``waiting`` before any."""
     by_step: dict[str, set[str]] = {}
     for t in tasks:
         by_step.setdefault(t["task"].split("#")[0], set()).add(t["status"])
-    return {step: step_status(by_step.get(step, set())) for step in default_pipeline().order}
+    steps = order if order is not None else default_pipelines().latest.order
+    return {step: step_status(by_step.get(step, set())) for step in steps}
 
 
 def step_status(statuses: set[str]) -> str:
@@ -148,7 +156,8 @@ def course_status(
     if head is None:
         return None
     s = head.snapshot
-    order = {name: i for i, name in enumerate(default_pipeline().order)}
+    pipeline = course_pipeline(s)
+    order = {name: i for i, name in enumerate(pipeline.order)}
     tasks = sorted(
         s["tasks"].items(), key=lambda kv: (order.get(kv[1]["step"], 99), kv[1]["shard"] or 0)
     )
@@ -159,11 +168,20 @@ def course_status(
         "title": (s.get("request") or {}).get("title", ""),
         "variant": head.variant,
         "version": head.version,
+        "pipeline_version": pipeline.version,
         "failure": s.get("failure"),
         "outputs": s.get("outputs", {}),
         "tasks": rows,
         "cost_usd": round(sum(r["cost_usd"] for r in rows), 6),
     }
+
+
+def course_pipeline(snapshot: Mapping[str, Any]) -> Pipeline:
+    """The pipeline a course's head snapshot is pinned to, for showing it: the current one
+    if that version is not stored here (``advance`` refuses such a course with the reason)."""
+    pipelines = default_pipelines()
+    found = pipelines.versions.get(pinned_version(snapshot.get("pipeline")))
+    return found if found is not None else pipelines.latest
 
 
 def _task_row(name: str, t: Mapping[str, Any], now: float | None = None) -> TaskRow:

@@ -26,7 +26,7 @@ from handlers.auth import HmacVerifier, allow_all, sign
 from handlers.endpoint import TaskEndpoint, Verifier
 from handlers.registry import StepFn, real_steps
 from handlers.services import StepServices
-from statemachine.pipeline import Pipeline, default_pipeline
+from statemachine.pipeline import Pipeline, default_pipelines
 from statemachine.ports import Clock, EventStore
 
 log = logging.getLogger("coursegen.cloud")
@@ -93,7 +93,8 @@ def cloud_runtime(
     cfg = settings
     project = cfg.get("GOOGLE_CLOUD_PROJECT") or None
     clk = clock or SystemClock()
-    pipe = default_pipeline()
+    registry = default_pipelines()
+    pipe = registry.latest
     root = Path(scratch or Path(tempfile.gettempdir()) / "coursegen")
     events = store or open_store(cfg, project=project)
     artifacts = _artifacts(cfg, root)
@@ -113,11 +114,12 @@ def cloud_runtime(
         rollout_percent=cfg.get_int("COURSEGEN_ROLLOUT_PERCENT"),
         legacy_dispatcher=_legacy(cfg, project, events, dispatcher, clk, firestore_client),
         dispatch_follow_ups=not isinstance(dispatcher, NoDispatcher),
+        pipelines=registry,
     )
     endpoint = TaskEndpoint(
         store=events,
         steps=steps if steps is not None else real_steps(),
-        pipeline=pipe,
+        pipeline=registry.merged,  # the steps and queues of every version
         verify=check,
         notify=notifier.notify,
         services=StepServices(artifacts=artifacts, settings=cfg, scratch=root / "scratch"),

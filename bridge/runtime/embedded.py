@@ -36,7 +36,7 @@ from handlers.auth import HmacVerifier, sign
 from handlers.endpoint import RECORD_START_AFTER_S, Answer, TaskEndpoint
 from handlers.registry import StepFn, real_steps
 from handlers.services import StepServices
-from statemachine.pipeline import Pipeline, default_pipeline
+from statemachine.pipeline import Pipeline, Pipelines, default_pipelines
 from statemachine.ports import Clock, EventStore
 
 TOKEN_TTL_S = 3600 * 24
@@ -112,16 +112,20 @@ def embedded(
     options: Mapping[str, Any] | None = None,
     dispatch_follow_ups: bool = True,
     record_start_after_s: float = RECORD_START_AFTER_S,
+    pipelines: Pipelines | None = None,
 ) -> Runtime:
     """The embedded default: SQLite events, local artifacts, in-process Cloud Tasks semantics.
 
     ``dispatch_follow_ups`` false: the bridge dispatches what a result unblocks only when it is
-    notified, as in the cloud; ``record_start_after_s``: see ``TaskEndpoint``."""
+    notified, as in the cloud; ``record_start_after_s``: see ``TaskEndpoint``; ``pipelines``:
+    the pipeline versions courses may be pinned to (default: those stored in ``schemas/``),
+    its current one for new courses."""
     cfg = settings or Settings.from_env()
     root = Path(data_dir)
     root.mkdir(parents=True, exist_ok=True)
     clk = clock or SystemClock()
-    pipe = default_pipeline()
+    registry = pipelines or default_pipelines()
+    pipe = registry.latest
     events = store or open_store(cfg, root)
     artifacts = LocalArtifacts(root / "artifacts", buckets=cfg.local_buckets)
     secret = cfg.get("COURSEGEN_TASK_SECRET").encode() or secrets.token_bytes(32)
@@ -140,7 +144,7 @@ def embedded(
         return answer.status, answer.headers
 
     dispatcher = LocalDispatcher(
-        pipe,
+        registry.merged,  # every version's queues: a pinned course's task goes to its own
         deliver_wrapper(deliver) if deliver_wrapper else deliver,
         clk,
         signer=lambda body: sign(secret, body, int(clk.now() + TOKEN_TTL_S)),
@@ -148,7 +152,9 @@ def embedded(
     legacy = None
     legacy_dispatcher: Dispatcher = LegacyDisabled(dispatcher)
     if cfg.get_bool("COURSEGEN_LEGACY_TRIGGER_ENABLED"):
-        legacy = LocalStepDocuments(lambda document: legacy_run.get()(document), clk, pipe)
+        legacy = LocalStepDocuments(
+            lambda document: legacy_run.get()(document), clk, registry.merged
+        )
         legacy_dispatcher = LegacyTriggerDispatcher(legacy, clk, delayed=dispatcher)
     bridge = Bridge(
         store=events,
@@ -158,6 +164,7 @@ def embedded(
         rollout_percent=cfg.get_int("COURSEGEN_ROLLOUT_PERCENT"),
         legacy_dispatcher=legacy_dispatcher,
         dispatch_follow_ups=dispatch_follow_ups,
+        pipelines=registry,
     )
 
     def notify(course_id: str, version: int) -> None:
@@ -168,7 +175,7 @@ def embedded(
     built = TaskEndpoint(
         store=events,
         steps=steps if steps is not None else real_steps(),
-        pipeline=pipe,
+        pipeline=registry.merged,  # the steps and queues of every version
         verify=HmacVerifier(secret, clk.now),
         notify=notify,
         services=services,

@@ -23,7 +23,7 @@ from statemachine.decide import decide
 from statemachine.envelope import GENESIS_HASH, NewEvent, digest
 from statemachine.events import CourseRequested, Event, TaskStarted, TaskSucceeded
 from statemachine.lifecycle import CourseStatus, TaskStatus
-from statemachine.pipeline import default_pipeline
+from statemachine.pipeline import default_pipeline, default_pipelines
 from statemachine.state import CourseState
 from statemachine.store.appending import prepare_append
 from statemachine.store.sqlite import SqliteStore
@@ -34,7 +34,8 @@ T0 = 1_790_000_000.0
 
 def course_commands(course_id: str, shards: int = 4) -> list[list[NewEvent]]:
     """The appends one course makes through the full DAG, as the runtime would make them."""
-    pipeline = default_pipeline()
+    pipelines = default_pipelines()
+    pipeline = pipelines.latest
     fields = {s.fan_out.source: s.fan_out.count_field for s in pipeline.steps.values() if s.fan_out}
     t = T0
     batches: list[list[NewEvent]] = []
@@ -49,9 +50,15 @@ def course_commands(course_id: str, shards: int = 4) -> list[list[NewEvent]]:
         batches.append(batch)
         return CourseState.from_snapshot(snap)
 
-    state = push([CourseRequested(video_uri="gs://bench/lecture.mp4", title="Bench")], "pubsub")
+    request = CourseRequested(
+        video_uri="gs://bench/lecture.mp4",
+        title="Bench",
+        pipeline_version=pipeline.version,
+        pipeline_digest=pipeline.digest,
+    )
+    state = push([request], "pubsub")
     while state.status not in (CourseStatus.COMPLETED, CourseStatus.FAILED):
-        commands = decide(state, pipeline)
+        commands = decide(state, pipelines.of(state))
         if commands:
             state = push([to_event(c) for c in commands], "bridge")
             continue

@@ -163,8 +163,9 @@ def _common(place: Place) -> dict[str, str]:
 
 
 def pipeline_doc() -> Doc:
-    """schemas/pipeline.json (the file Terraform's modules read)."""
-    return schemas.pipeline()
+    """schemas/pipeline.json with every stored version's queues and steps, as Terraform's
+    modules read it (``schemas.deployed_pipeline``)."""
+    return schemas.deployed_pipeline()
 
 
 def bridge_function(place: Place, doc: Doc) -> Function:

@@ -66,6 +66,7 @@ def components() -> dict[str, Any]:
         title=STR,
         variant=nullable("string"),
         version=INT,
+        pipeline_version=INT,
         failure=nullable("object"),
         outputs={"type": "object"},
         tasks={"type": "array", "items": ref("Task")},

@@ -224,6 +224,11 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "retryable": st.booleans() | json_values,
     "reason": st.just("r") | strings,
     "tasks": st.lists(names, max_size=3).map(tuple) | json_values,
+    "pipeline_version": st.none() | small_ints,
+    "pipeline_digest": st.none() | st.sampled_from(["0" * 64, "x"]) | st.text(max_size=8),
+    "from_version": small_ints,
+    "to_version": small_ints,
+    "digest": st.sampled_from(["0" * 64, ""]) | st.text(max_size=8),
 }
 
 

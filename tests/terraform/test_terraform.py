@@ -34,6 +34,11 @@ PIPELINE_PATH = REPO / "schemas" / "pipeline.json"
 PIPELINE = json.loads(PIPELINE_PATH.read_text())
 # How the modules name the pipeline file; the evaluation tests swap in a copy.
 PIPELINE_REF = '"${path.module}/../../../schemas/pipeline.json"'
+# And the folder of the earlier pipeline versions, whose queues and steps are deployed too.
+PIPELINES_DIR = REPO / "schemas" / "pipelines"
+PIPELINES_DIR_REF = '"${path.module}/../../../schemas/pipelines"'
+# The locals each module reads the pipeline versions with, before the collection it merges.
+VERSION_LOCALS = ["pipeline", "pipelines_dir", "earlier_versions", "earlier_pipelines"]
 ENTRY_POINTS = {"bridge", "run_task", "legacy_step_created"}
 
 
@@ -143,12 +148,16 @@ def fields_of(block: dict[str, Any]) -> list[str]:
     return [k for k in block if not k.startswith("__")]
 
 
-def module_locals_tf(module: str, names: list[str], pipeline: Path) -> str:
-    """The named locals of a module, as HCL, reading `pipeline` instead of the real file."""
+def module_locals_tf(
+    module: str, names: list[str], pipeline: Path, earlier: Path = PIPELINES_DIR
+) -> str:
+    """The named locals of a module, as HCL, reading `pipeline` instead of the real file and
+    the earlier versions from `earlier`."""
     found = locals_of(MODULES / module / "main.tf")
     lines = []
     for name in names:
         text = hcl_expr(found[name]).replace(PIPELINE_REF, json.dumps(str(pipeline)))
+        text = text.replace(PIPELINES_DIR_REF, json.dumps(str(earlier)))
         lines.append(f"  {name} = {text}")
     return "locals {\n" + "\n".join(lines) + "\n}\n"
 
@@ -210,9 +219,14 @@ def test_queues_and_step_services_iterate_over_pipeline_json() -> None:
     for path, collection in ((queues_tf, "queues"), (services_tf, "steps")):
         found = locals_of(path)
         assert hcl_expr(found["pipeline"]) == f"jsondecode(file({PIPELINE_REF}))"
-        assert hcl_expr(found[collection]) == f"local.pipeline.{collection}"
+        assert hcl_expr(found["pipelines_dir"]) == PIPELINES_DIR_REF
+        earlier = f"[for p in local.earlier_pipelines : p.{collection}]"
+        assert hcl_expr(found[collection]) == (
+            f"merge(concat({earlier}, [local.pipeline.{collection}]) ...)"
+        )
         resolved = (path.parent / "../../../schemas/pipeline.json").resolve()
         assert resolved == PIPELINE_PATH
+        assert (path.parent / "../../../schemas/pipelines").resolve() == PIPELINES_DIR
     assert (
         hcl_expr(resource(queues_tf, "google_cloud_tasks_queue", "this")["for_each"])
         == "local.queues"
@@ -245,14 +259,16 @@ def test_adding_a_queue_and_a_step_needs_no_tf_edit(tmp_path: Path) -> None:
     ]
     out = terraform_eval(
         tmp_path / "queues",
-        module_locals_tf("queues", ["pipeline", "queues"], pipeline)
+        module_locals_tf("queues", [*VERSION_LOCALS, "queues"], pipeline)
         + 'output "queue_keys" { value = keys(local.queues) }\n'
         + f'output "retry" {{ value = {per_item(retry, fields_of(retry), "local.queues")} }}\n'
         + f'output "rate" {{ value = {per_item(rate, fields_of(rate), "local.queues")} }}\n',
     )
     out |= terraform_eval(
         tmp_path / "services",
-        module_locals_tf("services", ["pipeline", "steps", "entry_steps", "ai_steps"], pipeline)
+        module_locals_tf(
+            "services", [*VERSION_LOCALS, "steps", "entry_steps", "ai_steps"], pipeline
+        )
         + 'output "step_keys" { value = keys(local.steps) }\n'
         + 'output "entry_steps" { value = keys(local.entry_steps) }\n'
         + 'output "ai_steps" { value = keys(local.ai_steps) }\n'
@@ -289,6 +305,43 @@ def test_adding_a_queue_and_a_step_needs_no_tf_edit(tmp_path: Path) -> None:
     assert sorted(out["ai_steps"]) == sorted(
         n for n, s in expected["steps"].items() if "provider" in s
     )
+
+
+def test_the_queues_and_steps_of_earlier_pipeline_versions_are_deployed_too(
+    tmp_path: Path,
+) -> None:
+    """A course stays on the version it started with: a queue or a step that only an earlier
+    version (schemas/pipelines/N.json) has still exists; where versions share one, the newest
+    definition is deployed (versions compared as numbers: 10 is newer than 9)."""
+    current = json.loads(PIPELINE_PATH.read_text())
+    earlier = tmp_path / "pipelines"
+    earlier.mkdir()
+    for version, attempts in ((9, 2), (10, 3)):
+        doc = json.loads(json.dumps(current))
+        doc["version"] = version
+        doc["queues"]["retired-queue"] = dict(doc["queues"]["course-building-queue"])
+        doc["queues"]["retired-queue"]["retry"] = {
+            **doc["queues"]["retired-queue"]["retry"],
+            "maxAttempts": attempts,
+        }
+        doc["queues"]["course-building-queue"]["retry"]["maxAttempts"] = 99
+        doc["steps"]["retired_step"] = {**doc["steps"]["finalize"], "queue": "retired-queue"}
+        (earlier / f"{version}.json").write_text(json.dumps(doc))
+    out = terraform_eval(
+        tmp_path / "queues",
+        module_locals_tf("queues", [*VERSION_LOCALS, "queues"], PIPELINE_PATH, earlier)
+        + 'output "attempts" { value = { for k, v in local.queues : k => v.retry.maxAttempts } }\n',
+    )
+    out |= terraform_eval(
+        tmp_path / "services",
+        module_locals_tf("services", [*VERSION_LOCALS, "steps"], PIPELINE_PATH, earlier)
+        + 'output "step_keys" { value = keys(local.steps) }\n',
+    )
+    assert sorted(out["attempts"]) == sorted([*current["queues"], "retired-queue"])
+    assert out["attempts"]["retired-queue"] == 3  # version 10's, not 9's
+    building = current["queues"]["course-building-queue"]["retry"]["maxAttempts"]
+    assert out["attempts"]["course-building-queue"] == building  # the current definition's
+    assert sorted(out["step_keys"]) == sorted([*current["steps"], "retired_step"])
 
 
 # --- entry points ------------------------------------------------------------------------

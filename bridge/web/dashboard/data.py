@@ -9,10 +9,16 @@ from pathlib import Path
 from typing import Any
 
 from bridge.ops.replay import check, timeline
-from bridge.ops.views import STALL_S, CourseRow, course_row, course_status, step_statuses
+from bridge.ops.views import (
+    STALL_S,
+    CourseRow,
+    course_pipeline,
+    course_row,
+    course_status,
+    step_statuses,
+)
 from statemachine.envelope import Envelope
 from statemachine.lifecycle import ACTIVE_COURSE
-from statemachine.pipeline import default_pipeline
 from statemachine.ports import EventStore
 from statemachine.timefmt import parse_iso
 
@@ -57,7 +63,7 @@ def course_detail(
     if head is None or view is None:
         return None
     row = course_row(head, time.time() if now is None else now)
-    steps = step_statuses(view["tasks"])
+    steps = step_statuses(view["tasks"], course_pipeline(head.snapshot).order)
     task_counts: dict[str, int] = {}
     for t in view["tasks"]:
         task_counts[t["status"]] = task_counts.get(t["status"], 0) + 1
@@ -140,7 +146,7 @@ def gantt(store: EventStore, course_id: str, now: float | None = None) -> dict[s
     end = max(last, time.time() if now is None else now) if active else last
     for bar in bars:  # a running attempt silent for longer than STALL_S is stuck
         bar["stuck"] = bar["outcome"] == "running" and end - t0 - bar["progress_s"] > STALL_S
-    order = {name: i for i, name in enumerate(default_pipeline().order)}
+    order = {name: i for i, name in enumerate(course_pipeline(head.snapshot).order)}
     rows = sorted(
         {b["task"]: b for b in bars},
         key=lambda t: (order.get(t.split("#")[0], 99), int(t.split("#")[1]) if "#" in t else -1),

@@ -1,9 +1,15 @@
 # Cloud Tasks queues: one per entry of "queues" in schemas/pipeline.json.
 # Adding a queue to pipeline.json adds a queue here with no .tf edit.
+# Courses stay on the pipeline version they started with, and schemas/pipelines/N.json keeps
+# each earlier version: the queues of those exist too (a queue several versions name gets
+# the settings of the newest), until an earlier version's file is removed.
 
 locals {
-  pipeline = jsondecode(file("${path.module}/../../../schemas/pipeline.json"))
-  queues   = local.pipeline.queues
+  pipeline          = jsondecode(file("${path.module}/../../../schemas/pipeline.json"))
+  pipelines_dir     = "${path.module}/../../../schemas/pipelines"
+  earlier_versions  = sort([for f in fileset(local.pipelines_dir, "*.json") : format("%06d", tonumber(trimsuffix(f, ".json")))])
+  earlier_pipelines = [for v in local.earlier_versions : jsondecode(file("${local.pipelines_dir}/${tonumber(v)}.json"))]
+  queues            = merge(concat([for p in local.earlier_pipelines : p.queues], [local.pipeline.queues])...)
 
   # One binding per queue and member, keyed so that for_each keys are known at plan time.
   enqueuer_bindings = {

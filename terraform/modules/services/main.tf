@@ -4,7 +4,13 @@
 
 locals {
   pipeline = jsondecode(file("${path.module}/../../../schemas/pipeline.json"))
-  steps    = local.pipeline.steps
+  # A course stays on the pipeline version it started with (schemas/pipelines/N.json keeps
+  # each earlier one): a step only an earlier version has keeps its service (the newest
+  # definition of a step several versions name wins), as modules/queues does for queues.
+  pipelines_dir     = "${path.module}/../../../schemas/pipelines"
+  earlier_versions  = sort([for f in fileset(local.pipelines_dir, "*.json") : format("%06d", tonumber(trimsuffix(f, ".json")))])
+  earlier_pipelines = [for v in local.earlier_versions : jsondecode(file("${local.pipelines_dir}/${tonumber(v)}.json"))]
+  steps             = merge(concat([for p in local.earlier_pipelines : p.steps], [local.pipeline.steps])...)
 
   # Steps with no prerequisite receive the lecture video: they carry the fetch limits.
   entry_steps = { for name, step in local.steps : name => step if length(step.after) == 0 }

@@ -23,7 +23,7 @@ from statemachine.envelope import Envelope, NewEvent
 from statemachine.errors import TransitionNotAllowed
 from statemachine.events import TaskScheduled
 from statemachine.lifecycle import COURSE
-from statemachine.pipeline import default_pipeline
+from statemachine.pipeline import default_pipeline, default_pipelines
 from statemachine.reducer import HANDLERS, apply
 from statemachine.state import CourseState
 
@@ -126,7 +126,7 @@ def test_a_reducer_that_refuses_an_old_event_is_named_at_that_event() -> None:
 
 def test_a_broken_decide_is_named_at_the_first_decision_it_changes() -> None:
     def no_finalize(state: CourseState) -> list[Command]:
-        wanted = decide(state, default_pipeline())
+        wanted = decide(state, default_pipelines().of(state))
         return [c for c in wanted if not (isinstance(c, ScheduleTask) and c.step == "finalize")]
 
     histories = {rec["course_id"]: (events, rec) for events, rec in map(recorded, NAMES)}
@@ -193,3 +193,15 @@ def test_audit_shadow_names_a_course_whose_recorded_commands_this_code_would_not
     assert result.exit_code == 2
     assert f"{course_id}: differs at version {head.version} (commands)" in result.output
     assert "3 courses shadow-replayed" in result.output and "1 differ" in result.output
+
+
+def test_a_decide_that_ignores_the_courses_pipeline_version_is_named() -> None:
+    """The migrated history started on pipeline version 1: deciding it on the current version
+    (as before courses were pinned) wants the audio chunks at once, where version 1 ran one
+    transcribe after prepare_video."""
+    events, rec = recorded("migrated")
+    assert events[0].data["pipeline_version"] == 1
+    found = shadow(rec["course_id"], events, decide=lambda state: decide(state, default_pipeline()))
+    assert found is not None and found.kind == "commands"
+    assert found.version == version_of(events, "TaskSucceeded", "prepare_video")
+    assert shadow(rec["course_id"], events, head=rec["head"], digests=rec["states"]) is None
