@@ -22,6 +22,7 @@ from handlers.ai.text import (
     sentences,
     tidy,
 )
+from handlers.ai.topics import key_phrase, topic_starts
 from handlers.course import by_midpoint
 from handlers.media.ocr import SlideText, read_slides
 
@@ -187,7 +188,11 @@ def course_structure(inputs: StructureInputs) -> dict[str, Any]:
     duration = _course_duration(inputs, slides)
     topics = list(inputs.video_analysis.get("topics", ()))
     from_topics = [_Span(float(t["start"]), str(t.get("title", ""))) for t in topics]
-    spans = _slide_spans(slides, topics) or from_topics
+    spans = _slide_spans(slides, topics)
+    if len(spans) <= 1 and len(from_topics) <= 1:
+        # The frames show no slide change (a speaker, a static frame): the words decide.
+        spans = _spoken_spans(inputs.transcript.get("segments", ()), duration) or spans
+    spans = spans or from_topics
     spans = _without_tiny(spans, duration) or [_Span(0.0, _topic_title(topics, 0.0))]
     spans = [_Span(s.start, s.title or f"Part {n}") for n, s in enumerate(spans, start=1)]
     starts = [span.start for span in spans]
@@ -259,6 +264,20 @@ def _slide_spans(slides: Sequence[Mapping[str, Any]], topics: Sequence[Any]) -> 
     if spans and spans[0].start >= MIN_INTRO_S:
         spans.insert(0, _Span(0.0, _topic_title(topics, 0.0) or "Introduction"))
     return spans
+
+
+def _spoken_spans(segments: Sequence[Mapping[str, Any]], duration: float) -> list[_Span]:
+    """Spans at the transcript's topic shifts, each titled by its key phrase; none when the
+    transcript keeps to one topic."""
+    starts = topic_starts(segments, duration)
+    if len(starts) < 2:
+        return []
+    texts = [" ".join(group) for group in by_midpoint(segments, starts)]
+    others = [[t for j, t in enumerate(texts) if j != i] for i in range(len(texts))]
+    return [
+        _Span(start, key_phrase(text, rest))
+        for start, text, rest in zip(starts, texts, others, strict=True)
+    ]
 
 
 def _content_words(lines: Sequence[str]) -> set[str]:
