@@ -23,8 +23,9 @@ from handlers.ai.text import STOPWORDS, WORD
 # Content words compared on each side of a gap (Hearst's k x w, scaled down: a lecture's topic
 # here runs for 20-60 words of content, a paragraph's worth, not a page's).
 BLOCK_WORDS = 24
-# Gap scores are smoothed over this many neighbours on each side before the dips are read.
-SMOOTHING = 1
+# Gap scores are smoothed over this many neighbours on each side before the dips are read
+# (Hearst smooths; over sentences of a few seconds a smoothed dip slid off the true shift).
+SMOOTHING = 0
 # A topic shorter than this is no lesson; two shifts closer than this are one.
 MIN_TOPIC_S = 15.0
 # A shift needs a depth of at least this (cosine units), however flat the rest of the talk is:
@@ -91,11 +92,37 @@ def _depth(scores: Sequence[float], i: int) -> float:
     return (scores[left] - scores[i]) + (scores[right] - scores[i])
 
 
+def sentence_units(segments: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """The transcript cut into sentences, each with a start: a Whisper segment often holds
+    several (a topic may change inside one). A sentence starts at its first word's time when
+    the segment has word times, else at the share of the segment its text starts at."""
+    out = []
+    for segment in segments:
+        start, end = float(segment["start"]), float(segment["end"])
+        text = str(segment["text"]).strip()
+        pieces = [p for p in re.split(r"(?<=[.!?])\s+", text) if p]
+        timed = [float(w["start"]) for w in segment.get("words", ()) or ()]
+        offset = 0
+        for k, piece in enumerate(pieces):
+            at = text.index(piece, offset)
+            words_before = len(text[:at].split())
+            if k == 0:
+                t = start
+            elif len(timed) == len(text.split()) and words_before < len(timed):
+                t = timed[words_before]
+            else:
+                t = start + (end - start) * at / max(1, len(text))
+            out.append({"start": round(t, 3), "text": piece})
+            offset = at + len(piece)
+    return out
+
+
 def topic_starts(segments: Sequence[Mapping[str, Any]], duration: float) -> list[float]:
-    """Lesson starts (0.0 first) at the transcript's topic shifts: the gaps whose depth passes
-    Hearst's cutoff (mean depth minus half its deviation, and at least MIN_DEPTH), deepest
-    first, none within MIN_TOPIC_S of the start, the end or another start."""
-    scored = gaps([s for s in segments if content_words(str(s["text"]))])
+    """Lesson starts (0.0 first) at the transcript's topic shifts: the gaps between sentences
+    whose depth passes Hearst's cutoff (mean depth minus half its deviation, and at least
+    MIN_DEPTH), deepest first, none within MIN_TOPIC_S of the start, the end or another."""
+    units = sentence_units(segments)
+    scored = gaps([u for u in units if content_words(str(u["text"]))])
     valleys = [g for g in scored if g.depth > 0]
     if not valleys:
         return [0.0]
