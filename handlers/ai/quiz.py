@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,7 +69,8 @@ def quizzes(lessons: Sequence[LessonText], per_lesson: int) -> dict[str, Any]:
     ]
     # The best term, then the numbers said (a year, a quantity), then the other terms.
     terms = [t[:1] + _numbers(text) + t[1:] for t, text in zip(said, materials, strict=True)]
-    facts = [lesson_facts(lesson, terms[i]) for i, lesson in enumerate(lessons)]
+    template = _template_lines(lessons)
+    facts = [lesson_facts(lesson, terms[i], template) for i, lesson in enumerate(lessons)]
     out = []
     for i, lesson in enumerate(lessons):
         others = sorted((j for j in range(len(lessons)) if j != i), key=lambda j: abs(j - i))
@@ -94,11 +95,30 @@ def _numbers(text: str) -> list[str]:
     return list(dict.fromkeys(found))[:LESSON_TERMS]
 
 
-def lesson_facts(lesson: LessonText, terms: Sequence[str]) -> list[Fact]:
-    """Every askable idea of the lesson, at most one per sentence or slide line."""
+def _template_lines(lessons: Sequence[LessonText]) -> set[str]:
+    """Slide lines that more than one lesson shows (a footer, a header: the deck's template,
+    page numbers aside): no lesson's idea."""
+    seen: dict[str, set[int]] = {}
+    for lesson in lessons:
+        for line in _slide_lines(lesson):
+            seen.setdefault(_letters(line), set()).add(lesson.index)
+    return {key for key, where in seen.items() if len(where) > 1}
+
+
+def _letters(line: str) -> str:
+    return " ".join(re.findall(r"[^\W\d_]+", line.lower()))
+
+
+def lesson_facts(
+    lesson: LessonText, terms: Sequence[str], template: Set[str] = frozenset()
+) -> list[Fact]:
+    """Every askable idea of the lesson, at most one per sentence or slide line, the kinds
+    taken in turn (a definition, a cause, ..., then the next definition)."""
     title = lesson.title
     found = []
     for line in _slide_lines(lesson):
+        if _letters(line) in template:
+            continue
         if _fits(line) and line.lower() != title.lower():
             prompt = f'Which of these is a point on the slide "{title}"?'
             found.append(Fact("bullet", prompt, line, line))
@@ -106,7 +126,9 @@ def lesson_facts(lesson: LessonText, terms: Sequence[str]) -> list[Fact]:
         fact = _clause_fact(sentence.rstrip(".!?"), title, terms)
         if fact is not None:
             found.append(fact)
-    return sorted(found, key=lambda f: KINDS.index(f.kind))
+    turns = {kind: [f for f in found if f.kind == kind] for kind in KINDS}
+    rounds = max((len(group) for group in turns.values()), default=0)
+    return [group[n] for n in range(rounds) for group in turns.values() if n < len(group)]
 
 
 def _slide_lines(lesson: LessonText) -> list[str]:

@@ -139,3 +139,24 @@ def test_a_sentence_with_several_terms_gives_one_question() -> None:
     assert len(from_sentence) == 1
     assert len(questions) == 4  # the rest ask which term the lesson names, still grounded
     assert all(mentions(only.transcript, q["answer"]) for q in questions)
+
+
+def test_a_lessons_questions_take_the_kinds_in_turn() -> None:
+    prompts = [q["prompt"] for q in quiz_of(COURSE, per_lesson=5)[0]]
+    assert [p.split(",")[0].split(":")[0] for p in prompts] == [
+        'According to the lesson "Compilers"',
+        'According to the lesson "Compilers"',
+        'Complete the comparison from the lesson "Compilers"',
+        'Which of these is a point on the slide "Compilers"?',
+        'Complete the statement from the lesson "Compilers"',
+    ]
+
+
+def test_the_decks_template_lines_are_never_asked_or_offered() -> None:
+    footed = [
+        lesson(le.index, le.title, le.transcript, f"{le.slide_text}\nComputing Ideas {n}/3")
+        for n, le in enumerate(COURSE, start=1)
+    ]
+    for questions in quiz_of(footed, per_lesson=8).values():
+        for question in questions:
+            assert not any("Computing Ideas" in c for c in question["choices"]), question
