@@ -5,7 +5,6 @@ from __future__ import annotations
 import difflib
 import itertools
 import math
-import random
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -14,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from handlers.ai.port import AIResult, Checkpoint, FrameInput, LessonText, StructureInputs
+from handlers.ai.quiz import quizzes
 from handlers.ai.text import (
     heading,
-    mentions,
     opening,
     ranked_terms,
-    sentences,
-    tidy,
 )
+from handlers.ai.topics import key_phrase, topic_starts
 from handlers.course import by_midpoint
 from handlers.media.ocr import SlideText, read_slides
 
@@ -95,7 +93,7 @@ class OfflineProvider:
         self, structure: Mapping[str, Any], lessons: Sequence[LessonText], *, per_lesson: int
     ) -> AIResult:
         data = quizzes(lessons, max(2, per_lesson))
-        return AIResult(data=data, metering=_metering("offline-cloze"))
+        return AIResult(data=data, metering=_metering("offline-ideas"))
 
 
 def _frame_record(frame: FrameInput, text: SlideText) -> dict[str, Any]:
@@ -193,7 +191,11 @@ def course_structure(inputs: StructureInputs) -> dict[str, Any]:
     duration = _course_duration(inputs, slides)
     topics = list(inputs.video_analysis.get("topics", ()))
     from_topics = [_Span(float(t["start"]), str(t.get("title", ""))) for t in topics]
-    spans = _slide_spans(slides, topics) or from_topics
+    spans = _slide_spans(slides, topics)
+    if len(spans) <= 1 and len(from_topics) <= 1:
+        # The frames show no slide change (a speaker, a static frame): the words decide.
+        spans = _spoken_spans(inputs.transcript.get("segments", ()), duration) or spans
+    spans = spans or from_topics
     spans = _without_tiny(spans, duration) or [_Span(0.0, _topic_title(topics, 0.0))]
     spans = [_Span(s.start, s.title or f"Part {n}") for n, s in enumerate(spans, start=1)]
     starts = [span.start for span in spans]
@@ -267,6 +269,20 @@ def _slide_spans(slides: Sequence[Mapping[str, Any]], topics: Sequence[Any]) -> 
     return spans
 
 
+def _spoken_spans(segments: Sequence[Mapping[str, Any]], duration: float) -> list[_Span]:
+    """Spans at the transcript's topic shifts, each titled by its key phrase; none when the
+    transcript keeps to one topic."""
+    starts = topic_starts(segments, duration)
+    if len(starts) < 2:
+        return []
+    texts = [" ".join(group) for group in by_midpoint(segments, starts)]
+    others = [[t for j, t in enumerate(texts) if j != i] for i in range(len(texts))]
+    return [
+        _Span(start, key_phrase(text, rest))
+        for start, text, rest in zip(starts, texts, others, strict=True)
+    ]
+
+
 def _content_words(lines: Sequence[str]) -> set[str]:
     # Words of 3+ letters: page numbers and OCR crumbs ("e", "|") change between frames.
     return {w for line in lines for w in re.findall(r"[a-z]{3,}", line.lower())}
@@ -320,117 +336,3 @@ def _modules(lessons: list[dict[str, Any]], title: str) -> list[dict[str, Any]]:
     bounds = [round(k * len(lessons) / count) for k in range(count + 1)]
     chunks = [lessons[a:b] for a, b in itertools.pairwise(bounds)]
     return [{"title": chunk[0]["title"], "lessons": chunk} for chunk in chunks]
-
-
-# --- add_interactivity --------------------------------------------------------------------
-
-
-def quizzes(lessons: Sequence[LessonText], per_lesson: int) -> dict[str, Any]:
-    """Per lesson: a multiple-choice question on its key term, then clozes from its sentences."""
-    materials = [_material(lesson) for lesson in lessons]
-    ranked = ranked_terms(materials)
-    out = []
-    for i, lesson in enumerate(lessons):
-        answers = [term for term in ranked[i] if mentions(materials[i], term)]
-        pool = _distractor_pool(ranked, i, materials[i])
-        questions = _questions(lesson, answers, pool, per_lesson)
-        out.append({"lesson": lesson.index, "questions": questions})
-    return {"lessons": out}
-
-
-def _material(lesson: LessonText) -> str:
-    """What the lesson's questions may be about; a lesson that says no word (silence, or OCR
-    crumbs such as "4.") falls back to its title, as an empty one does."""
-    text = f"{lesson.transcript}\n{lesson.slide_text}".strip()
-    if not re.search(r"[^\W\d_]{3,}", text):
-        text = ""
-    return text or lesson.title or f"Lesson {lesson.index + 1}"
-
-
-def _distractor_pool(ranked: Sequence[Sequence[str]], i: int, material: str) -> list[str]:
-    """Other lessons' terms (nearest lessons first), then generic words; none the lesson says."""
-    order = sorted((j for j in range(len(ranked)) if j != i), key=lambda j: abs(j - i))
-    rounds = [ranked[j][k] for k in range(LESSON_TERMS) for j in order if k < len(ranked[j])]
-    pool: list[str] = []
-    for term in [*rounds, *GENERIC_TERMS]:
-        if term.lower() not in material.lower() and term not in pool:
-            pool.append(term)
-    return pool
-
-
-def _questions(
-    lesson: LessonText, answers: Sequence[str], pool: Sequence[str], count: int
-) -> list[dict[str, Any]]:
-    rng = random.Random(f"coursegen-quiz:{lesson.index}")
-    questions = [_multiple_choice(lesson.title, answers[0], pool, rng)] if answers else []
-    lines = [*sentences(lesson.transcript), *lesson.slide_text.splitlines()]
-    used: set[str] = set()
-    # The multiple-choice question took the best term; clozes start with the next one.
-    for term in [*answers[1:], *answers[:1]]:
-        if len(questions) >= count:
-            break
-        question = _cloze(term, lines, used, pool, rng)
-        if question:
-            questions.append(question)
-    extra = 1
-    while answers and len(questions) < count:
-        term = answers[extra % len(answers)]
-        questions.append(_multiple_choice(lesson.title, term, pool[extra:], rng))
-        extra += 1
-    return questions
-
-
-def _choices(answer: str, pool: Sequence[str], rng: random.Random) -> list[str]:
-    key = answer.lower()
-    fitting = [d for d in pool if key not in d.lower() and d.lower() not in key]
-    choices = [answer, *rng.sample(fitting[: 2 * DISTRACTORS], min(DISTRACTORS, len(fitting)))]
-    rng.shuffle(choices)
-    return choices
-
-
-def _multiple_choice(
-    title: str, answer: str, pool: Sequence[str], rng: random.Random
-) -> dict[str, Any]:
-    return {
-        "kind": "multiple_choice",
-        "prompt": f'Which of these comes up in the lesson "{title}"?',
-        "choices": _choices(answer, pool, rng),
-        "answer": answer,
-        "explanation": f'"{answer}" is part of this lesson; the other choices are not.',
-    }
-
-
-def _cloze(
-    term: str, lines: Sequence[str], used: set[str], pool: Sequence[str], rng: random.Random
-) -> dict[str, Any] | None:
-    """Blank out ``term`` in a sentence not used yet (a long one may serve several terms)."""
-    for line in lines:
-        if line in used or not mentions(line, term):
-            continue
-        context = _window(line, term)
-        if len(line.split()) <= LONG_SENTENCE_WORDS:
-            used.add(line)
-        pattern = rf"(?<!\w){re.escape(term)}(?!\w)"
-        return {
-            "kind": "cloze",
-            "prompt": "Fill in the blank: " + re.sub(pattern, BLANK, context, flags=re.I),
-            "choices": _choices(term, pool, rng),
-            "answer": term,
-            "explanation": f'The lesson says: "{context}"',
-        }
-    return None
-
-
-def _window(line: str, term: str) -> str:
-    """The sentence, or for unpunctuated speech the words around the term, so a blank fits."""
-    words = CLOZE_WINDOW_WORDS
-    found = re.search(
-        rf"(?:\S+\s+){{0,{words}}}(?<!\w){re.escape(term)}(?!\w)(?:\s+\S+){{0,{words}}}",
-        line,
-        re.IGNORECASE,
-    )
-    assert found is not None  # the caller checked that the line mentions the term
-    context = tidy(found.group(0))
-    if found.start() > 0:
-        context = "…" + found.group(0)[0] + context[1:]  # mid-sentence: keep the lower case
-    return context if found.end() == len(line) else context.rstrip(".") + "…"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -43,6 +44,11 @@ SAMPLE_RATE = 16000
 SPARSE_MIN_S = 6.0
 SPARSE_WORDS_PER_S = 1.0
 GAP_PAD_S = 0.2
+BIAS_MODES = ("hotwords", "initial_prompt", "none")
+# Whisper's prompt holds 223 tokens (half its context); slide words are 1-3 tokens each.
+BIAS_MAX_WORDS = 80
+# A segment at least this long is cut at its sentence ends (see at_sentences).
+SPLIT_MIN_S = 8.0
 
 _log = logging.getLogger(__name__)
 _model: Any = None
@@ -183,6 +189,11 @@ class Decoding:
     vad_speech_pad_ms: int = 400
     # Decode again any voiced stretch that came back without text.
     redecode_gaps: bool = True
+    # How slide vocabulary given to ``transcribe`` reaches Whisper: "hotwords" (in the prompt
+    # of every 30 s window), "initial_prompt" (the first window's only) or "none".
+    bias: str = "hotwords"
+    hotwords: str = ""
+    initial_prompt: str = ""
 
 
 DECODING = Decoding()
@@ -198,16 +209,20 @@ def transcribe(
     word_timestamps: bool = False,
     checkpoint: Checkpoint | None = None,
     decoding: Decoding = DECODING,
+    vocabulary: Sequence[str] = (),
 ) -> Transcript:
     """Transcribe an audio (or video) file; silence gives a transcript with no segments.
 
-    ``checkpoint`` is called after each decoded segment (progress; it may raise to stop)."""
+    ``checkpoint`` is called after each decoded segment (progress; it may raise to stop).
+    ``vocabulary`` (the slide lines shown while this audio plays) biases the decoder towards
+    their words, as ``decoding.bias`` says."""
     from faster_whisper import decode_audio
 
     model = load_model()
     audio = decode_audio(str(audio_path), sampling_rate=SAMPLE_RATE)
     duration = len(audio) / SAMPLE_RATE
     words = word_timestamps
+    decoding = biased(decoding, vocabulary)
     segments = _decode(
         model, audio, language, decoding, vad=True, words=words, checkpoint=checkpoint
     )
@@ -216,9 +231,63 @@ def transcribe(
         for start, end in uncovered(voiced_stretches(audio, decoding), segments):
             segments += _redecode(model, audio, start, end, language, decoding, words=words)
         segments.sort(key=lambda seg: (seg.start, seg.end))
+    if decoding.hotwords or decoding.initial_prompt:
+        segments = [piece for seg in segments for piece in at_sentences(seg)]
     total = round(duration, 3)
     inside = tuple(_within(s.start, s.end, s.text, total, s.words) for s in segments)
     return Transcript(language=language, duration_s=total, segments=inside)
+
+
+def transcribe_by_range(
+    audio_path: Path | str,
+    ranges: Sequence[tuple[float, Sequence[str]]],
+    *,
+    language: str = "en",
+    word_timestamps: bool = False,
+    decoding: Decoding = DECODING,
+) -> Transcript:
+    """Transcribe each time range (given by its start, in order) on its own, biased by its own
+    vocabulary (the slide on screen then): the per-slide form of contextual biasing."""
+    from faster_whisper import decode_audio
+
+    model = load_model()
+    audio = decode_audio(str(audio_path), sampling_rate=SAMPLE_RATE)
+    duration = len(audio) / SAMPLE_RATE
+    starts = [start for start, _ in ranges] or [0.0]
+    ends = [*starts[1:], duration]
+    segments: list[Segment] = []
+    for (start, vocabulary), end in zip(ranges, ends, strict=True):
+        lo, hi = int(start * SAMPLE_RATE), int(end * SAMPLE_RATE)
+        if hi - lo < SAMPLE_RATE // 2:
+            continue
+        here = biased(decoding, vocabulary)
+        found = _decode(model, audio[lo:hi], language, here, vad=True, offset=lo / SAMPLE_RATE,
+                        words=word_timestamps)  # fmt: skip
+        segments += [piece for seg in found for piece in at_sentences(seg)]
+    total = round(duration, 3)
+    inside = tuple(_within(s.start, s.end, s.text, total, s.words) for s in segments)
+    return Transcript(language=language, duration_s=total, segments=inside)
+
+
+def biased(decoding: Decoding, vocabulary: Sequence[str]) -> Decoding:
+    """``decoding`` carrying the vocabulary where ``decoding.bias`` puts it; unchanged without
+    any. The lines (slide titles and bullets) are written as sentences: Whisper copies its
+    prompt's style, and a prompt of bare words made it drop punctuation and timestamps (a
+    whole 30 s window as one segment)."""
+    lines = []
+    for line in vocabulary:
+        line = " ".join(line.split()).rstrip(".")
+        if re.search(r"[^\W\d_]{3,}", line) and line not in lines:
+            lines.append(line)
+    words = " ".join(f"{line}." for line in lines).split()[:BIAS_MAX_WORDS]
+    text = " ".join(words)
+    if not text or decoding.bias == "none":
+        return decoding
+    if decoding.bias not in BIAS_MODES:
+        raise ValueError(f"bias must be one of {BIAS_MODES}, not {decoding.bias!r}")
+    if decoding.bias == "hotwords":
+        return dataclasses.replace(decoding, hotwords=text)
+    return dataclasses.replace(decoding, initial_prompt=text)
 
 
 def _decode(
@@ -246,6 +315,8 @@ def _decode(
         vad_filter=vad,
         vad_parameters=vad_parameters if vad else None,
         word_timestamps=words,
+        hotwords=decoding.hotwords or None,
+        initial_prompt=decoding.initial_prompt or None,
     )
     # pieces is a lazy generator: the decoding happens while it is consumed.
     out = []
@@ -262,6 +333,28 @@ def _decode(
         start, end = round(p.start + offset, 3), round(p.end + offset, 3)
         out.append(Segment(start=start, end=end, text=text, words=said))
     return out
+
+
+def at_sentences(segment: Segment) -> list[Segment]:
+    """A long segment cut after each sentence, by its word times. Prompted, tiny.en often
+    gives no timestamp inside a 30 s window, so the window came back as one segment."""
+    if not segment.words or segment.end - segment.start < SPLIT_MIN_S:
+        return [segment]
+    pieces: list[list[Word]] = [[]]
+    for word in segment.words:
+        pieces[-1].append(word)
+        if word.word.rstrip().endswith((".", "!", "?")):
+            pieces.append([])
+    return [
+        Segment(
+            start=piece[0].start,
+            end=piece[-1].end,
+            text="".join(w.word for w in piece).strip(),
+            words=tuple(piece),
+        )
+        for piece in pieces
+        if piece and "".join(w.word for w in piece).strip()
+    ]
 
 
 def _time(t: float) -> float:

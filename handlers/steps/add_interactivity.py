@@ -25,7 +25,10 @@ def lesson_texts(
             if start <= (float(s["start"]) + float(s["end"])) / 2 < end
         )
         shown = [f for f in slides if start <= float(f["t"]) < end]
-        text = " ".join(" ".join([f["title"], *f["body"]]) for f in shown)
+        # One line per slide line, each once: a bullet is a question's unit, and the frames
+        # of one slide read it again and again.
+        lines = (" ".join(str(line).split()) for f in shown for line in [f["title"], *f["body"]])
+        text = "\n".join(dict.fromkeys(line for line in lines if line))
         out.append(
             LessonText(
                 index=i,

@@ -14,7 +14,7 @@ def lesson_texts(
     slides: Sequence[Mapping[str, Any]],
 ) -> list[LessonText]:
     """What the add_interactivity step hands the provider: each lesson's speech joined without
-    punctuation, and its slides' titles and bullets (footer included) on one line."""
+    punctuation, and its slides' titles and bullets (footer included), a line each, once."""
     lessons = [lesson for module in structure["modules"] for lesson in module["lessons"]]
     out = []
     for i, lesson in enumerate(lessons):
@@ -22,9 +22,13 @@ def lesson_texts(
         spoken = " ".join(
             s["text"] for s in transcript["segments"] if start <= (s["start"] + s["end"]) / 2 < end
         )
-        shown = " ".join(
-            " ".join([f["title"], *f["body"]]) for f in slides if start <= f["t"] < end
-        )
+        lines = [
+            " ".join(str(line).split())
+            for f in slides
+            if start <= f["t"] < end
+            for line in [f["title"], *f["body"]]
+        ]
+        shown = "\n".join(dict.fromkeys(line for line in lines if line))
         out.append(
             LessonText(
                 index=i, title=lesson["title"], start=start, end=end,

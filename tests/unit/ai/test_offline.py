@@ -207,3 +207,26 @@ def test_a_lesson_whose_slide_says_only_ocr_crumbs_still_gets_a_valid_quiz() -> 
     quiz = quizzes([lesson], per_lesson=2)
     schemas.validate("ai/interactivity", quiz)
     assert len(quiz["lessons"][0]["questions"]) >= 2
+
+
+def test_a_talk_without_slides_is_cut_at_its_topic_shifts(provider: OfflineProvider) -> None:
+    # A static speaker frame (its caption read as a title) and three topics, one after another.
+    from tests.unit.ai.test_topics import SECTIONS, timed
+
+    transcript = {"language": "en", "duration_s": 75.0, "segments": timed(SECTIONS)}
+    speaker = [slide(0.0, "Dr Ada Byron"), slide(40.0, "Dr Ada Byron")]
+    lessons = lessons_of(structure_for(provider, transcript, speaker, duration=75.0))
+    assert [(lesson["title"], lesson["start"], lesson["end"]) for lesson in lessons] == [
+        ("Solar Panel", 0.0, 25.0), ("River Erosion", 25.0, 50.0), ("Printing Press", 50.0, 75.0),
+    ]  # fmt: skip
+
+
+def test_slide_changes_win_over_the_transcripts_topics(provider: OfflineProvider) -> None:
+    from tests.unit.ai.test_topics import SECTIONS, timed
+
+    transcript = {"language": "en", "duration_s": 75.0, "segments": timed(SECTIONS)}
+    slides = [slide(0.0, "Energy"), slide(40.0, "History")]
+    lessons = lessons_of(structure_for(provider, transcript, slides, duration=75.0))
+    assert [(lesson["title"], lesson["start"]) for lesson in lessons] == [
+        ("Energy", 0.0), ("History", 40.0),
+    ]  # fmt: skip
