@@ -160,6 +160,27 @@ class TaskEndpoint:
         self.answers[str(answer.body.get("status", answer.status))] += 1
         return answer
 
+    def handle_later(
+        self,
+        headers: Mapping[str, str],
+        body: bytes,
+        reply: Callable[[Answer], None],
+        url: str = "",
+    ) -> None:
+        """``handle`` without waiting for the fsync: ``reply`` gets the answer once the
+        delivery's appends are durable (after what they unblocked is dispatched), perhaps on
+        the store's syncer thread, sharing one fsync with the deliveries that ended meanwhile
+        (group commit). An error is raised here, and ``reply`` is never called."""
+        answered: list[Answer] = []
+
+        def durable() -> None:
+            answer = answered[0]
+            self.answers[str(answer.body.get("status", answer.status))] += 1
+            reply(answer)
+
+        with self.store.deferring(then=durable):
+            answered.append(self._handle(headers, body, url))
+
     def _handle(self, headers: Mapping[str, str], body: bytes, url: str) -> Answer:
         if len(body) > MAX_BODY_BYTES:
             return problem(413, "Payload too large", f"task bodies are at most {MAX_BODY_BYTES}")

@@ -9,7 +9,9 @@ it says (the queue's backoff when that is later): Cloud Tasks "considers" Retry-
 throttling of the queue's rate, so this is the per-task reading of it (docs/operating.md).
 Deliveries carry the X-CloudTasks-* headers and a signed bearer token. ``run_until_idle``
 drives it on a virtual clock, one delivery at a time; ``start`` runs worker threads on the
-real clock.
+real clock. With ``deliver_later`` a worker does not wait for the answer: the delivery hands
+it back once it is durable (group commit, ``TaskEndpoint.handle_later``), and the task counts
+as in flight (toward the queue's concurrency cap and its deadline) until then.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ DEDUP_WINDOW_S = 3600.0  # Cloud Tasks keeps a deleted or executed task's name f
 # A delivery's answer: its status, or its status and headers (a Retry-After is honoured).
 Delivered = int | tuple[int, Mapping[str, str]]
 Deliver = Callable[[TaskRequest, Mapping[str, str], bytes], Delivered]
+# A delivery whose answer comes later, through the callable it is given (None: no response).
+Reply = Callable[[Delivered | None], None]
+DeliverLater = Callable[[TaskRequest, Mapping[str, str], bytes, Reply], None]
 RETRY_AFTER_MAX_S = 24 * 3600.0  # a longer Retry-After is taken as this
 Signer = Callable[[bytes], str]
 
@@ -96,9 +101,12 @@ class LocalDispatcher(Driven):
         signer: Signer | None = None,
         dedup_window_s: float = DEDUP_WINDOW_S,
         record_times: bool = False,
+        deliver_later: DeliverLater | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.deliver = deliver
+        # used by worker threads (``start``) when given; ``run_until_idle`` uses ``deliver``
+        self.deliver_later = deliver_later
         self.clock = clock
         self.signer = signer
         self.dedup_window_s = dedup_window_s
@@ -169,8 +177,44 @@ class LocalDispatcher(Driven):
     # -- one delivery -------------------------------------------------------------------
     def _deliver(self, entry: _Entry) -> None:
         req = entry.request
-        queue = self.pipeline.queues[req.queue]
         start = self.clock.now()
+        headers = self._headers(entry, start)
+        status: int | None = None
+        answer: Mapping[str, str] = {}
+        lane = getattr(self.clock, "lane", None)
+        with lane() if lane is not None else nullcontext():
+            try:
+                delivered = self.deliver(req, headers, entry.body)
+                status, answer = (delivered, {}) if isinstance(delivered, int) else delivered
+            except Exception:  # a connection error or a crash: no response, no execution
+                status = None
+            elapsed = self.clock.now() - start
+        self._answered(entry, start, elapsed, status, answer)
+
+    def _deliver_on_worker(self, entry: _Entry) -> None:
+        """On a worker thread, with ``deliver_later``: the worker moves on once the delivery
+        has handed its answer over; the task stays in flight until the answer comes."""
+        if self.deliver_later is None:
+            self._deliver(entry)
+            return
+        start = self.clock.now()
+
+        def reply(delivered: Delivered | None) -> None:
+            elapsed = self.clock.now() - start
+            if delivered is None:
+                self._answered(entry, start, elapsed, None, {})
+            elif isinstance(delivered, int):
+                self._answered(entry, start, elapsed, delivered, {})
+            else:
+                self._answered(entry, start, elapsed, delivered[0], delivered[1])
+
+        try:
+            self.deliver_later(entry.request, self._headers(entry, start), entry.body, reply)
+        except Exception:  # a crash: no response, no execution (and no reply to come)
+            reply(None)
+
+    def _headers(self, entry: _Entry, start: float) -> dict[str, str]:
+        req = entry.request
         if entry.first_attempt is None:
             entry.first_attempt = start
         headers = {
@@ -183,16 +227,18 @@ class LocalDispatcher(Driven):
         }
         if self.signer is not None:
             headers["Authorization"] = f"Bearer {self.signer(entry.body)}"
-        status: int | None = None
-        answer: Mapping[str, str] = {}
-        lane = getattr(self.clock, "lane", None)
-        with lane() if lane is not None else nullcontext():
-            try:
-                delivered = self.deliver(req, headers, entry.body)
-                status, answer = (delivered, {}) if isinstance(delivered, int) else delivered
-            except Exception:  # a connection error or a crash: no response, no execution
-                status = None
-            elapsed = self.clock.now() - start
+        return headers
+
+    def _answered(
+        self,
+        entry: _Entry,
+        start: float,
+        elapsed: float,
+        status: int | None,
+        answer: Mapping[str, str],
+    ) -> None:
+        req = entry.request
+        queue = self.pipeline.queues[req.queue]
         with self._cond:
             self.stats.deliveries += 1
             if self.record_times:

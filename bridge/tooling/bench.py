@@ -6,14 +6,14 @@ import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 from bridge.dispatch import TaskRequest
-from bridge.dispatch.local import Delivered
+from bridge.dispatch.local import Delivered, DeliverLater, Reply
 from bridge.ops.replay import audit_all
 from bridge.runtime.embedded import embedded
 from bridge.settings import Settings
@@ -23,10 +23,11 @@ from statemachine.decide import decide
 from statemachine.envelope import GENESIS_HASH, NewEvent, digest
 from statemachine.events import CourseRequested, Event, TaskStarted, TaskSucceeded
 from statemachine.pipeline import default_pipeline
+from statemachine.ports import EventStore
 from statemachine.state import CourseState
 from statemachine.store.appending import prepare_append
 from statemachine.store.sqlite import SqliteStore
-from statemachine.timefmt import iso
+from statemachine.timefmt import iso, parse_iso
 
 T0 = 1_790_000_000.0
 
@@ -189,13 +190,20 @@ def bench_pipeline(
     overheads: list[float] = []
     lock = threading.Lock()
 
-    def timed(inner: Any) -> Any:
-        def deliver(request: TaskRequest, headers: Mapping[str, str], body: bytes) -> Delivered:
+    def timed(inner: DeliverLater) -> DeliverLater:
+        """Each delivery's time from its start to its (durable) answer."""
+
+        def deliver(
+            request: TaskRequest, headers: Mapping[str, str], body: bytes, reply: Reply
+        ) -> None:
             t0 = time.perf_counter()
-            status: Delivered = inner(request, headers, body)
-            with lock:
-                overheads.append(time.perf_counter() - t0)
-            return status
+
+            def answered(status: Delivered | None) -> None:
+                with lock:
+                    overheads.append(time.perf_counter() - t0)
+                reply(status)
+
+            inner(request, headers, body, answered)
 
         return deliver
 
@@ -203,7 +211,9 @@ def bench_pipeline(
         settings = Settings.from_env(
             {"COURSEGEN_STORE": "sqlite", "COURSEGEN_SQLITE_SYNCHRONOUS": synchronous}
         )
-        rt = embedded(tmp, settings=settings, steps=noop_steps(pipeline), deliver_wrapper=timed)
+        rt = embedded(tmp, settings=settings, steps=noop_steps(pipeline))
+        assert rt.dispatcher.deliver_later is not None
+        rt.dispatcher.deliver_later = timed(rt.dispatcher.deliver_later)
         _unlimit(rt)
         start = time.perf_counter()
         ids = [
@@ -219,6 +229,7 @@ def bench_pipeline(
         statuses = [h.status for h in rt.store.courses()]
         completed = sum(s == "completed" for s in statuses)
         tasks = sum(1 for c in ids for e in rt.store.load(c) if e.type == "TaskSucceeded")
+        latencies = course_latencies(rt.store, ids)
     overheads.sort()
     return {
         "benchmark": "pipeline",
@@ -231,6 +242,26 @@ def bench_pipeline(
         "courses_per_s": round(completed / elapsed, 1),
         "task_overhead_p50_ms": round(statistics.median(overheads) * 1000, 3),
         "task_overhead_p99_ms": round(overheads[int(len(overheads) * 0.99)] * 1000, 3),
+        **latencies,
+    }
+
+
+def course_latencies(store: EventStore, course_ids: Sequence[str]) -> dict[str, float]:
+    """Each course's time from its request to its completion (the events' own stamps), as
+    p50 and p99 in milliseconds (courses that did not complete are left out)."""
+    spans = []
+    for course_id in course_ids:
+        stamps = {e.type: e.occurred_at for e in store.load(course_id)}
+        if "CourseCompleted" in stamps:
+            spans.append(
+                parse_iso(stamps["CourseCompleted"]) - parse_iso(stamps["CourseRequested"])
+            )
+    if not spans:
+        return {}
+    spans.sort()
+    return {
+        "course_latency_p50_ms": round(statistics.median(spans) * 1000, 1),
+        "course_latency_p99_ms": round(spans[int(len(spans) * 0.99)] * 1000, 1),
     }
 
 
