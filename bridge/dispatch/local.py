@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import json
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from bridge.dispatch import AlreadyExists, TaskRequest
 from bridge.dispatch.driver import Driven
@@ -125,6 +126,7 @@ class LocalDispatcher(Driven):
     def dispatch(self, request: TaskRequest) -> None:
         if request.queue not in self._heaps:
             raise ValueError(f"unknown queue {request.queue!r}")
+        body = orjson.dumps(dict(request.payload))  # compact JSON, as a task's HTTP body
         with self._cond:
             now = self.clock.now()
             seen = self._names.get(request.name)
@@ -132,11 +134,10 @@ class LocalDispatcher(Driven):
                 self.stats.deduplicated += 1
                 raise AlreadyExists(f"task {request.name} already exists in {request.queue}")
             self._names[request.name] = now
-            body = json.dumps(dict(request.payload), separators=(",", ":")).encode()
             eta = request.schedule_time if request.schedule_time is not None else now
             heapq.heappush(self._heaps[request.queue], _Entry(eta, next(self._seq), request, body))
             self.stats.dispatched += 1
-            self._cond.notify_all()
+            self._cond.notify()  # one entry: one worker to wake, not all of them
 
     def set_limits(self, pipeline: Pipeline) -> None:
         """Take the rate and concurrency limits of ``pipeline`` (same queues), e.g. to lift
@@ -253,7 +254,7 @@ class LocalDispatcher(Driven):
             if status is None or late or not 200 <= status < 300:
                 wait = retry_after(answer, self.clock.now()) if status in (429, 503) else None
                 self._retry(entry, queue, wait)
-            self._cond.notify_all()
+            self._cond.notify()  # a slot freed (or one retry queued): one worker to wake
             if self._is_idle():
                 self._idle.notify_all()
 
