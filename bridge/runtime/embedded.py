@@ -33,7 +33,8 @@ from bridge.runtime.stores import open_store
 from bridge.settings import Settings
 from handlers.artifacts import LocalArtifacts
 from handlers.auth import HmacVerifier, sign
-from handlers.endpoint import RECORD_START_AFTER_S, Answer, TaskEndpoint
+from handlers.endpoint import RECORD_START_AFTER_S, TaskEndpoint
+from handlers.outcomes import Answer
 from handlers.registry import StepFn, real_steps
 from handlers.services import StepServices
 from statemachine.pipeline import Pipeline, default_pipeline
