@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import threading
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ Deliver = Callable[[TaskRequest, Mapping[str, str], bytes], Delivered]
 # A delivery whose answer comes later, through the callable it is given (None: no response).
 Reply = Callable[[Delivered | None], None]
 DeliverLater = Callable[[TaskRequest, Mapping[str, str], bytes, Reply], None]
+MAX_UNANSWERED = 16  # deliveries handed over and awaiting their answer (``deliver_later``)
 RETRY_AFTER_MAX_S = 24 * 3600.0  # a longer Retry-After is taken as this
 Signer = Callable[[bytes], str]
 
@@ -103,11 +105,15 @@ class LocalDispatcher(Driven):
         dedup_window_s: float = DEDUP_WINDOW_S,
         record_times: bool = False,
         deliver_later: DeliverLater | None = None,
+        max_unanswered: int = MAX_UNANSWERED,
     ) -> None:
         self.pipeline = pipeline
         self.deliver = deliver
         # used by worker threads (``start``) when given; ``run_until_idle`` uses ``deliver``
         self.deliver_later = deliver_later
+        # deliveries handed over by the workers and not yet answered: past this many a worker
+        # waits, so answers do not queue up behind new work (the overhead stays about an fsync)
+        self._unanswered = threading.BoundedSemaphore(max_unanswered)
         self.clock = clock
         self.signer = signer
         self.dedup_window_s = dedup_window_s
@@ -198,9 +204,12 @@ class LocalDispatcher(Driven):
         if self.deliver_later is None:
             self._deliver(entry)
             return
+        held = self._hold_slot()
         start = self.clock.now()
 
         def reply(delivered: Delivered | None) -> None:
+            if held:
+                self._unanswered.release()
             elapsed = self.clock.now() - start
             if delivered is None:
                 self._answered(entry, start, elapsed, None, {})
@@ -213,6 +222,14 @@ class LocalDispatcher(Driven):
             self.deliver_later(entry.request, self._headers(entry, start), entry.body, reply)
         except Exception:  # a crash: no response, no execution (and no reply to come)
             reply(None)
+
+    def _hold_slot(self) -> bool:
+        """Wait for room among the unanswered deliveries (``max_unanswered``); False if the
+        dispatcher is stopping meanwhile (the delivery goes ahead without a slot)."""
+        while not self._unanswered.acquire(timeout=1.0):
+            if self._stopping:
+                return False
+        return True
 
     def _headers(self, entry: _Entry, start: float) -> dict[str, str]:
         req = entry.request

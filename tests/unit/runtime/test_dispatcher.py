@@ -459,3 +459,42 @@ def test_run_until_idle_answers_on_the_caller_even_with_deliver_later(clock):
     d.dispatch(task_request())
     assert d.run_until_idle() == 1
     assert d.stats.deliveries == 1
+
+
+def test_workers_wait_while_max_unanswered_deliveries_await_their_answers():
+    replies = []
+    lock = threading.Lock()
+
+    def later(request, headers, body, reply):
+        with lock:
+            replies.append(reply)
+
+    d = LocalDispatcher(
+        one_queue_pipeline(),
+        lambda request, headers, body: 200,
+        SystemClock(),
+        deliver_later=later,
+        max_unanswered=2,
+    )
+    d.start(workers=4)
+    try:
+        for n in range(5):
+            d.dispatch(task_request(n))
+        deadline = time.monotonic() + 5
+        while len(replies) < 2 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(0.05)  # four idle workers, but only two answers may be outstanding
+        with lock:
+            assert len(replies) == 2
+        answered = 0
+        while answered < 5 and time.monotonic() < deadline:
+            with lock:
+                ready = replies[answered:]
+            for reply in ready:
+                reply(200)
+            answered += len(ready)
+            time.sleep(0.001)
+        assert d.wait_idle(timeout=5)
+    finally:
+        d.stop()
+    assert d.stats.deliveries == 5
