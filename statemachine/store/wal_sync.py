@@ -189,10 +189,16 @@ def unit(then: Action | None = None) -> Iterator[None]:
 
 
 def when_durable(action: Action, wal: WalSync | None) -> None:
-    """Run ``action`` once every commit this thread made is durable: queued to the end of a
-    unit that answers later, else after a sync of ``wal`` (None: every commit is durable)."""
+    """Run ``action`` once every commit made so far is durable: queued to the end of a unit
+    that answers later, else after a sync of ``wal`` (None: every commit is durable).
+
+    Every commit of the process, not just this thread's: what is dispatched may have been
+    scheduled by another thread whose unit has not synced yet, so the unit that dispatches
+    waits for a sync of ``wal`` even if it committed nothing itself."""
     if later():
         _unit.actions.append(action)
+        if wal is not None:
+            _unit.files.add(wal)
         return
     if wal is not None:
         wal.sync()

@@ -275,3 +275,28 @@ def test_an_append_whose_head_did_not_move_is_prepared_once(store):
     store.append("c1", 1, [scheduled("c1")], then=lambda s: calls.append(s["version"]) or [])
     assert calls == [2]
     verify("c1", store.load("c1"), store.head("c1"))
+
+
+def test_a_dispatch_waits_for_commits_another_thread_has_not_synced_yet(store):
+    # Another unit committed (not yet synced); this one commits nothing but dispatches what
+    # that commit scheduled: the dispatch still waits for a sync covering it.
+    def other_unit() -> None:
+        with store.deferring(then=lambda: None):
+            store.append("c1", 0, [requested()])
+
+    wal = store._wal
+    with wal._turn:  # hold every sync back
+        wal._syncing = True
+    worker = threading.Thread(target=other_unit)
+    worker.start()
+    worker.join(10)
+    assert wal.pending() == 1
+    seen: list[int] = []
+    with store.deferring(then=lambda: None):
+        store.when_durable(lambda: seen.append(wal.pending()))
+    assert seen == []  # not at once, although this unit wrote nothing
+    with wal._turn:
+        wal._syncing = False
+        wal._turn.notify_all()
+    assert wal.drain(10)
+    assert seen == [0]
