@@ -68,7 +68,8 @@ def bridge(request: Any) -> Any:
 def run_task(request: Any) -> Any:
     """HTTP: the task endpoint Cloud Tasks calls (COURSEGEN_STEP restricts it to one step)."""
     from handlers.body import BodyTooLarge, read_body
-    from handlers.endpoint import MAX_BODY_BYTES, problem
+    from handlers.endpoint import MAX_BODY_BYTES
+    from handlers.outcomes import problem
 
     try:
         body = read_body(request, MAX_BODY_BYTES)

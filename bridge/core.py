@@ -274,17 +274,25 @@ class Bridge:
             deadline_s=float(step.timeout_s),
             schedule_time=parse_iso(task.not_before) if task.not_before else None,
         )
-        self.store.sync()  # nothing leaves the process before the history that caused it is durable
         transport = self.dispatcher
         if state.variant == "legacy" and self.legacy_dispatcher is not None:
             transport = self.legacy_dispatcher
+        # Nothing leaves the process before the history that caused it is durable: now, after
+        # a sync, or (a unit that answers later) after the fsync that covers the unit.
+        self.store.when_durable(lambda: self._hand(transport, request))
+        with self._handed_lock:  # handed over, or to be once durable: not to be offered again
+            _remember(self._handed, request.name, None)
+
+    def _hand(self, transport: Dispatcher, request: TaskRequest) -> None:
         try:
             transport.dispatch(request)
             self.stats["dispatched"] += 1
         except AlreadyExists:
             self.stats["deduplicated"] += 1
-        with self._handed_lock:
-            _remember(self._handed, request.name, None)
+        except Exception:  # not handed over after all: a later advance offers it again
+            with self._handed_lock:
+                self._handed.pop(request.name, None)
+            raise
 
     def _handed_over(self, task: TaskState) -> bool:
         """Whether this process already gave the queue this task (the queue holds it now)."""

@@ -56,14 +56,22 @@ class EventStore(Protocol):
         be called more than once, and the events of its last call are the ones committed."""
         ...
 
-    def deferring(self) -> AbstractContextManager[None]:
+    def deferring(self, then: Callable[[], None] | None = None) -> AbstractContextManager[None]:
         """A unit of work on this thread: appends inside it may be made durable only when it
         ends or at ``sync`` (one fsync instead of one per commit); a no-op where every commit
-        is durable on its own."""
+        is durable on its own. With ``then``, the unit does not wait for its appends to be
+        durable: ``then`` (its answer) runs once they are, after its ``when_durable`` actions,
+        perhaps on another thread (group commit); only if the unit ended without an error."""
         ...
 
     def sync(self) -> None:
         """Make every append committed so far durable: before dispatching or answering."""
+        ...
+
+    def when_durable(self, action: Callable[[], None]) -> None:
+        """Run ``action`` (a dispatch, anything that tells the world) once every append this
+        thread has committed is durable: now, after a ``sync``, or inside a unit with ``then``
+        queued to run after the unit's fsync."""
         ...
 
     def head(self, course_id: str) -> Head | None: ...

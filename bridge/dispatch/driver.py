@@ -84,4 +84,9 @@ class Driven:
                         break
                     wait = 1.0 if soonest is None else max(0.0, soonest - self.clock.now())
                     self._cond.wait(timeout=min(wait, 1.0))
-            self._deliver(item)
+            self._deliver_on_worker(item)
+
+    def _deliver_on_worker(self, item: Any) -> None:
+        """A delivery on a worker thread (``start``): ``_deliver`` unless a subclass can
+        leave the answer to come later and free the worker sooner."""
+        self._deliver(item)

@@ -23,7 +23,8 @@ from typing import Any, Protocol
 
 from bridge.dispatch import AlreadyExists, Dispatcher, TaskRequest
 from bridge.dispatch.driver import Driven
-from handlers.endpoint import Answer, TaskEndpoint, problem
+from handlers.endpoint import TaskEndpoint
+from handlers.outcomes import Answer, problem
 from statemachine.pipeline import Pipeline
 from statemachine.ports import Clock
 

@@ -9,17 +9,21 @@ it says (the queue's backoff when that is later): Cloud Tasks "considers" Retry-
 throttling of the queue's rate, so this is the per-task reading of it (docs/operating.md).
 Deliveries carry the X-CloudTasks-* headers and a signed bearer token. ``run_until_idle``
 drives it on a virtual clock, one delivery at a time; ``start`` runs worker threads on the
-real clock.
+real clock. With ``deliver_later`` a worker does not wait for the answer: the delivery hands
+it back once it is durable (group commit, ``TaskEndpoint.handle_later``), and the task counts
+as in flight (toward the queue's concurrency cap and its deadline) until then.
 """
 
 from __future__ import annotations
 
 import heapq
 import itertools
-import json
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from bridge.dispatch import AlreadyExists, TaskRequest
 from bridge.dispatch.driver import Driven
@@ -31,6 +35,10 @@ DEDUP_WINDOW_S = 3600.0  # Cloud Tasks keeps a deleted or executed task's name f
 # A delivery's answer: its status, or its status and headers (a Retry-After is honoured).
 Delivered = int | tuple[int, Mapping[str, str]]
 Deliver = Callable[[TaskRequest, Mapping[str, str], bytes], Delivered]
+# A delivery whose answer comes later, through the callable it is given (None: no response).
+Reply = Callable[[Delivered | None], None]
+DeliverLater = Callable[[TaskRequest, Mapping[str, str], bytes, Reply], None]
+MAX_UNANSWERED = 16  # deliveries handed over and awaiting their answer (``deliver_later``)
 RETRY_AFTER_MAX_S = 24 * 3600.0  # a longer Retry-After is taken as this
 Signer = Callable[[bytes], str]
 
@@ -95,9 +103,16 @@ class LocalDispatcher(Driven):
         signer: Signer | None = None,
         dedup_window_s: float = DEDUP_WINDOW_S,
         record_times: bool = False,
+        deliver_later: DeliverLater | None = None,
+        max_unanswered: int = MAX_UNANSWERED,
     ) -> None:
         self.pipeline = pipeline
         self.deliver = deliver
+        # used by worker threads (``start``) when given; ``run_until_idle`` uses ``deliver``
+        self.deliver_later = deliver_later
+        # deliveries handed over by the workers and not yet answered: past this many a worker
+        # waits, so answers do not queue up behind new work (the overhead stays about an fsync)
+        self._unanswered = threading.BoundedSemaphore(max_unanswered)
         self.clock = clock
         self.signer = signer
         self.dedup_window_s = dedup_window_s
@@ -116,6 +131,7 @@ class LocalDispatcher(Driven):
     def dispatch(self, request: TaskRequest) -> None:
         if request.queue not in self._heaps:
             raise ValueError(f"unknown queue {request.queue!r}")
+        body = orjson.dumps(dict(request.payload))  # compact JSON, as a task's HTTP body
         with self._cond:
             now = self.clock.now()
             seen = self._names.get(request.name)
@@ -123,11 +139,10 @@ class LocalDispatcher(Driven):
                 self.stats.deduplicated += 1
                 raise AlreadyExists(f"task {request.name} already exists in {request.queue}")
             self._names[request.name] = now
-            body = json.dumps(dict(request.payload), separators=(",", ":")).encode()
             eta = request.schedule_time if request.schedule_time is not None else now
             heapq.heappush(self._heaps[request.queue], _Entry(eta, next(self._seq), request, body))
             self.stats.dispatched += 1
-            self._cond.notify_all()
+            self._cond.notify()  # one entry: one worker to wake, not all of them
 
     def set_limits(self, pipeline: Pipeline) -> None:
         """Take the rate and concurrency limits of ``pipeline`` (same queues), e.g. to lift
@@ -168,8 +183,54 @@ class LocalDispatcher(Driven):
     # -- one delivery -------------------------------------------------------------------
     def _deliver(self, entry: _Entry) -> None:
         req = entry.request
-        queue = self.pipeline.queues[req.queue]
         start = self.clock.now()
+        headers = self._headers(entry, start)
+        status: int | None = None
+        answer: Mapping[str, str] = {}
+        with self.clock.lane():
+            try:
+                delivered = self.deliver(req, headers, entry.body)
+                status, answer = (delivered, {}) if isinstance(delivered, int) else delivered
+            except Exception:  # a connection error or a crash: no response, no execution
+                status = None
+            elapsed = self.clock.now() - start
+        self._answered(entry, start, elapsed, status, answer)
+
+    def _deliver_on_worker(self, entry: _Entry) -> None:
+        """On a worker thread, with ``deliver_later``: the worker moves on once the delivery
+        has handed its answer over; the task stays in flight until the answer comes."""
+        if self.deliver_later is None:
+            self._deliver(entry)
+            return
+        held = self._hold_slot()
+        start = self.clock.now()
+
+        def reply(delivered: Delivered | None) -> None:
+            if held:
+                self._unanswered.release()
+            elapsed = self.clock.now() - start
+            if delivered is None:
+                self._answered(entry, start, elapsed, None, {})
+            elif isinstance(delivered, int):
+                self._answered(entry, start, elapsed, delivered, {})
+            else:
+                self._answered(entry, start, elapsed, delivered[0], delivered[1])
+
+        try:
+            self.deliver_later(entry.request, self._headers(entry, start), entry.body, reply)
+        except Exception:  # a crash: no response, no execution (and no reply to come)
+            reply(None)
+
+    def _hold_slot(self) -> bool:
+        """Wait for room among the unanswered deliveries (``max_unanswered``); False if the
+        dispatcher is stopping meanwhile (the delivery goes ahead without a slot)."""
+        while not self._unanswered.acquire(timeout=1.0):
+            if self._stopping:
+                return False
+        return True
+
+    def _headers(self, entry: _Entry, start: float) -> dict[str, str]:
+        req = entry.request
         if entry.first_attempt is None:
             entry.first_attempt = start
         headers = {
@@ -182,15 +243,18 @@ class LocalDispatcher(Driven):
         }
         if self.signer is not None:
             headers["Authorization"] = f"Bearer {self.signer(entry.body)}"
-        status: int | None = None
-        answer: Mapping[str, str] = {}
-        with self.clock.lane():
-            try:
-                delivered = self.deliver(req, headers, entry.body)
-                status, answer = (delivered, {}) if isinstance(delivered, int) else delivered
-            except Exception:  # a connection error or a crash: no response, no execution
-                status = None
-            elapsed = self.clock.now() - start
+        return headers
+
+    def _answered(
+        self,
+        entry: _Entry,
+        start: float,
+        elapsed: float,
+        status: int | None,
+        answer: Mapping[str, str],
+    ) -> None:
+        req = entry.request
+        queue = self.pipeline.queues[req.queue]
         with self._cond:
             self.stats.deliveries += 1
             if self.record_times:
@@ -205,7 +269,7 @@ class LocalDispatcher(Driven):
             if status is None or late or not 200 <= status < 300:
                 wait = retry_after(answer, self.clock.now()) if status in (429, 503) else None
                 self._retry(entry, queue, wait)
-            self._cond.notify_all()
+            self._cond.notify()  # a slot freed (or one retry queued): one worker to wake
             if self._is_idle():
                 self._idle.notify_all()
 

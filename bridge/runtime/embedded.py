@@ -25,7 +25,7 @@ from bridge.dispatch.firestore_trigger import (
     LocalStepDocuments,
     step_runner,
 )
-from bridge.dispatch.local import LocalDispatcher
+from bridge.dispatch.local import LocalDispatcher, Reply
 from bridge.reconcile import ReconcileLoop
 from bridge.runtime.clock import SystemClock
 from bridge.runtime.late import Late
@@ -33,7 +33,8 @@ from bridge.runtime.stores import open_store
 from bridge.settings import Settings
 from handlers.artifacts import LocalArtifacts
 from handlers.auth import HmacVerifier, sign
-from handlers.endpoint import RECORD_START_AFTER_S, Answer, TaskEndpoint
+from handlers.endpoint import RECORD_START_AFTER_S, TaskEndpoint
+from handlers.outcomes import Answer
 from handlers.registry import StepFn, real_steps
 from handlers.services import StepServices
 from statemachine.pipeline import Pipeline, Pipelines, default_pipelines
@@ -143,11 +144,22 @@ def embedded(
         answer = endpoint.get().handle(headers, body, url=f"local://{request.step}")
         return answer.status, answer.headers
 
+    def deliver_later(
+        request: TaskRequest, headers: Mapping[str, str], body: bytes, reply: Reply
+    ) -> None:
+        def answered(answer: Answer) -> None:
+            reply((answer.status, answer.headers))
+
+        endpoint.get().handle_later(headers, body, answered, url=f"local://{request.step}")
+
     dispatcher = LocalDispatcher(
         registry.merged,  # every version's queues: a pinned course's task goes to its own
         deliver_wrapper(deliver) if deliver_wrapper else deliver,
         clk,
         signer=lambda body: sign(secret, body, int(clk.now() + TOKEN_TTL_S)),
+        # worker threads leave the answer to the fsync that covers it (group commit); a
+        # wrapper (a test's, the simulation's) sees every delivery on the synchronous path
+        deliver_later=None if deliver_wrapper else deliver_later,
     )
     legacy = None
     legacy_dispatcher: Dispatcher = LegacyDisabled(dispatcher)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import schemas
@@ -143,3 +144,11 @@ def must_purge(
     if is_active(status):
         raise TransitionNotAllowed(status, "purge", "only an ended course is archived")
     return True
+
+
+@contextmanager
+def then_at_exit(then: Callable[[], None]) -> Iterator[None]:
+    """A unit of work where every commit is durable by itself: ``then`` once it ends (without
+    an error), on this thread."""
+    yield
+    then()

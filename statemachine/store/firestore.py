@@ -35,7 +35,14 @@ from statemachine.envelope import Envelope, NewEvent, decode
 from statemachine.errors import ConcurrencyConflict, IntegrityError
 from statemachine.lifecycle import ACTIVE_COURSE
 from statemachine.ports import EventStore, Head, Tombstone
-from statemachine.store.appending import FollowUp, Prepared, in_range, must_purge, prepare_append
+from statemachine.store.appending import (
+    FollowUp,
+    Prepared,
+    in_range,
+    must_purge,
+    prepare_append,
+    then_at_exit,
+)
 from statemachine.store.task_rows import task_rows, touched_tasks
 
 _ACTIVE = sorted(ACTIVE_COURSE)
@@ -139,11 +146,15 @@ class FirestoreStore:
         query = query.order_by("version")
         return [_decode(course_id, doc.to_dict()) for doc in query.stream()]
 
-    def deferring(self) -> AbstractContextManager[None]:
-        return nullcontext()  # every commit is durable on its own
+    def deferring(self, then: Callable[[], None] | None = None) -> AbstractContextManager[None]:
+        # every commit is durable on its own: nothing to wait for before ``then``
+        return nullcontext() if then is None else then_at_exit(then)
 
     def sync(self) -> None:
         pass
+
+    def when_durable(self, action: Callable[[], None]) -> None:
+        action()
 
     def head(self, course_id: str) -> Head | None:
         doc = self._courses.document(course_id).get()

@@ -17,6 +17,7 @@ from statemachine.store.appending import (
     is_active,
     must_purge,
     prepare_append,
+    then_at_exit,
 )
 from statemachine.store.task_rows import task_rows, touched_tasks
 
@@ -61,11 +62,15 @@ class MemoryStore:
             self._tasks[course_id] = {}
         self._tasks.setdefault(course_id, {}).update((r["task"], r) for r in rows)
 
-    def deferring(self) -> AbstractContextManager[None]:
-        return nullcontext()  # every commit is durable on its own
+    def deferring(self, then: Callable[[], None] | None = None) -> AbstractContextManager[None]:
+        # every commit is durable on its own: nothing to wait for before ``then``
+        return nullcontext() if then is None else then_at_exit(then)
 
     def sync(self) -> None:
         pass
+
+    def when_durable(self, action: Callable[[], None]) -> None:
+        action()
 
     def head(self, course_id: str) -> Head | None:
         with self._lock:

@@ -17,14 +17,15 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from statemachine.envelope import Envelope, Loads, NewEvent, decode
+from statemachine.envelope import GENESIS_HASH, Envelope, Loads, NewEvent, decode
 from statemachine.errors import IntegrityError
 from statemachine.lifecycle import ACTIVE_COURSE
 from statemachine.ports import EventStore, Head, Tombstone
+from statemachine.state import Snapshot
 from statemachine.store import wal_sync
-from statemachine.store.appending import FollowUp, must_purge, prepare_append
+from statemachine.store.appending import FollowUp, must_purge, prepare_append, then_at_exit
 from statemachine.store.task_rows import TASK_COLUMNS, task_rows, touched_tasks
 
 try:  # orjson decodes the stored canonical JSON ~3x faster; the result is identical
@@ -115,11 +116,13 @@ class SqliteStore:
         self._shared: sqlite3.Connection | None = None
         self._shared_lock = threading.RLock()
         self._wal: wal_sync.WalSync | None = None
+        self._writer: AbstractContextManager[Any] = nullcontext()
         if self.path == ":memory:":
             # One connection for all threads: each :memory: connection is its own database.
             self._shared = self._open()
         else:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self._writer = _writer_lock(self.path)
             if self.synchronous != "NORMAL":  # NORMAL never fsyncs commits: nothing to defer
                 self._wal = wal_sync.for_file(self.path)
         with self._conn() as conn:
@@ -143,10 +146,17 @@ class SqliteStore:
             self._local.conn, self._local.mode = conn, self.synchronous
         return _Borrowed(conn, None)
 
-    def deferring(self) -> AbstractContextManager[None]:
+    def deferring(self, then: Callable[[], None] | None = None) -> AbstractContextManager[None]:
         """A unit of work on this thread: its appends are fsynced once, when it ends (and at
-        every ``sync``), instead of at each commit."""
-        return wal_sync.unit() if self._wal is not None else nullcontext()
+        every ``sync``), instead of at each commit. With ``then`` it does not wait for that
+        fsync: ``then`` runs once it is done (``wal_sync.unit``)."""
+        if self._wal is not None:
+            return wal_sync.unit(then)
+        return then_at_exit(then) if then is not None else nullcontext()
+
+    def when_durable(self, action: Callable[[], None]) -> None:
+        """Run ``action`` (a dispatch) once every append this thread committed is durable."""
+        wal_sync.when_durable(action, self._wal)
 
     def sync(self) -> None:
         """Make every append committed so far durable; call before telling anyone of it."""
@@ -160,6 +170,8 @@ class SqliteStore:
             self._local.mode = mode
 
     def close(self) -> None:
+        if self._wal is not None:
+            self._wal.drain()
         self.sync()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
@@ -171,7 +183,9 @@ class SqliteStore:
         """One write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``, ``ROLLBACK`` on any
         error), as durable as this thread asks: synced by SQLite, or left to the unit."""
         deferred = self._wal is not None and wal_sync.active()
-        with self._conn() as conn:
+        # Writers of this process take turns here, not in SQLite's busy handler (which sleeps
+        # 1 to 100 ms between tries); other processes still meet the busy timeout.
+        with self._conn() as conn, self._writer:
             if self._shared is None:  # this thread's last write may have left it NORMAL
                 self._synchronous(conn, deferred)
             conn.execute("BEGIN IMMEDIATE")
@@ -193,12 +207,19 @@ class SqliteStore:
         *,
         then: FollowUp | None = None,
     ) -> int:
+        # Sealed, validated and folded (and ``then`` decided) before the write lock, on the head
+        # as read now; under the lock only a check that the head has not moved since, else
+        # prepared again on the head as it is (``then`` may be called twice: its contract).
+        current = self._snapshot(course_id)
+        base = _position(current)
+        prepared = prepare_append(course_id, current, expected_version, events, then=then)
         with self._writing() as conn:
             row = conn.execute(
-                "SELECT snapshot FROM courses WHERE course_id = ?", (course_id,)
+                "SELECT version, last_hash FROM courses WHERE course_id = ?", (course_id,)
             ).fetchone()
-            current = _loads(row[0]) if row else None
-            prepared = prepare_append(course_id, current, expected_version, events, then=then)
+            if (tuple(row) if row else (0, GENESIS_HASH)) != base:
+                current = self._snapshot(course_id, conn)
+                prepared = prepare_append(course_id, current, expected_version, events, then=then)
             conn.executemany(
                 "INSERT INTO events (course_id, version, type, occurred_at, body, hash)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -209,6 +230,16 @@ class SqliteStore:
             )
             _write_projections(conn, prepared.snapshot, touched_tasks(prepared.envelopes))
         return prepared.version
+
+    def _snapshot(self, course_id: str, conn: sqlite3.Connection | None = None) -> Snapshot | None:
+        """The course's head snapshot as stored (parsed, the caller's to change), or None."""
+        sql = "SELECT snapshot FROM courses WHERE course_id = ?"
+        if conn is not None:
+            row = conn.execute(sql, (course_id,)).fetchone()
+        else:
+            with self._conn() as reader:
+                row = reader.execute(sql, (course_id,)).fetchone()
+        return cast(Snapshot, _loads(row[0])) if row else None
 
     def replace_projections(self, course_id: str, snapshot: Mapping[str, Any]) -> bool:
         with self._writing() as conn:
@@ -414,6 +445,24 @@ class SqliteStore:
     def heads(self) -> dict[str, Head]:
         """Every head, by course id (one query, for audits)."""
         return {h.course_id: h for h in self.courses()}
+
+
+_WRITERS: dict[str, threading.Lock] = {}
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writer_lock(path: str) -> threading.Lock:
+    """The one writer lock of a database file in this process (every store open on it)."""
+    key = str(Path(path).resolve())
+    with _WRITERS_LOCK:
+        return _WRITERS.setdefault(key, threading.Lock())
+
+
+def _position(snapshot: Mapping[str, Any] | None) -> tuple[int, str]:
+    """Where a head stands in its history: (version, last hash)."""
+    if snapshot is None:
+        return 0, GENESIS_HASH
+    return snapshot["version"], snapshot["last_hash"]
 
 
 def _write_projections(

@@ -4,6 +4,7 @@ WAL once, before it ends and before anything is dispatched; outside a unit nothi
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
 
@@ -14,8 +15,10 @@ from bridge.settings import Settings
 from bridge.tooling.bench import _unlimit as unlimit
 from bridge.tooling.synthetic import noop_steps
 from statemachine.audit import verify
+from statemachine.errors import ConcurrencyConflict
 from statemachine.pipeline import default_pipeline
 from statemachine.store import wal_sync
+from statemachine.store.memory import MemoryStore
 from statemachine.store.sqlite import SqliteStore
 from tests.factories import requested, scheduled, started, succeeded
 
@@ -147,3 +150,153 @@ def test_a_delivery_is_one_unit_one_sync(tmp_path):
     # at most one fsync per delivery and per request, where FULL alone made one per append
     assert wal.syncs - syncs_before <= deliveries + len(ids) < events
     rt.close()
+
+
+# -- units that answer later (group commit) ----------------------------------------------------
+def test_a_unit_that_answers_later_does_so_after_the_fsync_covering_it(store):
+    wal = store._wal
+    seen: list[tuple[str, int, str]] = []
+    answered = threading.Event()
+
+    def note(what: str) -> None:
+        seen.append((what, wal.pending(), threading.current_thread().name))
+
+    def then() -> None:
+        note("answer")
+        answered.set()
+
+    with store.deferring(then=then):
+        store.append("c1", 0, [requested()])
+        store.when_durable(lambda: note("dispatch"))
+        assert seen == []  # queued: neither the dispatch nor the answer before the fsync
+    assert answered.wait(10)
+    syncer = "coursegen-wal-sync"
+    assert seen == [("dispatch", 0, syncer), ("answer", 0, syncer)]
+
+
+def test_units_that_end_while_a_sync_runs_share_the_next_one(store):
+    wal = store._wal
+    answers: list[int] = []
+    before = wal.syncs
+    with wal._turn:  # a sync in progress: nothing can be synced until it ends
+        wal._syncing = True
+    for i in range(10):
+        with store.deferring(then=lambda i=i: answers.append(i)):
+            store.append(f"c{i}", 0, [requested()])
+    assert answers == [] and wal.pending() == 10
+    with wal._turn:
+        wal._syncing = False
+        wal._turn.notify_all()
+    assert wal.drain(10)
+    assert answers == list(range(10))  # in order, each after its commit was on disk
+    assert wal.syncs == before + 1  # one fsync for the ten units
+    assert wal.pending() == 0
+
+
+def test_a_unit_that_raised_is_not_answered_but_its_dispatches_go_once_durable(store):
+    seen: list[str] = []
+    with (
+        pytest.raises(RuntimeError, match="boom"),
+        store.deferring(then=lambda: seen.append("answer")),
+    ):
+        store.append("c1", 0, [requested()])
+        store.when_durable(lambda: seen.append(f"dispatch at {store._wal.pending()}"))
+        raise RuntimeError("boom")
+    assert store._wal.drain(10)
+    assert seen == ["dispatch at 0"]
+
+
+def test_a_unit_with_nothing_to_sync_answers_at_once_on_its_own_thread(store):
+    store.append("c1", 0, [requested()])  # synced by SQLite (outside a unit)
+    seen: list[str] = []
+    with store.deferring(then=lambda: seen.append(threading.current_thread().name)):
+        assert store.head("c1").version == 1
+    assert seen == [threading.current_thread().name]
+
+
+def test_a_store_whose_commits_are_durable_answers_at_the_end_of_the_unit():
+    memory = MemoryStore()
+    seen: list[str] = []
+    with memory.deferring(then=lambda: seen.append("answer")):
+        memory.append("c1", 0, [requested()])
+        memory.when_durable(lambda: seen.append("dispatch"))  # at once: already durable
+        assert seen == ["dispatch"]
+    assert seen == ["dispatch", "answer"]
+
+
+def test_the_bridge_dispatches_after_the_fsync_in_a_unit_that_answers_later(store):
+    seen: list[tuple[int, str]] = []
+
+    class Spy:
+        def dispatch(self, request) -> None:
+            seen.append((store._wal.pending(), threading.current_thread().name))
+
+    bridge = Bridge(store, Spy(), default_pipeline(), VirtualClock())
+    with store.deferring(then=lambda: None):
+        bridge.ingest({"videoUri": "gs://b/l.mp4", "title": "T"}, message_id="m1")
+        assert seen == []  # the first task waits for the fsync of the request
+    assert store._wal.drain(10)
+    assert seen == [(0, "coursegen-wal-sync")]
+
+
+def test_stores_on_one_file_take_turns_in_this_process(tmp_path):
+    one = SqliteStore(tmp_path / "events.db")
+    two = SqliteStore(tmp_path / "events.db")
+    assert one._writer is two._writer  # no SQLite busy handler (and its sleeps) between them
+    one.close()
+    two.close()
+
+
+# -- appends prepared before the write lock ------------------------------------------------------
+def test_an_append_prepared_on_a_head_that_moved_is_prepared_again_under_the_lock(tmp_path):
+    one = SqliteStore(tmp_path / "events.db")
+    other = SqliteStore(tmp_path / "events.db")  # another writer, its own connection
+    one.append("c1", 0, [requested()])
+    calls: list[int] = []
+
+    def then(snapshot):
+        calls.append(snapshot["version"])
+        if len(calls) == 1:  # while the first preparation runs, another writer moves on
+            other.append("c1", 1, [scheduled("c1")])
+        return []
+
+    with pytest.raises(ConcurrencyConflict):
+        one.append("c1", 1, [scheduled("c1")], then=then)
+    assert calls == [2]  # the second preparation meets the moved head: a stale append
+    assert [e.type for e in one.load("c1")] == ["CourseRequested", "TaskScheduled"]
+    verify("c1", one.load("c1"), one.head("c1"))
+    one.close()
+    other.close()
+
+
+def test_an_append_whose_head_did_not_move_is_prepared_once(store):
+    store.append("c1", 0, [requested()])
+    calls: list[int] = []
+    store.append("c1", 1, [scheduled("c1")], then=lambda s: calls.append(s["version"]) or [])
+    assert calls == [2]
+    verify("c1", store.load("c1"), store.head("c1"))
+
+
+def test_a_dispatch_waits_for_commits_another_thread_has_not_synced_yet(store):
+    # Another unit committed (not yet synced); this one commits nothing but dispatches what
+    # that commit scheduled: the dispatch still waits for a sync covering it.
+    def other_unit() -> None:
+        with store.deferring(then=lambda: None):
+            store.append("c1", 0, [requested()])
+
+    wal = store._wal
+    with wal._turn:  # hold every sync back
+        wal._syncing = True
+    worker = threading.Thread(target=other_unit)
+    worker.start()
+    worker.join(10)
+    assert wal.pending() == 1
+    seen: list[int] = []
+    with store.deferring(then=lambda: None):
+        store.when_durable(lambda: seen.append(wal.pending()))
+    assert seen == []  # not at once, although this unit wrote nothing
+    with wal._turn:
+        wal._syncing = False
+        wal._turn.notify_all()
+    assert wal.drain(10)
+    assert seen == [0]

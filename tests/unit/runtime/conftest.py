@@ -21,7 +21,8 @@ from bridge.settings import Settings
 from bridge.tooling.synthetic import noop_steps
 from bridge.wire import task_payload
 from handlers.auth import sign
-from handlers.endpoint import Answer, TaskEndpoint
+from handlers.endpoint import TaskEndpoint
+from handlers.outcomes import Answer
 from handlers.registry import StepContext, StepFn, StepResult
 from statemachine.pipeline import Pipeline, default_pipeline, parse
 from statemachine.state import CourseState

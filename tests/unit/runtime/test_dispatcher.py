@@ -407,3 +407,96 @@ def test_run_until_idle_waits_on_the_system_clock_and_honours_its_limits(clock):
         d.dispatch(task_request(n))
     assert d.run_until_idle(max_deliveries=2) == 2
     assert d.pending() == 1
+
+
+def test_a_worker_moves_on_while_an_answer_comes_later_and_the_task_stays_in_flight():
+    # ``deliver_later``: one worker hands out every delivery without waiting for the answers;
+    # each task counts toward the cap until its answer, and no answer means a retry.
+    replies = []
+    lock = threading.Lock()
+
+    def later(request, headers, body, reply):
+        with lock:
+            replies.append(reply)
+
+    d = LocalDispatcher(
+        one_queue_pipeline(max_concurrent=3, min_backoff=0.01, max_backoff=0.01),
+        lambda request, headers, body: 200,
+        SystemClock(),
+        deliver_later=later,
+    )
+    d.start(workers=1)
+    try:
+        for n in range(4):
+            d.dispatch(task_request(n))
+        deadline = time.monotonic() + 5
+        while len(replies) < 3 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(0.05)  # the one worker is free, but the cap holds the fourth back
+        with lock:
+            assert len(replies) == 3
+        assert d.pending() == 4
+        replies[0](None)  # no response: retried; the freed slot takes the fourth task
+        replies[1](200)
+        replies[2]((200, {}))
+        while len(replies) < 5 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        with lock:
+            later_ones = replies[3:]
+        for reply in later_ones:
+            reply(200)
+        assert d.wait_idle(timeout=5)
+    finally:
+        d.stop()
+    assert d.stats.deliveries == 5
+    assert d.stats.retries == 1
+    assert d.stats.max_concurrent_seen["q"] == 3
+
+
+def test_run_until_idle_answers_on_the_caller_even_with_deliver_later(clock):
+    deliver = ScriptedDeliver(clock)
+    d = LocalDispatcher(
+        one_queue_pipeline(), deliver, clock, deliver_later=lambda *a: pytest.fail("threaded")
+    )
+    d.dispatch(task_request())
+    assert d.run_until_idle() == 1
+    assert d.stats.deliveries == 1
+
+
+def test_workers_wait_while_max_unanswered_deliveries_await_their_answers():
+    replies = []
+    lock = threading.Lock()
+
+    def later(request, headers, body, reply):
+        with lock:
+            replies.append(reply)
+
+    d = LocalDispatcher(
+        one_queue_pipeline(),
+        lambda request, headers, body: 200,
+        SystemClock(),
+        deliver_later=later,
+        max_unanswered=2,
+    )
+    d.start(workers=4)
+    try:
+        for n in range(5):
+            d.dispatch(task_request(n))
+        deadline = time.monotonic() + 5
+        while len(replies) < 2 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        time.sleep(0.05)  # four idle workers, but only two answers may be outstanding
+        with lock:
+            assert len(replies) == 2
+        answered = 0
+        while answered < 5 and time.monotonic() < deadline:
+            with lock:
+                ready = replies[answered:]
+            for reply in ready:
+                reply(200)
+            answered += len(ready)
+            time.sleep(0.001)
+        assert d.wait_idle(timeout=5)
+    finally:
+        d.stop()
+    assert d.stats.deliveries == 5

@@ -16,7 +16,8 @@ from bridge.runtime.embedded import embedded
 from bridge.tooling.synthetic import noop_steps
 from handlers.ai.port import TransientProviderError
 from handlers.auth import sign
-from handlers.endpoint import MAX_BODY_BYTES, Answer
+from handlers.endpoint import MAX_BODY_BYTES
+from handlers.outcomes import Answer
 from handlers.registry import PermanentStepError, TransientStepError
 from handlers.steps.common import call
 from statemachine.envelope import NewEvent

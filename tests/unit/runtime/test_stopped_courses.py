@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from handlers.endpoint import Answer
+from handlers.outcomes import Answer
 from handlers.registry import StepContext, StepResult, TransientStepError
 from statemachine.audit import verify
 from statemachine.envelope import NewEvent
