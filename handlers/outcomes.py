@@ -27,6 +27,7 @@ from handlers.auth import header
 from handlers.registry import StepResult, is_transient
 from handlers.starts import Pending
 from statemachine.events import Event, TaskExhausted, TaskFailed, TaskMooted, TaskSucceeded
+from statemachine.lifecycle import BROKEN_TASK, CourseStatus, TaskStatus
 from statemachine.state import CourseState, TaskState
 
 
@@ -78,8 +79,9 @@ class Delivery:
 # A result for a course in one of these states is recorded as TaskMooted (terminal, the course
 # does not move); for a failed course it is recorded as is (real work a redrive keeps), but
 # never retried by the queue; for a paused one as is (nothing new is scheduled until resume).
-MOOT_COURSES = frozenset({"cancelled"})
-_STOPPED_COURSES = frozenset({"failed"})
+MOOT_COURSES = frozenset({CourseStatus.CANCELLED})
+_STOPPED_COURSES = frozenset({CourseStatus.FAILED})
+_STARTED = frozenset({CourseStatus.RUNNING, CourseStatus.PAUSED})
 _STOPPED_DETAIL = (
     "the course has failed: the attempt is recorded; an operator's redrive runs it again"
 )
@@ -116,7 +118,7 @@ class Record:
 
 
 def _succeeded(d: Delivery, result: TaskSucceeded) -> Record:
-    return Record((result,), Answer(200, {"status": "succeeded", "task": d.name}))
+    return Record((result,), Answer(200, {"status": TaskStatus.SUCCEEDED, "task": d.name}))
 
 
 def _retried(d: Delivery, failure: TaskFailed, retry_after_s: float | None) -> Record:
@@ -136,7 +138,9 @@ def _failed(d: Delivery, failure: TaskFailed) -> Record:
     acknowledged (for a failed course, an operator's redrive runs the task again)."""
     stopped = d.course.status in _STOPPED_COURSES
     detail = _STOPPED_DETAIL if stopped else failure.message
-    return Record((failure,), Answer(200, {"status": "failed", "task": d.name, "detail": detail}))
+    return Record(
+        (failure,), Answer(200, {"status": TaskStatus.FAILED, "task": d.name, "detail": detail})
+    )
 
 
 def _exhausted(d: Delivery, failure: TaskFailed) -> Record:
@@ -144,13 +148,15 @@ def _exhausted(d: Delivery, failure: TaskFailed) -> Record:
     given_up = TaskExhausted(
         task=d.name, idempotency_key=d.key, attempts=d.attempt, error=failure.message
     )
-    answer = Answer(200, {"status": "exhausted", "task": d.name, "detail": failure.message})
+    answer = Answer(
+        200, {"status": TaskStatus.EXHAUSTED, "task": d.name, "detail": failure.message}
+    )
     return Record((failure, given_up), answer)
 
 
 def _mooted(d: Delivery, result: Result) -> Record:
     """A result for a course cancelled while the step ran: TaskMooted, no TaskStarted."""
-    what = "succeeded" if isinstance(result, TaskSucceeded) else "failed"
+    what = TaskStatus.SUCCEEDED if isinstance(result, TaskSucceeded) else TaskStatus.FAILED
     detail = f"the course is {d.course.status}: the step {what}, recorded as moot"
     if isinstance(result, TaskFailed):
         detail += f" ({result.message})"
@@ -163,7 +169,7 @@ def _mooted(d: Delivery, result: Result) -> Record:
         duration_ms=result.duration_ms,
         metering=dict(result.metering),
     )
-    answer = Answer(200, {"status": "moot", "task": d.name, "detail": moot.detail})
+    answer = Answer(200, {"status": TaskStatus.MOOT, "task": d.name, "detail": moot.detail})
     return Record((moot,), answer, with_start=False)
 
 
@@ -172,7 +178,7 @@ def _duplicate(d: Delivery) -> Answer | None:
     task's outcome, a newer generation exists, or the course has stopped."""
     if d.pending is not None:  # our TaskStarted is not in the history: check as a start does
         return no_op(d.course, d.task, d.key, stopped_ok=d.course.status in MOOT_COURSES)
-    if d.task.idempotency_key != d.key or d.task.status != "running":
+    if d.task.idempotency_key != d.key or d.task.status != TaskStatus.RUNNING:
         return Answer(200, {"status": "duplicate", "task": d.name})
     return None
 
@@ -189,13 +195,15 @@ def no_op(
                 "detail": "a newer generation of this task exists",
             },
         )
-    if task.status == "succeeded":
+    if task.status == TaskStatus.SUCCEEDED:
         return Answer(200, {"status": "duplicate", "task": task.name})
-    if task.status in ("failed", "exhausted"):
+    if task.status in BROKEN_TASK:
         return Answer(200, {"status": "already-failed", "task": task.name})
-    if task.status == "moot":
-        return Answer(200, {"status": "moot", "task": task.name, "detail": "recorded as moot"})
-    if course.status not in ("running", "paused") and not stopped_ok:
+    if task.status == TaskStatus.MOOT:
+        return Answer(
+            200, {"status": TaskStatus.MOOT, "task": task.name, "detail": "recorded as moot"}
+        )
+    if course.status not in _STARTED and not stopped_ok:
         return Answer(
             200,
             {"status": "ignored", "task": task.name, "detail": f"the course is {course.status}"},
@@ -307,7 +315,7 @@ def running(task: TaskState, attempt: int, now: str) -> TaskState:
     """The task as our TaskStarted left it (saves reloading the course)."""
     return replace(
         task,
-        status="running",
+        status=TaskStatus.RUNNING,
         attempts=task.attempts + 1,
         last_attempt=attempt,
         started_at=task.started_at or now,
