@@ -24,7 +24,10 @@ class CourseRequested:
     request_id: str | None = None
     variant: str = "cloudtasks"
     not_before: str | None = None  # start no earlier (ISO time); absent from data when empty
-    OMIT_EMPTY: ClassVar[frozenset[str]] = frozenset({"not_before"})
+    # The tenant it counts against; None (absent from data) is the default tenant, so a
+    # request that names none records exactly what it did before tenants existed.
+    tenant: str | None = None
+    OMIT_EMPTY: ClassVar[frozenset[str]] = frozenset({"not_before", "tenant"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -38,7 +41,10 @@ class TaskScheduled:
     queue: str
     input: Mapping[str, Any] = field(default_factory=_frozen_map)
     not_before: str | None = None  # the queue holds it until then (ISO time); omitted if empty
-    OMIT_EMPTY: ClassVar[frozenset[str]] = frozenset({"not_before"})
+    # Why it is held until ``not_before`` (its tenant is over its daily AI budget); omitted
+    # if empty.
+    held: str | None = None
+    OMIT_EMPTY: ClassVar[frozenset[str]] = frozenset({"not_before", "held"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -152,6 +158,26 @@ class CourseRedriven:
     reason: str
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CourseQueued:
+    """The course's tenant is at its limit of active courses (or the bridge at its total):
+    it waits, ``position`` in its tenant's line when it joined, until the bridge admits it."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+    tenant: str
+    position: int
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CourseAdmitted:
+    """A queued course was given a place freed by another (taken round-robin by tenant)."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+    tenant: str
+    reason: str
+
+
 Event = (
     CourseRequested
     | TaskScheduled
@@ -167,6 +193,8 @@ Event = (
     | CoursePaused
     | CourseResumed
     | CourseRedriven
+    | CourseQueued
+    | CourseAdmitted
 )
 
 EVENT_TYPES: Mapping[str, type[Any]] = {
@@ -186,6 +214,8 @@ EVENT_TYPES: Mapping[str, type[Any]] = {
         CoursePaused,
         CourseResumed,
         CourseRedriven,
+        CourseQueued,
+        CourseAdmitted,
     )
 }
 

@@ -12,7 +12,7 @@ from typing import Any
 from statemachine.envelope import Envelope
 from statemachine.errors import IntegrityError, TransitionNotAllowed, UnknownEventType
 from statemachine.lifecycle import COURSE, TASK, CourseStatus
-from statemachine.state import NEW, CourseState, Snapshot, empty_snapshot
+from statemachine.state import DEFAULT_TENANT, NEW, CourseState, Snapshot, empty_snapshot
 
 Handler = Callable[[Snapshot, Envelope], None]
 
@@ -40,6 +40,19 @@ def _course_requested(acc: Snapshot, env: Envelope) -> None:
     acc["variant"] = d.get("variant", "cloudtasks")
     if d.get("not_before"):
         acc["hold_until"] = d["not_before"]
+    if d.get("tenant", DEFAULT_TENANT) != DEFAULT_TENANT:  # absent: the default tenant
+        acc["tenant"] = d["tenant"]
+
+
+def _course_queued(acc: Snapshot, env: Envelope) -> None:
+    acc["status"] = COURSE.next(acc["status"], "queue")
+    d = env.data
+    acc["queued"] = {"position": d["position"], "reason": d["reason"], "at": env.occurred_at}
+
+
+def _course_admitted(acc: Snapshot, env: Envelope) -> None:
+    acc["status"] = COURSE.next(acc["status"], "admit")
+    acc.pop("queued", None)
 
 
 def _task_scheduled(acc: Snapshot, env: Envelope) -> None:
@@ -73,6 +86,10 @@ def _task_scheduled(acc: Snapshot, env: Envelope) -> None:
         task["not_before"] = d["not_before"]
     else:
         task.pop("not_before", None)
+    if d.get("held"):
+        task["held"] = d["held"]
+    else:
+        task.pop("held", None)
     acc.pop("hold_until", None)  # the hold is consumed by the tasks decided with it
     task.pop("progress", None)
 
@@ -235,6 +252,8 @@ HANDLERS: Mapping[str, Handler] = {
     "CoursePaused": _course_trigger("pause"),
     "CourseResumed": _course_resumed,
     "CourseRedriven": _course_redriven,
+    "CourseQueued": _course_queued,
+    "CourseAdmitted": _course_admitted,
 }
 
 

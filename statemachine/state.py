@@ -10,6 +10,7 @@ from typing import Any
 from statemachine.envelope import GENESIS_HASH
 
 NEW = "new"  # before CourseRequested: the course does not exist yet
+DEFAULT_TENANT = "default"  # the tenant of a request that names none
 
 Snapshot = dict[str, Any]
 
@@ -74,6 +75,8 @@ class TaskState:
     failed_metering: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     # {fraction, at} of the running attempt's last TaskProgress; None before any
     progress: Mapping[str, Any] | None = None
+    # Why its queue holds it until ``not_before`` (its tenant over its daily AI budget)
+    held: str | None = None
 
     @classmethod
     def from_snapshot(cls, name: str, t: Mapping[str, Any]) -> TaskState:
@@ -99,6 +102,7 @@ class TaskState:
             not_before=t.get("not_before"),
             failed_metering=_view(t.get("failed_metering") or {}),
             progress=_view(t["progress"]) if t.get("progress") is not None else None,
+            held=t.get("held"),
         )
 
     def to_snapshot(self) -> dict[str, Any]:
@@ -127,6 +131,8 @@ class TaskState:
             snapshot["failed_metering"] = thaw(self.failed_metering)
         if self.progress is not None:  # absent, not null: snapshots from before stay equal
             snapshot["progress"] = thaw(self.progress)
+        if self.held is not None:
+            snapshot["held"] = self.held
         return snapshot
 
     def cost_usd(self) -> float:
@@ -167,6 +173,10 @@ class CourseState:
     # Tasks scheduled next are held until then (a request's notBefore, a resume at a time);
     # the first TaskScheduled consumes it. Absent from snapshots that have none.
     hold_until: str | None = None
+    # The tenant the course counts against (in snapshots only when not the default one), and
+    # while it waits for its share, {position, reason, at} of its CourseQueued.
+    tenant: str = DEFAULT_TENANT
+    queued: Mapping[str, Any] | None = None
 
     @classmethod
     def from_snapshot(cls, snap: Mapping[str, Any]) -> CourseState:
@@ -186,6 +196,8 @@ class CourseState:
                 {n: TaskState.from_snapshot(n, t) for n, t in snap["tasks"].items()}
             ),
             hold_until=snap.get("hold_until"),
+            tenant=snap.get("tenant", DEFAULT_TENANT),
+            queued=_view(snap["queued"]) if snap.get("queued") else None,
         )
 
     @classmethod
@@ -222,6 +234,10 @@ class CourseState:
         }
         if self.hold_until is not None:
             snap["hold_until"] = self.hold_until
+        if self.tenant != DEFAULT_TENANT:
+            snap["tenant"] = self.tenant
+        if self.queued is not None:
+            snap["queued"] = thaw(self.queued)
         return snap
 
     def task(self, name: str) -> TaskState | None:

@@ -21,6 +21,7 @@ from bridge.pubsub import PubSubNotifier, make_publisher
 from bridge.runtime.clock import SystemClock
 from bridge.runtime.stores import open_store
 from bridge.settings import Settings
+from bridge.tenancy import admission_for
 from handlers.artifacts import ArtifactStore, LocalArtifacts
 from handlers.auth import HmacVerifier, allow_all, sign
 from handlers.endpoint import TaskEndpoint, Verifier
@@ -113,6 +114,7 @@ def cloud_runtime(
         rollout_percent=cfg.get_int("COURSEGEN_ROLLOUT_PERCENT"),
         legacy_dispatcher=_legacy(cfg, project, events, dispatcher, clk, firestore_client),
         dispatch_follow_ups=not isinstance(dispatcher, NoDispatcher),
+        admission=admission_for(cfg.get("COURSEGEN_TENANT_LIMITS"), events, clk),
     )
     endpoint = TaskEndpoint(
         store=events,

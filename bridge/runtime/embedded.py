@@ -31,6 +31,7 @@ from bridge.runtime.clock import SystemClock
 from bridge.runtime.late import Late
 from bridge.runtime.stores import open_store
 from bridge.settings import Settings
+from bridge.tenancy import admission_for
 from handlers.artifacts import LocalArtifacts
 from handlers.auth import HmacVerifier, sign
 from handlers.endpoint import RECORD_START_AFTER_S, Answer, TaskEndpoint
@@ -158,6 +159,7 @@ def embedded(
         rollout_percent=cfg.get_int("COURSEGEN_ROLLOUT_PERCENT"),
         legacy_dispatcher=legacy_dispatcher,
         dispatch_follow_ups=dispatch_follow_ups,
+        admission=admission_for(cfg.get("COURSEGEN_TENANT_LIMITS"), events, clk),
     )
 
     def notify(course_id: str, version: int) -> None:
