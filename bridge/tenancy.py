@@ -120,9 +120,7 @@ def day_start(now: float) -> str:
     return iso(next_day(now) - 86400.0)
 
 
-def admission_for(
-    raw_limits: str, store: EventStore, clock: Clock
-) -> Admission | None:
+def admission_for(raw_limits: str, store: EventStore, clock: Clock) -> Admission | None:
     """The ledger for ``COURSEGEN_TENANT_LIMITS``; None when it limits nothing."""
     limits = TenantLimits.parse(raw_limits)
     return Admission(limits, store, clock) if limits.any() else None

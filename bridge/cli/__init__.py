@@ -155,6 +155,18 @@ def status(course_id: str | None, data: Path, as_json: bool) -> None:
     )
     if view.get("failure"):
         click.echo(f"failure: {view['failure']['reason']}")
+    if view["tenant"] != "default":
+        click.echo(f"tenant: {view['tenant']}")
+    if view.get("queued"):
+        q = view["queued"]
+        click.echo(
+            f"queued: position {q['position']} in tenant {view['tenant']}'s line since "
+            f"{q['since']}: {q['reason']}"
+        )
+    if view.get("held"):
+        first = view["held"][0]
+        names = ", ".join(h["task"] for h in view["held"])
+        click.echo(f"held until {first['until']}: {names}: {first['reason']}")
     _print_table(view["tasks"])
     click.echo(f"total cost: ${view['cost_usd']:.4f}")
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from statemachine.lifecycle import CourseStatus, TaskStatus
 from statemachine.pipeline import default_pipeline
 from statemachine.ports import EventStore, Head
+from statemachine.state import DEFAULT_TENANT
 from statemachine.timefmt import parse_iso
 
 
@@ -60,6 +62,9 @@ def course_status(
     return {
         "course_id": course_id,
         "status": head.status,
+        "tenant": s.get("tenant", DEFAULT_TENANT),
+        "queued": _queued(store, head),
+        "held": _held(tasks),
         "title": (s.get("request") or {}).get("title", ""),
         "variant": head.variant,
         "version": head.version,
@@ -68,6 +73,44 @@ def course_status(
         "tasks": rows,
         "cost_usd": round(sum(r["cost_usd"] for r in rows), 6),
     }
+
+
+def _queued(store: EventStore, head: Head) -> dict[str, Any] | None:
+    """A queued course's place: ``position`` now (1: its tenant's next), the position it
+    joined at, why it waits and since when; None when it is not queued."""
+    q = head.snapshot.get("queued")
+    if head.status != CourseStatus.QUEUED or not q:
+        return None
+    tenant = head.snapshot.get("tenant", DEFAULT_TENANT)
+
+    def key(h: Head) -> tuple[str, int, str]:
+        other = h.snapshot.get("queued") or {}
+        return (str(other.get("at", "")), int(other.get("position", 0)), h.course_id)
+
+    line = sorted(
+        (
+            h
+            for h in store.courses(status=CourseStatus.QUEUED)
+            if h.snapshot.get("tenant", DEFAULT_TENANT) == tenant
+        ),
+        key=key,
+    )
+    now = next((i + 1 for i, h in enumerate(line) if h.course_id == head.course_id), None)
+    return {
+        "position": now or q["position"],
+        "joined_at_position": q["position"],
+        "reason": q["reason"],
+        "since": q["at"],
+    }
+
+
+def _held(tasks: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The tasks their queue holds for the tenant's daily AI budget: task, until, why."""
+    return [
+        {"task": name, "until": t.get("not_before"), "reason": t["held"]}
+        for name, t in tasks
+        if t.get("held") and t["status"] == TaskStatus.SCHEDULED
+    ]
 
 
 def _task_row(name: str, t: dict[str, Any], now: float | None = None) -> dict[str, Any]:
