@@ -35,7 +35,6 @@ from statemachine.timefmt import iso
 
 # Admitted, not ended: what a tenant's maxActive counts (failed frees its place).
 _ADMITTED = (CourseStatus.REQUESTED, CourseStatus.RUNNING, CourseStatus.PAUSED)
-SPEND_TTL_S = 30.0  # a tenant's spend today is re-read from the store at most this often
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,29 +138,46 @@ class Admission:
         self._active: dict[str, set[str]] = {}  # tenant -> admitted course ids not ended
         self._waiting: dict[str, list[str]] = {}  # tenant -> queued course ids, first first
         self._turns: list[str] = []  # tenants by turn: the last one served goes to the end
-        self._spend: dict[str, tuple[str, float, float]] = {}  # tenant -> (day, read at, usd)
+        self._day = ""  # the start (ISO) of the budget day the costs below are of
+        self._course_cost: dict[str, float] = {}  # course -> its AI cost today, as last seen
+        self._tenant_cost: dict[str, float] = {}  # tenant -> the sum of its courses' above
         self._gated = limits.max_active_total is not None or any(
             lim.max_active is not None for lim in (limits.default, *limits.tenants.values())
         )
+        # Read now, not on first use: the ledger is used inside appends (``Bridge.after``),
+        # where reading the store could wait on the append's own lock.
+        self.load()
 
     # -- the ledger ------------------------------------------------------------------
     def load(self) -> None:
-        """(Re)build the ledger from the store's heads; the turn order is kept."""
+        """(Re)build the ledger from the store's heads (never inside an append); the turn
+        order is kept."""
         active: dict[str, set[str]] = {}
-        for status in _ADMITTED:
-            for head in self.store.courses(status=status):
-                active.setdefault(tenant_of(head.snapshot), set()).add(head.course_id)
         waiting: dict[str, list[tuple[str, int, str]]] = {}
-        for head in self.store.courses(status=CourseStatus.QUEUED):
-            q = head.snapshot.get("queued") or {}
-            key = (str(q.get("at", "")), int(q.get("position", 0)), head.course_id)
-            waiting.setdefault(tenant_of(head.snapshot), []).append(key)
+        now = self.clock.now()
+        since = day_start(now)
+        costs: dict[str, tuple[str, float]] = {}
+        for head in self.store.courses():
+            snap, tenant = head.snapshot, tenant_of(head.snapshot)
+            if head.status in _ADMITTED:
+                active.setdefault(tenant, set()).add(head.course_id)
+            elif head.status == CourseStatus.QUEUED:
+                q = snap.get("queued") or {}
+                key = (str(q.get("at", "")), int(q.get("position", 0)), head.course_id)
+                waiting.setdefault(tenant, []).append(key)
+            if self.limits.of(tenant).daily_ai_usd is not None:
+                costs[head.course_id] = (tenant, spend_of((head,), tenant, since))
         with self._lock:
             self._active = active
             self._waiting = {t: [c for *_, c in sorted(keys)] for t, keys in waiting.items()}
             for tenant in sorted(self._waiting):
                 if tenant not in self._turns:
                     self._turns.append(tenant)
+            self._day = since
+            self._course_cost = {c: usd for c, (_, usd) in costs.items()}
+            self._tenant_cost = {}
+            for tenant, usd in costs.values():
+                self._tenant_cost[tenant] = self._tenant_cost.get(tenant, 0.0) + usd
             self._loaded = True
 
     def _ensure_loaded(self) -> None:
@@ -257,15 +273,18 @@ class Admission:
         self, state: CourseState, commands: Sequence[Command], pipeline: Pipeline
     ) -> Sequence[Command]:
         """``commands`` with its AI steps held until the next budget day, if the course's
-        tenant has spent its daily AI budget; the same object when nothing is held."""
+        tenant has spent its daily AI budget; the same object when nothing is held.
+
+        Runs inside an append's transaction (``Bridge.after``), so it never reads the store:
+        the spend is the ledger's, loaded once and kept up to date from every state seen."""
         budget = self.limits.of(state.tenant).daily_ai_usd
-        if budget is None or not any(
-            isinstance(c, ScheduleTask) and ai_step(pipeline, c.step) for c in commands
-        ):
+        if budget is None:
             return commands
         now = self.clock.now()
-        spent = self.spent_today(state.tenant, now)
-        if spent < budget:
+        spent = self.observe(state, now)
+        if spent < budget or not any(
+            isinstance(c, ScheduleTask) and ai_step(pipeline, c.step) for c in commands
+        ):
             return commands
         until = iso(next_day(now))
         reason = (
@@ -274,18 +293,29 @@ class Admission:
         )
         return hold_ai_steps(commands, pipeline, until=until, reason=reason)
 
-    def spent_today(self, tenant: str, now: float) -> float:
-        """What ``tenant``'s AI steps that finished today (UTC) cost, from their metering;
-        read from the store's heads at most every ``SPEND_TTL_S`` seconds."""
+    def observe(self, state: CourseState, now: float) -> float:
+        """Count what ``state``'s tasks that finished today cost; its tenant's spend today."""
         since = day_start(now)
+        cost = sum(t.cost_usd() for t in state.tasks.values() if (t.finished_at or "") >= since)
         with self._lock:
-            cached = self._spend.get(tenant)
-            if cached is not None and cached[0] == since and now - cached[1] < SPEND_TTL_S:
-                return cached[2]
-        usd = spend_of(self.store.courses(), tenant, since)
+            self._roll(since)
+            before = self._course_cost.get(state.course_id, 0.0)
+            self._course_cost[state.course_id] = cost
+            total = self._tenant_cost.get(state.tenant, 0.0) + cost - before
+            self._tenant_cost[state.tenant] = total
+            return round(total, 6)
+
+    def spent_today(self, tenant: str) -> float:
         with self._lock:
-            self._spend[tenant] = (since, now, usd)
-        return usd
+            self._roll(day_start(self.clock.now()))
+            return round(self._tenant_cost.get(tenant, 0.0), 6)
+
+    def _roll(self, since: str) -> None:
+        """A new budget day: nothing spent yet (caller locks)."""
+        if since != self._day:
+            self._day = since
+            self._course_cost.clear()
+            self._tenant_cost.clear()
 
 
 def spend_of(heads: Iterable[Head], tenant: str, since: str) -> float:

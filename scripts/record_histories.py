@@ -125,7 +125,7 @@ def then_operate(*ops: str) -> Callable[[Runtime, str], None]:
 def occupied(tenant: str, *, finish: bool = False) -> Callable[[Runtime], None]:
     """Another course of ``tenant`` takes its place first (and ends first, if ``finish``:
     what it costs counts towards the tenant's budget of the day); the clock then moves on a
-    minute, past the bridge's cached view of the tenant's spend."""
+    minute, so that the recorded course's events come visibly after it."""
 
     def before(rt: Runtime) -> None:
         message = {"videoUri": "gs://recorded/first.mp4", "title": "first", "tenant": tenant}
