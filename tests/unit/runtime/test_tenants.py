@@ -165,6 +165,7 @@ def test_a_bad_tenant_attribute_is_dead_lettered_with_its_reason_and_its_tenant(
     assert status_code == 200 and body["status"] == "rejected" and "tenant" in body["reason"]
     ((data, reason, attributes),) = fake.parked
     assert json.loads(data) == REQUEST and attributes["tenant"] == "x" * 128
+    assert reason == body["reason"]
     status_code, body = ingest_envelope(fake, push(REQUEST, {"tenant": "acme"}))  # type: ignore[arg-type]
     assert body["status"] == "accepted"
     assert rt.store.load(body["courseId"])[0].data["tenant"] == "acme"
