@@ -16,6 +16,7 @@ from bridge.runtime.clock import VirtualClock
 from bridge.runtime.embedded import Runtime, embedded
 from bridge.settings import SettingError
 from bridge.tenancy import Admission, Limit, TenantLimits, next_day, spend_of
+from bridge.tooling.fairness import percentile, simulate_mixed
 from bridge.tooling.synthetic import noop_steps
 from bridge.web.bridge_app import ingest_envelope
 from handlers.registry import StepContext, StepFn, StepResult
@@ -369,3 +370,23 @@ def test_spend_counts_only_the_tenants_tasks_that_finished_since_the_day_began()
     ]
     assert spend_of(heads, "a", "2026-01-02T00:00:00Z") == 1.5
     assert spend_of(heads, "default", "2026-01-02T00:00:00Z") == 3.0
+
+
+# -- the mixed workload ------------------------------------------------------------------------
+@pytest.mark.slow
+def test_the_mixed_workload_keeps_small_tenants_near_an_empty_systems_start_times(
+    tmp_path: Path,
+) -> None:
+    report = simulate_mixed(tmp_path, big=80, small_tenants=4, small_courses=5)
+    small = report["small_tenants"]
+    assert report["ok"] and small["p95_ratio"] <= 2.0
+    assert set(report["time_to_start"]) == {"big", "small-00", "small-01", "small-02", "small-03"}
+    assert report["time_to_start"]["big"]["courses"] == 80
+    # first come, first served, the small tenants wait behind the big one's whole backlog
+    assert report["first_come"]["small_p95_s"] > 2 * small["mixed_p95_s"]
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 21)]
+    assert percentile(values, 0.5) == 10.0 and percentile(values, 0.95) == 19.0
+    assert percentile([3.0], 0.95) == 3.0 and percentile([], 0.5) == 0.0
