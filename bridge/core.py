@@ -253,7 +253,7 @@ class Bridge:
         ``advance`` of the resulting version has nothing left to do and is skipped."""
         state = CourseState.of(snapshot)
         commands = decide(state, self.pipeline)
-        if self.admission is not None and commands:
+        if self.admission is not None:  # (and what the state spent is counted)
             commands = list(self.admission.hold(state, commands, self.pipeline))
         if not commands and not self.dispatch_follow_ups:
             return [], _nothing
