@@ -390,3 +390,31 @@ def test_percentiles_are_nearest_rank() -> None:
     values = [float(v) for v in range(1, 21)]
     assert percentile(values, 0.5) == 10.0 and percentile(values, 0.95) == 19.0
     assert percentile([3.0], 0.95) == 3.0 and percentile([], 0.5) == 0.0
+
+
+# -- what people see ---------------------------------------------------------------------------
+def test_status_and_the_dashboard_show_a_queued_place_and_held_steps(
+    tmp_path: Path, ran: Ran, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from click.testing import CliRunner
+
+    from bridge.cli import main
+    from bridge.web.dashboard.data import course_detail
+
+    limits = {"tenants": {"acme": {"maxActive": 1, "dailyAiUsd": 0.03}}}
+    cfg = settings(COURSEGEN_TENANT_LIMITS=json.dumps(limits), COURSEGEN_STORE="sqlite")
+    rt = embedded(tmp_path, settings=cfg, steps=ran.steps(), clock=VirtualClock())
+    running, waiting = request(rt, "1", "acme"), request(rt, "2", "acme")
+    rt.dispatcher.run_until_idle(until=rt.clock.now() + 600)
+    detail = course_detail(rt.store, tmp_path, waiting)
+    assert detail is not None and detail["status"] == "queued" and detail["tenant"] == "acme"
+    assert detail["queued"]["position"] == 1 and "limit" in detail["queued"]["reason"]
+    held = course_detail(rt.store, tmp_path, running)
+    assert held is not None and held["held"] and "daily AI budget" in held["held"][0]["reason"]
+    rt.close()
+    monkeypatch.setenv("COURSEGEN_STORE", "sqlite")
+    shown = CliRunner().invoke(main, ["status", waiting, "--data", str(tmp_path)])
+    assert shown.exit_code == 0, shown.output
+    assert "queued: position 1 in tenant acme's line" in shown.output
+    shown = CliRunner().invoke(main, ["status", running, "--data", str(tmp_path)])
+    assert "held until" in shown.output and "daily AI budget" in shown.output
