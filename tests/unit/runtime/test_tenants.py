@@ -418,3 +418,40 @@ def test_status_and_the_dashboard_show_a_queued_place_and_held_steps(
     assert "queued: position 1 in tenant acme's line" in shown.output
     shown = CliRunner().invoke(main, ["status", running, "--data", str(tmp_path)])
     assert "held until" in shown.output and "daily AI budget" in shown.output
+
+
+HISTORIES = Path(__file__).resolve().parents[2] / "histories"
+
+
+def test_the_shadow_replay_names_a_lost_admission_and_a_decide_that_ignores_holds() -> None:
+    from bridge.ops.replay import read_jsonl
+    from bridge.ops.shadow import real_decide, shadow
+    from statemachine.envelope import Envelope
+    from statemachine.reducer import apply
+    from statemachine.state import CourseState
+
+    def history(name: str) -> tuple[list[Envelope], dict[str, Any]]:
+        with (HISTORIES / f"{name}.jsonl").open(encoding="utf-8") as f:
+            events = read_jsonl(f)
+        return events, json.loads((HISTORIES / f"{name}.recorded.json").read_text())
+
+    def admission_lost(state: CourseState, env: Envelope) -> CourseState:
+        """A broken reducer change: CourseAdmitted leaves the course queued."""
+        return state if env.type == "CourseAdmitted" else apply(state, env)
+
+    events, rec = history("queued")
+    found = shadow(rec["course_id"], events, apply=admission_lost)
+    admitted = next(e.version for e in events if e.type == "CourseAdmitted")
+    assert found is not None and found.version == admitted and found.kind == "commands"
+
+    def hold_forever(state: CourseState) -> Any:
+        """A broken change: the core's hold applied to every AI step (as if over budget)."""
+        from statemachine.tenancy import hold_ai_steps
+
+        until, reason = "2030-01-01T00:00:00.000000Z", "always"
+        return hold_ai_steps(real_decide(state), PIPELINE, until=until, reason=reason)
+
+    events, rec = history("completed")  # recorded with no budget: nothing was held
+    found = shadow(rec["course_id"], events, decide=hold_forever)
+    first_ai = next(e for e in events if e.type == "TaskScheduled" and "chunk" in e.data["task"])
+    assert found is not None and found.kind == "commands" and found.version < first_ai.version
