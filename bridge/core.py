@@ -18,6 +18,7 @@ from typing import Any
 
 import schemas
 from bridge import reconcile as reconcile_module
+from bridge import tenancy
 from bridge.dispatch import AlreadyExists, Dispatcher, TaskRequest, task_name
 from bridge.tenancy import Admission
 from bridge.wire import course_id_for, scheduled_view, task_payload, variant_for
@@ -26,8 +27,8 @@ from statemachine.commands import Command, CompleteCourse, FailCourse, ScheduleT
 from statemachine.decide import decide
 from statemachine.envelope import NewEvent
 from statemachine.errors import ConcurrencyConflict, TransitionNotAllowed
-from statemachine.events import CourseAdmitted, CourseQueued, CourseRequested
-from statemachine.lifecycle import TERMINAL_COURSE, CourseStatus
+from statemachine.events import CourseQueued, CourseRequested
+from statemachine.lifecycle import TERMINAL_COURSE
 from statemachine.pipeline import Pipeline
 from statemachine.ports import Clock, EventStore
 from statemachine.state import DEFAULT_TENANT, CourseState, TaskState
@@ -180,11 +181,12 @@ class Bridge:
                 return then(snapshot)
             position, reason = place
             queued = CourseQueued(tenant=tenant, position=position, reason=reason)
-            return [self._new(queued, f"{course_id}@{snapshot['version']}", course_id)]
+            return [self.new_event(queued, f"{course_id}@{snapshot['version']}", course_id)]
 
         return admit_or_queue
 
-    def _new(self, event: Any, cause: str, course_id: str, key: str | None = None) -> NewEvent:
+    def new_event(self, event: Any, cause: str, course_id: str, key: str | None = None) -> NewEvent:
+        """``event`` as the bridge appends it now, caused by ``cause`` (``COURSE@VERSION``)."""
         return NewEvent(
             event=event,
             occurred_at=iso(self.clock.now()),
@@ -195,44 +197,8 @@ class Bridge:
         )
 
     def admit_waiting(self) -> list[str]:
-        """Admit every queued course that fits now, round-robin by tenant, then advance each
-        (its first task). Idempotent and crash-safe: each admission is ``CourseAdmitted``
-        appended at the course's version, so a course admitted meanwhile (by another process)
-        or cancelled is skipped; one left queued by a crash is taken by the next pass."""
-        admission = self.admission
-        if admission is None:
-            return []
-        admitted: list[str] = []
-        while True:
-            taken = admission.next_admissions()
-            if not taken:
-                return admitted
-            for course_id, tenant in taken:
-                if self._record_admission(course_id, tenant):
-                    admitted.append(course_id)
-                    self.advance(course_id)
-                else:  # cancelled, or admitted elsewhere: its place goes to the next one
-                    admission.release(course_id, tenant)
-
-    def _record_admission(self, course_id: str, tenant: str) -> bool:
-        for _ in range(_TRIES):
-            head = self.store.head(course_id)
-            if head is None or head.status != CourseStatus.QUEUED:
-                return head is not None and head.status not in TERMINAL_COURSE
-            reason = "a place freed; tenants waiting are served round-robin"
-            event = self._new(
-                CourseAdmitted(tenant=tenant, reason=reason),
-                f"{course_id}@{head.version}",
-                course_id,
-                f"admit:{course_id}@{head.version}",
-            )
-            try:
-                self.store.append(course_id, head.version, [event])
-            except ConcurrencyConflict:
-                continue
-            analytics.emit("course_admitted", course_id=course_id, tenant=tenant)
-            return True
-        return False
+        """Admit every queued course that fits now (``tenancy.admit_waiting``)."""
+        return tenancy.admit_waiting(self)
 
     def _settle(self, state: CourseState, commands: Sequence[Command]) -> None:
         """A course that ended gives its place to the next one waiting (if it held one)."""

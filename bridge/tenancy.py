@@ -23,15 +23,21 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from handlers import analytics
 from statemachine.commands import Command, ScheduleTask
-from statemachine.lifecycle import CourseStatus
+from statemachine.errors import ConcurrencyConflict
+from statemachine.events import CourseAdmitted
+from statemachine.lifecycle import TERMINAL_COURSE, CourseStatus
 from statemachine.pipeline import Pipeline
 from statemachine.ports import Clock, EventStore, Head
 from statemachine.state import DEFAULT_TENANT, CourseState
 from statemachine.tenancy import ai_step, hold_ai_steps
 from statemachine.timefmt import iso
+
+if TYPE_CHECKING:
+    from bridge.core import Bridge
 
 # Admitted, not ended: what a tenant's maxActive counts (failed frees its place).
 _ADMITTED = (CourseStatus.REQUESTED, CourseStatus.RUNNING, CourseStatus.PAUSED)
@@ -334,3 +340,50 @@ def spend_of(heads: Iterable[Head], tenant: str, since: str) -> float:
                 if isinstance(cost, int | float) and not isinstance(cost, bool):
                     total += float(cost)
     return round(total, 6)
+
+
+def admit_waiting(bridge: Bridge) -> list[str]:
+    """Admit every queued course that fits now, round-robin by tenant, then advance each (its
+    first task); the courses admitted. Idempotent and crash-safe: each admission is
+    ``CourseAdmitted`` appended at the course's version, so a course admitted meanwhile (by
+    another process) or cancelled is skipped; one left queued by a crash is taken by the
+    next pass (every reconcile makes one)."""
+    admission = bridge.admission
+    if admission is None:
+        return []
+    admitted: list[str] = []
+    while True:
+        taken = admission.next_admissions()
+        if not taken:
+            return admitted
+        for course_id, tenant in taken:
+            if _record_admission(bridge, course_id, tenant):
+                admitted.append(course_id)
+                bridge.advance(course_id)
+            else:  # cancelled, or admitted elsewhere: its place goes to the next one
+                admission.release(course_id, tenant)
+
+
+_TRIES = 50
+
+
+def _record_admission(bridge: Bridge, course_id: str, tenant: str) -> bool:
+    """Append ``CourseAdmitted``; whether the course is admitted (by this or another call)."""
+    for _ in range(_TRIES):
+        head = bridge.store.head(course_id)
+        if head is None or head.status != CourseStatus.QUEUED:
+            return head is not None and head.status not in TERMINAL_COURSE
+        reason = "a place freed; tenants waiting are served round-robin"
+        event = bridge.new_event(
+            CourseAdmitted(tenant=tenant, reason=reason),
+            f"{course_id}@{head.version}",
+            course_id,
+            f"admit:{course_id}@{head.version}",
+        )
+        try:
+            bridge.store.append(course_id, head.version, [event])
+        except ConcurrencyConflict:
+            continue
+        analytics.emit("course_admitted", course_id=course_id, tenant=tenant)
+        return True
+    return False
