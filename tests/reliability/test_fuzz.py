@@ -224,6 +224,9 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "retryable": st.booleans() | json_values,
     "reason": st.just("r") | strings,
     "tasks": st.lists(names, max_size=3).map(tuple) | json_values,
+    "tenant": st.sampled_from(["acme", "default", ""]) | st.none() | strings,
+    "position": small_ints | json_values,
+    "held": st.none() | st.just("over budget") | strings,
 }
 
 
