@@ -18,17 +18,20 @@ from typing import Any
 
 import schemas
 from bridge import reconcile as reconcile_module
+from bridge import tenancy
 from bridge.dispatch import AlreadyExists, Dispatcher, TaskRequest, task_name
+from bridge.tenancy import Admission
 from bridge.wire import course_id_for, scheduled_view, task_payload, variant_for
 from handlers import analytics
-from statemachine.commands import Command, CompleteCourse, ScheduleTask, to_event
+from statemachine.commands import Command, CompleteCourse, FailCourse, ScheduleTask, to_event
 from statemachine.decide import decide
 from statemachine.envelope import NewEvent
 from statemachine.errors import ConcurrencyConflict, TransitionNotAllowed
-from statemachine.events import CourseRequested
+from statemachine.events import CourseQueued, CourseRequested
+from statemachine.lifecycle import TERMINAL_COURSE
 from statemachine.pipeline import Pipeline, Pipelines
 from statemachine.ports import Clock, EventStore
-from statemachine.state import CourseState, TaskState
+from statemachine.state import DEFAULT_TENANT, CourseState, TaskState
 from statemachine.timefmt import iso, parse_iso
 
 log = logging.getLogger("coursegen.bridge")
@@ -88,6 +91,8 @@ class Bridge:
     # Every pipeline version a course may be pinned to, ``pipeline`` current (new courses are
     # pinned to it); None: ``Pipelines.serving(pipeline)``. Each course is decided on its own.
     pipelines: Pipelines | None = None
+    # Tenants' fair shares (bridge/tenancy.py): None, when no limit is set, costs nothing.
+    admission: Admission | None = None
     _handed: dict[str, None] = field(default_factory=dict, repr=False)
     _settled: dict[str, int] = field(default_factory=dict, repr=False)
     _handed_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -105,11 +110,19 @@ class Bridge:
 
     # -- ingest -------------------------------------------------------------------------
     def ingest(
-        self, message: Mapping[str, Any], *, message_id: str | None = None, actor: str = "pubsub"
+        self,
+        message: Mapping[str, Any],
+        *,
+        message_id: str | None = None,
+        actor: str = "pubsub",
+        tenant: str | None = None,
     ) -> str:
-        """Accept a "course requested" message; the course id (existing one on redelivery)."""
+        """Accept a "course requested" message; the course id (existing one on redelivery).
+
+        ``tenant``: the message's ``tenant`` attribute (Pub/Sub), if any; the body's
+        ``tenant`` says the same, and the two may not disagree."""
         with self.store.deferring():  # one fsync for the request and its first task
-            return self._ingest(message, message_id, actor)
+            return self._ingest(_with_tenant(message, tenant), message_id, actor)
 
     def _ingest(self, message: Mapping[str, Any], message_id: str | None, actor: str) -> str:
         try:  # the caller logs a refusal once, with the message's id
@@ -118,6 +131,7 @@ class Bridge:
             raise InvalidRequest(f"invalid course request: {err}", err.errors) from None
         message = schemas.known_fields("course_request", message)
         course_id = message.get("courseId") or course_id_for(message_id, message)
+        tenant = message.get("tenant", DEFAULT_TENANT)
         variant = variant_for(course_id, self.rollout_percent)
         event = CourseRequested(
             video_uri=message["videoUri"],
@@ -129,6 +143,7 @@ class Bridge:
             not_before=_not_before(message.get("notBefore")),
             pipeline_version=self.pipeline.version,
             pipeline_digest=self.pipeline.digest,
+            tenant=None if tenant == DEFAULT_TENANT else tenant,
         )
         new = NewEvent(
             event=event,
@@ -140,16 +155,77 @@ class Bridge:
         )
         committed: list[Callable[[], None]] = []
         version = None
-        try:  # the request and the first task it needs, in one transaction
-            version = self.store.append(course_id, 0, [new], then=self._then(committed))
+        then = self._then(committed)
+        entered: list[str] = []
+        if self.admission is not None and self.admission.gated:
+            then = self._admit_or_queue(tenant, then, entered)
+        try:  # the request and the first task it needs (or its place in line), at once
+            version = self.store.append(course_id, 0, [new], then=then)
         except ConcurrencyConflict:
             log.info("course %s already requested; redelivery ignored", course_id)
+            if entered and self.admission is not None:  # this call's place, not the first's
+                self.admission.undo(course_id, tenant)
+        except BaseException:
+            if entered and self.admission is not None:
+                self.admission.undo(course_id, tenant)
+            raise
         else:
             analytics.emit("course_requested", course_id=course_id, variant=variant, actor=actor)
             for done in committed:
                 done()
         self.advance(course_id, version)
         return course_id
+
+    def _admit_or_queue(
+        self,
+        tenant: str,
+        then: Callable[[Mapping[str, Any]], Sequence[NewEvent]],
+        entered: list[str],
+    ) -> Callable[[Mapping[str, Any]], Sequence[NewEvent]]:
+        """``then`` of a new course that passes admission: its first task if its tenant has
+        room, else ``CourseQueued`` (in the request's transaction: never one without the
+        other). ``entered`` records that this call took a place in the ledger."""
+        admission = self.admission
+        assert admission is not None
+
+        def admit_or_queue(snapshot: Mapping[str, Any]) -> Sequence[NewEvent]:
+            course_id = snapshot["course_id"]
+            place, fresh = admission.enter(course_id, tenant)
+            if fresh:
+                entered.append(course_id)
+            if place is None:
+                return then(snapshot)
+            position, reason = place
+            queued = CourseQueued(tenant=tenant, position=position, reason=reason)
+            return [self.new_event(queued, f"{course_id}@{snapshot['version']}", course_id)]
+
+        return admit_or_queue
+
+    def new_event(self, event: Any, cause: str, course_id: str, key: str | None = None) -> NewEvent:
+        """``event`` as the bridge appends it now, caused by ``cause`` (``COURSE@VERSION``)."""
+        return NewEvent(
+            event=event,
+            occurred_at=iso(self.clock.now()),
+            actor="bridge",
+            causation_id=cause,
+            correlation_id=course_id,
+            idempotency_key=key,
+        )
+
+    def admit_waiting(self) -> list[str]:
+        """Admit every queued course that fits now (``tenancy.admit_waiting``)."""
+        return tenancy.admit_waiting(self)
+
+    def _settle(self, state: CourseState, commands: Sequence[Command]) -> None:
+        """A course that ended gives its place to the next one waiting (if it held one)."""
+        admission = self.admission
+        if admission is None:
+            return
+        ended = state.status in TERMINAL_COURSE or any(
+            isinstance(c, CompleteCourse | FailCourse) for c in commands
+        )
+        if ended and admission.release(state.course_id, state.tenant):
+            self.admit_waiting()
 
     def after(self, snapshot: Mapping[str, Any]) -> tuple[list[NewEvent], Callable[[], None]]:
         """What ``decide`` wants of a course whose history has reached ``snapshot``: as events
@@ -159,6 +235,8 @@ class Bridge:
         ``advance`` of the resulting version has nothing left to do and is skipped."""
         state = CourseState.of(snapshot)
         commands = decide(state, self.pipeline_of(state))
+        if self.admission is not None:  # (and what the state spent is counted)
+            commands = list(self.admission.hold(state, commands, self.pipeline_of(state)))
         if not commands and not self.dispatch_follow_ups:
             return [], _nothing
 
@@ -171,6 +249,8 @@ class Bridge:
                 # next, has nothing left to do
                 with self._handed_lock:
                     _remember(self._settled, state.course_id, state.version + len(commands))
+                # the notified ``advance`` is skipped (settled): the place freed is given here
+                self._settle(state, commands)
 
         return self._events(state, commands), committed
 
@@ -223,6 +303,8 @@ class Bridge:
             if state is None:
                 return [], 0
             commands = decide(state, self.pipeline_of(state))
+            if self.admission is not None:
+                commands = list(self.admission.hold(state, commands, self.pipeline_of(state)))
             if commands:
                 try:
                     self.store.append(course_id, state.version, self._events(state, commands))
@@ -240,7 +322,10 @@ class Bridge:
                     ) from err
                 self.stats["scheduled"] += sum(isinstance(c, ScheduleTask) for c in commands)
                 self._log(state, commands)
-            return commands, self._dispatch_waiting(state, commands)
+            waiting = self._dispatch_waiting(state, commands)
+            if self.admission is not None:
+                self._settle(state, commands)  # an ended course's place goes to the next
+            return commands, waiting
         raise conflict  # the last real conflict, after _TRIES decisions lost their race
 
     def _dispatch_waiting(self, state: CourseState, commands: list[Command]) -> int:
@@ -335,6 +420,20 @@ class Bridge:
 
 
 Notify = Callable[[str, int], None]
+
+
+def _with_tenant(message: Mapping[str, Any], tenant: str | None) -> Mapping[str, Any]:
+    """``message`` with the ``tenant`` attribute as its body's ``tenant`` (checked then by the
+    request's schema, like an id); an InvalidRequest if the two disagree."""
+    if tenant is None:
+        return message
+    body = message.get("tenant")
+    if body is not None and body != tenant:
+        raise InvalidRequest(
+            f"tenant {body!r:.80} in the message and {tenant!r:.80} in its attributes differ",
+            ["tenant"],
+        )
+    return {**message, "tenant": tenant}
 
 
 def _not_before(value: str | None) -> str | None:

@@ -57,6 +57,10 @@ def reconcile(bridge: Bridge, quiet_s: float, *, limit: int = 1000) -> dict[str,
     """Advance every non-terminal course quiet for ``quiet_s``: rescues lost notifications."""
     before = iso(bridge.clock.now() - quiet_s)
     checked = rescued = abandoned = 0
+    admitted = 0
+    if bridge.admission is not None:  # the ledger re-read: what other processes changed
+        bridge.admission.load()
+        admitted = len(bridge.admit_waiting())
     for course_id in bridge.store.quiet(before, limit=limit):
         checked += 1
         abandoned += exhaust_abandoned(bridge, course_id)
@@ -64,7 +68,10 @@ def reconcile(bridge: Bridge, quiet_s: float, *, limit: int = 1000) -> dict[str,
         if commands or waiting:
             rescued += 1
     bridge.stats["rescues"] += rescued
-    return {"checked": checked, "rescued": rescued, "abandoned": abandoned}
+    counts = {"checked": checked, "rescued": rescued, "abandoned": abandoned}
+    if bridge.admission is not None:
+        counts["admitted"] = admitted
+    return counts
 
 
 def exhaust_abandoned(bridge: Bridge, course_id: str) -> int:

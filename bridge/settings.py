@@ -71,6 +71,16 @@ def _json_object(value: str) -> bool:
         return False
 
 
+def _tenant_limits(value: str) -> bool:
+    from bridge.tenancy import TenantLimits  # parsing lives with the ledger that uses it
+
+    try:
+        TenantLimits.parse(value)
+    except ValueError:
+        return False
+    return True
+
+
 _TRUE = {"1", "true", "yes", "on"}
 _BOOLEANS = _TRUE | {"0", "false", "no", "off", ""}
 
@@ -200,6 +210,16 @@ SETTINGS: tuple[Setting, ...] = (
         ("bridge",),
         allowed="a whole number of seconds, 0 or more",
         check=_integer(0),
+    ),
+    Setting(
+        "COURSEGEN_TENANT_LIMITS",
+        "{}",
+        "JSON fair shares: {default: {maxActive, dailyAiUsd}, tenants: {NAME: {...}},"
+        " maxActiveTotal} (README: Tenants and fair shares)",
+        ("bridge",),
+        cloud=False,
+        allowed="a JSON object as bridge/tenancy.py describes",
+        check=_tenant_limits,
     ),
     Setting("COURSEGEN_STEP", "", "the step a per-step service serves (empty: all)", ("steps",)),
     Setting(

@@ -59,6 +59,12 @@ class Scenario:
     actions: Mapping[tuple[str, int], Action] = field(default_factory=dict)
     after: Callable[[Runtime, str], None] | None = None  # once the course is idle
     runtime: Mapping[str, Any] = field(default_factory=dict)  # options for ``embedded``
+    # Tenants: the course's tenant, COURSEGEN_TENANT_LIMITS, what runs before its request
+    # (other courses of its tenant) and right after it (while it may still wait in line).
+    tenant: str | None = None
+    tenant_limits: str = ""
+    before: Callable[[Runtime], None] | None = None
+    first: Callable[[Runtime, str], None] | None = None
 
 
 def transient_once(rt: Runtime, ctx: StepContext) -> None:
@@ -134,6 +140,32 @@ def then_operate(*ops: str) -> Callable[[Runtime, str], None]:
     return after
 
 
+def occupied(tenant: str, *, finish: bool = False) -> Callable[[Runtime], None]:
+    """Another course of ``tenant`` takes its place first (and ends first, if ``finish``:
+    what it costs counts towards the tenant's budget of the day); the clock then moves on a
+    minute, so that the recorded course's events come visibly after it."""
+
+    def before(rt: Runtime) -> None:
+        message = {"videoUri": "gs://recorded/first.mp4", "title": "first", "tenant": tenant}
+        rt.bridge.ingest(message, message_id=f"history-first-{tenant}")
+        if finish:
+            rt.run_until_idle()
+        clock = rt.clock
+        assert isinstance(clock, VirtualClock)
+        clock.advance_to(clock.now() + 60)
+
+    return before
+
+
+def operate_now(op: str) -> Callable[[Runtime, str], None]:
+    def first(rt: Runtime, course_id: str) -> None:
+        operations.perform(
+            op, rt.store, rt.bridge, course_id, operator="recorder", reason=f"recorded: {op}"
+        )
+
+    return first
+
+
 SCENARIOS = (
     Scenario("completed", "every step succeeds the first time"),
     Scenario(
@@ -203,18 +235,46 @@ SCENARIOS = (
         # a deployment of version 1: the course is pinned to it when it is requested
         runtime={"pipelines": default_pipelines().with_current(1)},
     ),
+    Scenario(
+        "queued",
+        "its tenant (one active course at most) is busy: it waits queued, then is admitted",
+        tenant="acme",
+        tenant_limits='{"tenants": {"acme": {"maxActive": 1}}}',
+        before=occupied("acme"),
+    ),
+    Scenario(
+        "queued_cancelled",
+        "an operator cancels it while it waits queued for its tenant's place",
+        tenant="acme",
+        tenant_limits='{"tenants": {"acme": {"maxActive": 1}}}',
+        before=occupied("acme"),
+        first=operate_now("cancel"),
+    ),
+    Scenario(
+        "held",
+        "its tenant spent its daily AI budget: AI steps are held to the next day, then run",
+        tenant="thrifty",
+        tenant_limits='{"tenants": {"thrifty": {"dailyAiUsd": 0.02}}}',
+        before=occupied("thrifty", finish=True),
+    ),
 )
 
 
 def steps_for(scenario: Scenario, holder: dict[str, Runtime]) -> Mapping[str, StepFn]:
-    base = noop_steps(default_pipeline())
+    pipeline = default_pipeline()
+    base = noop_steps(pipeline)
+    # an AI step's metering, for a tenant's daily budget to count
+    cost = {"cost_usd": 0.01, "model": "recorded"} if scenario.tenant_limits else {}
 
     def wrap(name: str, inner: StepFn) -> StepFn:
         def step(ctx: StepContext) -> StepResult:
             action = scenario.actions.get((ctx.task.name, ctx.task.generation))
             if action is not None:
                 action(holder["rt"], ctx)
-            return inner(ctx)
+            result = inner(ctx)
+            if cost and pipeline.steps[name].provider is not None:
+                return StepResult(outputs=result.outputs, summary=result.summary, metering=cost)
+            return result
 
         return step
 
@@ -224,9 +284,10 @@ def steps_for(scenario: Scenario, holder: dict[str, Runtime]) -> Mapping[str, St
 def record(scenario: Scenario, out: Path) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="coursegen-record-") as tmp:
         holder: dict[str, Runtime] = {}
-        settings = Settings.from_env(
-            {"COURSEGEN_STORE": "sqlite", "COURSEGEN_TASK_SECRET": "recorder"}
-        )
+        env = {"COURSEGEN_STORE": "sqlite", "COURSEGEN_TASK_SECRET": "recorder"}
+        if scenario.tenant_limits:
+            env["COURSEGEN_TENANT_LIMITS"] = scenario.tenant_limits
+        settings = Settings.from_env(env)
         rt = embedded(
             tmp,
             settings=settings,
@@ -236,10 +297,14 @@ def record(scenario: Scenario, out: Path) -> dict[str, Any]:
         )
         holder["rt"] = rt
         try:
-            course_id = rt.bridge.ingest(
-                {"videoUri": f"gs://recorded/{scenario.name}.mp4", "title": scenario.about},
-                message_id=f"history-{scenario.name}",
-            )
+            if scenario.before is not None:
+                scenario.before(rt)
+            message = {"videoUri": f"gs://recorded/{scenario.name}.mp4", "title": scenario.about}
+            if scenario.tenant is not None:
+                message["tenant"] = scenario.tenant
+            course_id = rt.bridge.ingest(message, message_id=f"history-{scenario.name}")
+            if scenario.first is not None:
+                scenario.first(rt, course_id)
             rt.run_until_idle()
             if scenario.after is not None:
                 scenario.after(rt, course_id)

@@ -23,6 +23,7 @@ class ScheduleTask:
     queue: str
     input: Mapping[str, Any] = field(default_factory=_empty)
     not_before: str | None = None  # the queue holds it until then (ISO time)
+    held: str | None = None  # why it is held (a tenant over its daily AI budget)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -51,6 +52,7 @@ def to_event(command: Command) -> Event:
                 queue=command.queue,
                 input=dict(command.input),
                 not_before=command.not_before,
+                held=command.held,
             )
         case CompleteCourse():
             return CourseCompleted(outputs=dict(command.outputs))

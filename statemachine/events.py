@@ -29,8 +29,11 @@ class CourseRequested:
     # which version those run on).
     pipeline_version: int | None = None
     pipeline_digest: str | None = None
+    # The tenant it counts against; None (absent from data) is the default tenant, so a
+    # request that names none records exactly what it did before tenants existed.
+    tenant: str | None = None
     OMIT_EMPTY: ClassVar[frozenset[str]] = frozenset(
-        {"not_before", "pipeline_version", "pipeline_digest"}
+        {"not_before", "pipeline_version", "pipeline_digest", "tenant"}
     )
 
 
@@ -45,7 +48,10 @@ class TaskScheduled:
     queue: str
     input: Mapping[str, Any] = field(default_factory=_frozen_map)
     not_before: str | None = None  # the queue holds it until then (ISO time); omitted if empty
-    OMIT_EMPTY: ClassVar[frozenset[str]] = frozenset({"not_before"})
+    # Why it is held until ``not_before`` (its tenant is over its daily AI budget); omitted
+    # if empty.
+    held: str | None = None
+    OMIT_EMPTY: ClassVar[frozenset[str]] = frozenset({"not_before", "held"})
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -171,6 +177,26 @@ class CourseMigrated:
     reason: str
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CourseQueued:
+    """The course's tenant is at its limit of active courses (or the bridge at its total):
+    it waits, ``position`` in its tenant's line when it joined, until the bridge admits it."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+    tenant: str
+    position: int
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CourseAdmitted:
+    """A queued course was given a place freed by another (taken round-robin by tenant)."""
+
+    SCHEMA_VERSION: ClassVar[int] = 1
+    tenant: str
+    reason: str
+
+
 Event = (
     CourseRequested
     | TaskScheduled
@@ -187,6 +213,8 @@ Event = (
     | CourseResumed
     | CourseRedriven
     | CourseMigrated
+    | CourseQueued
+    | CourseAdmitted
 )
 
 EVENT_TYPES: Mapping[str, type[Any]] = {
@@ -207,6 +235,8 @@ EVENT_TYPES: Mapping[str, type[Any]] = {
         CourseResumed,
         CourseRedriven,
         CourseMigrated,
+        CourseQueued,
+        CourseAdmitted,
     )
 }
 

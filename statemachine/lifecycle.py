@@ -112,6 +112,7 @@ class CourseStatus:
     """The course lifecycle's states, by name: spell a state through these, never a literal."""
 
     REQUESTED: Final = "requested"
+    QUEUED: Final = "queued"  # waiting for its tenant's fair share (CourseQueued)
     RUNNING: Final = "running"
     PAUSED: Final = "paused"
     COMPLETED: Final = "completed"
@@ -135,17 +136,20 @@ class TaskStatus:
 C, T = CourseStatus, TaskStatus
 
 # A course: requested until its first task is scheduled; failed is terminal until an operator
-# redrives it.
+# redrives it. A course over its tenant's share waits queued until the bridge admits it
+# (back to requested, where it starts as any other).
 COURSE = build(
     "course",
-    [C.REQUESTED, C.RUNNING, C.PAUSED, C.COMPLETED, C.FAILED, C.CANCELLED],
+    [C.REQUESTED, C.QUEUED, C.RUNNING, C.PAUSED, C.COMPLETED, C.FAILED, C.CANCELLED],
     [
         ("start", C.REQUESTED, C.RUNNING),
+        ("queue", C.REQUESTED, C.QUEUED),
+        ("admit", C.QUEUED, C.REQUESTED),
         ("pause", [C.REQUESTED, C.RUNNING], C.PAUSED),
         ("resume", C.PAUSED, C.RUNNING),
         ("complete", C.RUNNING, C.COMPLETED),
         ("fail", [C.REQUESTED, C.RUNNING, C.PAUSED], C.FAILED),
-        ("cancel", [C.REQUESTED, C.RUNNING, C.PAUSED, C.FAILED], C.CANCELLED),
+        ("cancel", [C.REQUESTED, C.QUEUED, C.RUNNING, C.PAUSED, C.FAILED], C.CANCELLED),
         ("redrive", C.FAILED, C.RUNNING),
     ],
     initial=C.REQUESTED,

@@ -12,7 +12,14 @@ from typing import Any
 from statemachine.envelope import Envelope
 from statemachine.errors import IntegrityError, TransitionNotAllowed, UnknownEventType
 from statemachine.lifecycle import COURSE, TASK, CourseStatus, TaskStatus
-from statemachine.state import NEW, CourseState, Snapshot, TaskSnapshot, empty_snapshot
+from statemachine.state import (
+    DEFAULT_TENANT,
+    NEW,
+    CourseState,
+    Snapshot,
+    TaskSnapshot,
+    empty_snapshot,
+)
 from statemachine.upcast import pinned_version
 
 Handler = Callable[[Snapshot, Envelope], None]
@@ -43,6 +50,19 @@ def _course_requested(acc: Snapshot, env: Envelope) -> None:
         acc["hold_until"] = d["not_before"]
     if d.get("pipeline_version") is not None:  # absent before pinning: the snapshot too
         acc["pipeline"] = {"version": d["pipeline_version"], "digest": d["pipeline_digest"]}
+    if d.get("tenant", DEFAULT_TENANT) != DEFAULT_TENANT:  # absent: the default tenant
+        acc["tenant"] = d["tenant"]
+
+
+def _course_queued(acc: Snapshot, env: Envelope) -> None:
+    acc["status"] = COURSE.next(acc["status"], "queue")
+    d = env.data
+    acc["queued"] = {"position": d["position"], "reason": d["reason"], "at": env.occurred_at}
+
+
+def _course_admitted(acc: Snapshot, env: Envelope) -> None:
+    acc["status"] = COURSE.next(acc["status"], "admit")
+    acc.pop("queued", None)
 
 
 def _task_scheduled(acc: Snapshot, env: Envelope) -> None:
@@ -73,6 +93,10 @@ def _task_scheduled(acc: Snapshot, env: Envelope) -> None:
         task["not_before"] = d["not_before"]
     else:
         task.pop("not_before", None)
+    if d.get("held"):
+        task["held"] = d["held"]
+    else:
+        task.pop("held", None)
     acc.pop("hold_until", None)  # the hold is consumed by the tasks decided with it
     task.pop("progress", None)
 
@@ -248,6 +272,8 @@ HANDLERS: Mapping[str, Handler] = {
     "CourseResumed": _course_resumed,
     "CourseRedriven": _course_redriven,
     "CourseMigrated": _course_migrated,
+    "CourseQueued": _course_queued,
+    "CourseAdmitted": _course_admitted,
 }
 
 

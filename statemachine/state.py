@@ -11,6 +11,7 @@ from statemachine.envelope import GENESIS_HASH
 from statemachine.upcast import pinned_version
 
 NEW = "new"  # before CourseRequested: the course does not exist yet
+DEFAULT_TENANT = "default"  # the tenant of a request that names none
 
 
 class TaskSnapshot(TypedDict):
@@ -37,6 +38,7 @@ class TaskSnapshot(TypedDict):
     not_before: NotRequired[str]
     failed_metering: NotRequired[dict[str, Any]]
     progress: NotRequired[dict[str, Any]]
+    held: NotRequired[str]  # why its queue holds it (a tenant's daily AI budget)
 
 
 class CourseSnapshot(TypedDict):
@@ -56,6 +58,8 @@ class CourseSnapshot(TypedDict):
     tasks: dict[str, TaskSnapshot]
     hold_until: NotRequired[str]
     pipeline: NotRequired[dict[str, Any]]  # {version, digest}: the pin, absent when unpinned
+    tenant: NotRequired[str]  # absent: the default tenant
+    queued: NotRequired[dict[str, Any]]  # {position, reason, at} while it waits for its share
 
 
 Snapshot = CourseSnapshot
@@ -121,6 +125,8 @@ class TaskState:
     failed_metering: Mapping[str, Any] = field(default_factory=lambda: _EMPTY)
     # {fraction, at} of the running attempt's last TaskProgress; None before any
     progress: Mapping[str, Any] | None = None
+    # Why its queue holds it until ``not_before`` (its tenant over its daily AI budget)
+    held: str | None = None
 
     @classmethod
     def from_snapshot(cls, name: str, t: Mapping[str, Any]) -> TaskState:
@@ -146,6 +152,7 @@ class TaskState:
             not_before=t.get("not_before"),
             failed_metering=_view(t.get("failed_metering") or {}),
             progress=_view(t["progress"]) if t.get("progress") is not None else None,
+            held=t.get("held"),
         )
 
     def to_snapshot(self) -> TaskSnapshot:
@@ -174,6 +181,8 @@ class TaskState:
             snapshot["failed_metering"] = thaw(self.failed_metering)
         if self.progress is not None:  # absent, not null: snapshots from before stay equal
             snapshot["progress"] = thaw(self.progress)
+        if self.held is not None:
+            snapshot["held"] = self.held
         return snapshot
 
     def cost_usd(self) -> float:
@@ -217,6 +226,10 @@ class CourseState:
     # The pipeline the course is pinned to ({version, digest}: its request's, or its last
     # CourseMigrated's); None for a course requested before pinning (``pipeline_version``).
     pipeline: Mapping[str, Any] | None = None
+    # The tenant the course counts against (in snapshots only when not the default one), and
+    # while it waits for its share, {position, reason, at} of its CourseQueued.
+    tenant: str = DEFAULT_TENANT
+    queued: Mapping[str, Any] | None = None
 
     @classmethod
     def from_snapshot(cls, snap: Mapping[str, Any]) -> CourseState:
@@ -237,6 +250,8 @@ class CourseState:
             ),
             hold_until=snap.get("hold_until"),
             pipeline=_view(snap["pipeline"]) if snap.get("pipeline") is not None else None,
+            tenant=snap.get("tenant", DEFAULT_TENANT),
+            queued=_view(snap["queued"]) if snap.get("queued") else None,
         )
 
     @classmethod
@@ -275,6 +290,10 @@ class CourseState:
             snap["hold_until"] = self.hold_until
         if self.pipeline is not None:  # absent, not null: unpinned snapshots stay as they were
             snap["pipeline"] = thaw(self.pipeline)
+        if self.tenant != DEFAULT_TENANT:
+            snap["tenant"] = self.tenant
+        if self.queued is not None:
+            snap["queued"] = thaw(self.queued)
         return snap
 
     @property

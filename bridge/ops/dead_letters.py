@@ -188,7 +188,8 @@ def push_envelope(letter: DeadLetter) -> dict[str, Any]:
         "message": {
             "data": base64.b64encode(letter.data).decode(),
             "messageId": message_id,
-            "attributes": {},
+            # the request's own attributes that mean something to the bridge (its tenant)
+            "attributes": {k: letter.attributes[k] for k in ("tenant",) if k in letter.attributes},
         },
         "subscription": letter.attributes.get("subscription", "republished"),
     }

@@ -291,6 +291,8 @@ def _result(
         result["tasks"] = list(event.tasks)
     if isinstance(event, CourseResumed) and event.not_before is not None:
         result["at"] = event.not_before
+    if operation == "cancel" and bridge is not None:
+        bridge.advance(course_id)  # nothing to schedule; a place it held goes to the next
     if operation in ("resume", "redrive"):
         if bridge is None:
             result["scheduled"] = None  # the reconciler advances it

@@ -26,6 +26,7 @@ from statemachine.pipeline import default_pipelines
 from statemachine.ports import EventStore, Head
 from statemachine.reducer import apply as real_apply
 from statemachine.state import CourseState
+from statemachine.tenancy import hold_ai_steps
 
 Apply = Callable[[CourseState, Envelope], CourseState]
 Decide = Callable[[CourseState], Sequence[Command]]
@@ -119,8 +120,9 @@ def _compare_commands(
     """What ``decide`` wants after ``events[i]`` against what the history did next; and how
     many of the next events are that recorded decision (the shadow skips their middle)."""
     version = events[i].version
-    wanted = [_as_event(c) for c in decide(state)]
+    commands = decide(state)
     recorded = list(_decided_at(course_id, events, i))
+    wanted = [_as_event(c) for c in _rehold(commands, recorded, state)]
     if recorded:
         if wanted != recorded:
             found = Divergence(
@@ -132,7 +134,23 @@ def _compare_commands(
             )
             return found, 0
         return None, len(recorded) - 1
-    return _deferred(course_id, events, i, state, wanted), 0
+    return _deferred(course_id, events, i, state, commands), 0
+
+
+def _rehold(
+    commands: Sequence[Command],
+    recorded: Sequence[tuple[str, Mapping[str, Any]]],
+    state: CourseState,
+) -> Sequence[Command]:
+    """``commands`` with the budget hold the recorded decision carries, if it carries one:
+    whether a tenant was over its budget is the bridge's to know (bridge/tenancy.py), what the
+    hold does to the commands is the core's (``hold_ai_steps``), and that is compared."""
+    for kind, data in recorded:
+        if kind == "TaskScheduled" and data.get("held"):
+            until, reason = data["not_before"], data["held"]
+            pipeline = default_pipelines().of(state)
+            return hold_ai_steps(commands, pipeline, until=until, reason=reason)
+    return commands
 
 
 def _deferred(
@@ -140,13 +158,16 @@ def _deferred(
     events: Sequence[Envelope],
     i: int,
     state: CourseState,
-    wanted: list[tuple[str, dict[str, Any]]],
+    commands: Sequence[Command],
 ) -> Divergence | None:
     """Commands decided where the history recorded none right away."""
     version = events[i].version
-    if not wanted:
+    if not commands:
         return None
+    if i + 1 < len(events) and events[i + 1].type == "CourseQueued":
+        return None  # the bridge queued the course instead: decided again once admitted
     later = _next_decision(course_id, events, i)
+    wanted = [_as_event(c) for c in _rehold(commands, later or [], state)]
     if later is None:
         if i == len(events) - 1 and state.status in _ACTIVE:
             return None  # still due: the history stops before the bridge got to it

@@ -3,12 +3,13 @@ heads. The CLI, the live board and the dashboard all read courses through it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypedDict
 
 from statemachine.lifecycle import CourseStatus, TaskStatus
 from statemachine.pipeline import Pipeline, default_pipelines
 from statemachine.ports import EventStore, Head
+from statemachine.state import DEFAULT_TENANT
 from statemachine.timefmt import parse_iso
 from statemachine.upcast import pinned_version
 
@@ -55,6 +56,9 @@ class CourseView(TypedDict):
 
     course_id: str
     status: str
+    tenant: str
+    queued: dict[str, Any] | None  # a queued course's place: position, joined_at_position, ...
+    held: list[dict[str, Any]]  # tasks held for the tenant's daily AI budget: task, until, why
     title: str
     variant: str | None
     version: int
@@ -165,6 +169,9 @@ def course_status(
     return {
         "course_id": course_id,
         "status": head.status,
+        "tenant": s.get("tenant", DEFAULT_TENANT),
+        "queued": _queued(store, head),
+        "held": _held(tasks),
         "title": (s.get("request") or {}).get("title", ""),
         "variant": head.variant,
         "version": head.version,
@@ -182,6 +189,44 @@ def course_pipeline(snapshot: Mapping[str, Any]) -> Pipeline:
     pipelines = default_pipelines()
     found = pipelines.versions.get(pinned_version(snapshot.get("pipeline")))
     return found if found is not None else pipelines.latest
+
+
+def _queued(store: EventStore, head: Head) -> dict[str, Any] | None:
+    """A queued course's place: ``position`` now (1: its tenant's next), the position it
+    joined at, why it waits and since when; None when it is not queued."""
+    q = head.snapshot.get("queued")
+    if head.status != CourseStatus.QUEUED or not q:
+        return None
+    tenant = head.snapshot.get("tenant", DEFAULT_TENANT)
+
+    def key(h: Head) -> tuple[str, int, str]:
+        other = h.snapshot.get("queued") or {}
+        return (str(other.get("at", "")), int(other.get("position", 0)), h.course_id)
+
+    line = sorted(
+        (
+            h
+            for h in store.courses(status=CourseStatus.QUEUED)
+            if h.snapshot.get("tenant", DEFAULT_TENANT) == tenant
+        ),
+        key=key,
+    )
+    now = next((i + 1 for i, h in enumerate(line) if h.course_id == head.course_id), None)
+    return {
+        "position": now or q["position"],
+        "joined_at_position": q["position"],
+        "reason": q["reason"],
+        "since": q["at"],
+    }
+
+
+def _held(tasks: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """The tasks their queue holds for the tenant's daily AI budget: task, until, why."""
+    return [
+        {"task": name, "until": t.get("not_before"), "reason": t["held"]}
+        for name, t in tasks
+        if t.get("held") and t["status"] == TaskStatus.SCHEDULED
+    ]
 
 
 def _task_row(name: str, t: Mapping[str, Any], now: float | None = None) -> TaskRow:

@@ -21,6 +21,7 @@ from bridge.pubsub import PubSubNotifier, make_publisher
 from bridge.runtime.clock import SystemClock
 from bridge.runtime.stores import open_store
 from bridge.settings import Settings
+from bridge.tenancy import admission_for
 from handlers.artifacts import ArtifactStore, LocalArtifacts
 from handlers.auth import HmacVerifier, allow_all, sign
 from handlers.endpoint import TaskEndpoint, Verifier
@@ -115,6 +116,7 @@ def cloud_runtime(
         legacy_dispatcher=_legacy(cfg, project, events, dispatcher, clk, firestore_client),
         dispatch_follow_ups=not isinstance(dispatcher, NoDispatcher),
         pipelines=registry,
+        admission=admission_for(cfg.get("COURSEGEN_TENANT_LIMITS"), events, clk),
     )
     endpoint = TaskEndpoint(
         store=events,

@@ -31,6 +31,7 @@ from bridge.runtime.clock import SystemClock
 from bridge.runtime.late import Late
 from bridge.runtime.stores import open_store
 from bridge.settings import Settings
+from bridge.tenancy import admission_for
 from handlers.artifacts import LocalArtifacts
 from handlers.auth import HmacVerifier, sign
 from handlers.endpoint import RECORD_START_AFTER_S, TaskEndpoint
@@ -177,6 +178,7 @@ def embedded(
         legacy_dispatcher=legacy_dispatcher,
         dispatch_follow_ups=dispatch_follow_ups,
         pipelines=registry,
+        admission=admission_for(cfg.get("COURSEGEN_TENANT_LIMITS"), events, clk),
     )
 
     def notify(course_id: str, version: int) -> None:

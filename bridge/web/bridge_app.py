@@ -257,13 +257,27 @@ def _check_request(data: Mapping[str, Any], message_id: str) -> None:
             raise Rejected(f"hostile videoUri: {reason}")
 
 
+def _tenant_attribute(message: Mapping[str, Any]) -> str | None:
+    """The message's ``tenant`` attribute (checked with the body's, by the request schema)."""
+    attributes = message.get("attributes")
+    if attributes is None:
+        return None
+    if not isinstance(attributes, Mapping):
+        raise Rejected("message.attributes must be an object")
+    tenant = attributes.get("tenant")
+    if tenant is not None and not isinstance(tenant, str):
+        raise Rejected("the tenant attribute must be a string")
+    return tenant
+
+
 def ingest_envelope(rt: BridgeRuntime, envelope: Mapping[str, Any]) -> Outcome:
     """Ingest the course request a push envelope (or a Pub/Sub CloudEvent's data) carries."""
     message_id = str(envelope["message"].get("messageId") or "")
     try:
         data = message_json(envelope)
         _check_request(data, message_id)
-        course_id = rt.bridge.ingest(data, message_id=message_id or None)
+        tenant = _tenant_attribute(envelope["message"])
+        course_id = rt.bridge.ingest(data, message_id=message_id or None, tenant=tenant)
     except (Rejected, InvalidRequest) as err:
         return _dead_letter(rt, "course-requests", envelope, str(err))
     return 200, {"status": "accepted", "courseId": course_id}
@@ -302,6 +316,9 @@ def _dead_letter(
     attributes = {"source": source, "messageId": message_id}
     if isinstance(envelope.get("subscription"), str):
         attributes["subscription"] = envelope["subscription"]
+    given = message.get("attributes")
+    if isinstance(given, Mapping) and isinstance(given.get("tenant"), str):
+        attributes["tenant"] = given["tenant"][:128]  # kept, so a republish still names it
     try:
         rt.dead_letter(data[:MAX_BODY_BYTES], reason, attributes)
     except Exception as err:  # not parked yet: let Pub/Sub deliver it again

@@ -104,6 +104,7 @@ _UPSERT_HEAD = (
 )
 
 _ACTIVE = tuple(sorted(ACTIVE_COURSE))
+_IN_ACTIVE = "status IN (" + ", ".join("?" * len(_ACTIVE)) + ")"  # one ? per active status
 
 
 class SqliteStore:
@@ -348,7 +349,7 @@ class SqliteStore:
     def quiet(self, before: str, *, limit: int = 1000) -> Sequence[str]:
         with self._conn() as conn:
             rows = conn.execute(
-                "SELECT course_id FROM courses WHERE status IN (?, ?, ?) AND updated_at < ?"
+                f"SELECT course_id FROM courses WHERE {_IN_ACTIVE} AND updated_at < ?"
                 " ORDER BY updated_at LIMIT ?",
                 (*_ACTIVE, before, limit),
             ).fetchall()
@@ -357,7 +358,7 @@ class SqliteStore:
     def moved(self, since: str, *, limit: int = 1000) -> Sequence[tuple[str, int]]:
         with self._conn() as conn:
             rows = conn.execute(
-                "SELECT course_id, version FROM courses WHERE status IN (?, ?, ?)"
+                f"SELECT course_id, version FROM courses WHERE {_IN_ACTIVE}"
                 " AND updated_at >= ? ORDER BY updated_at LIMIT ?",
                 (*_ACTIVE, since, limit),
             ).fetchall()

@@ -229,6 +229,9 @@ FIELDS: dict[str, st.SearchStrategy[Any]] = {
     "from_version": small_ints,
     "to_version": small_ints,
     "digest": st.sampled_from(["0" * 64, ""]) | st.text(max_size=8),
+    "tenant": st.sampled_from(["acme", "default", ""]) | st.none() | strings,
+    "position": small_ints | json_values,
+    "held": st.none() | st.just("over budget") | strings,
 }
 
 

@@ -15,6 +15,7 @@ BRIDGE_PROPER = (
     "bridge.wire",
     "bridge.pubsub",
     "bridge.settings",
+    "bridge.tenancy",
     "bridge.dispatch",
 )
 # Concrete store adapters: only composition roots (runtime, cli, tooling) pick one.

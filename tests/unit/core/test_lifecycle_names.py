@@ -26,6 +26,7 @@ def test_every_named_state_is_a_state_of_its_lifecycle_and_back() -> None:
 def test_the_derived_sets_partition_the_lifecycles() -> None:
     assert set(COURSE.states) == ACTIVE_COURSE | TERMINAL_COURSE
     assert not ACTIVE_COURSE & TERMINAL_COURSE
-    assert {CourseStatus.REQUESTED, CourseStatus.RUNNING, CourseStatus.PAUSED} == ACTIVE_COURSE
+    C = CourseStatus
+    assert {C.REQUESTED, C.QUEUED, C.RUNNING, C.PAUSED} == ACTIVE_COURSE
     assert TASK.terminal >= BROKEN_TASK and TaskStatus.SUCCEEDED not in BROKEN_TASK
     assert not UNFINISHED_TASK & TASK.terminal and TaskStatus.PENDING not in UNFINISHED_TASK

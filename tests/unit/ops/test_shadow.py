@@ -60,11 +60,14 @@ def test_the_recorded_histories_cover_every_event_type_and_course_transition() -
     assert types == set(HANDLERS)
     assert endings == {"completed", "failed", "cancelled"}
     every = {(src, dst) for (src, _), dst in COURSE.table.items() if src != "requested"}
-    every |= {("new", "requested"), ("requested", "running")}
+    every |= {("new", "requested"), ("requested", "running"), ("requested", "queued")}
     # Not produced by any code path, so no run can record them: "requested -> paused, failed,
     # cancelled" (the request and its first task are one append: a course runs before anyone
     # can act on it) and "paused -> failed" (decide waits for the resume to fail a course).
     assert every - moves == {("paused", "failed")}
+    # a task held for its tenant's daily AI budget, and run when the day rolled over
+    held = [e for name in NAMES for e in recorded(name)[0] if e.data.get("held")]
+    assert held and all(e.type == "TaskScheduled" and e.data["not_before"] for e in held)
 
 
 def drop_summaries(state: CourseState, env: Envelope) -> CourseState:

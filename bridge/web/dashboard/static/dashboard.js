@@ -139,6 +139,15 @@ function renderCourse(c) {
   const failure = document.getElementById("failure");
   failure.hidden = !c.failure;
   failure.textContent = c.failure ? `Failed: ${c.failure.reason || ""}` : "";
+  const queued = document.getElementById("queued");
+  queued.hidden = !c.queued;
+  queued.textContent = c.queued
+    ? `Queued: position ${c.queued.position} of tenant ${c.tenant}, since ${c.queued.since}: ${c.queued.reason}`
+    : "";
+  const held = document.getElementById("held");
+  held.hidden = !(c.held && c.held.length);
+  held.textContent = held.hidden ? ""
+    : `Held until ${c.held[0].until} (${c.held.map((h) => h.task).join(", ")}): ${c.held[0].reason}`;
   const rows = c.tasks.map((t) => el("tr", { "data-task": t.task },
     el("td", {}, el("code", { text: t.task })),
     el("td", {}, badge(t.status)),
