@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from handlers.ai.offline import OfflineProvider
 from handlers.ai.openai_provider import OpenAIConfig, OpenAIProvider
 from handlers.ai.port import (
+    AIProvider,
     AIResult,
     Checkpoint,
     FrameInput,
@@ -69,10 +70,10 @@ class LocalProvider:
 
     name = "local"
 
-    def __init__(self, config: LocalConfig, offline: OfflineProvider | None = None) -> None:
+    def __init__(self, config: LocalConfig, offline: AIProvider | None = None) -> None:
         self.config = config
         self.model = config.model
-        self._offline = offline or OfflineProvider()
+        self._offline: AIProvider = offline or OfflineProvider()
         self._chat = OpenAIProvider(
             OpenAIConfig(
                 api_key="sk-no-key-local-model",  # the server takes any key; the SDK wants one

@@ -74,8 +74,13 @@ def openai_provider(settings: Any) -> AIProvider:
 
 def local_provider(settings: Any) -> AIProvider:
     """The local model behind an OpenAI-compatible server on loopback (no key, no cost)."""
-    from handlers.ai.local import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, DEFAULT_URL, LocalConfig
-    from handlers.ai.local import LocalProvider
+    from handlers.ai.local import (
+        DEFAULT_MAX_TOKENS,
+        DEFAULT_MODEL,
+        DEFAULT_URL,
+        LocalConfig,
+        LocalProvider,
+    )
 
     return LocalProvider(
         LocalConfig(
