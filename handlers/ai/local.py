@@ -135,8 +135,9 @@ class LocalProvider:
             tally.refused += len(refused)
             for verdict in refused:
                 log.info("refused a local-model question: %s", "; ".join(verdict.problems))
-            out.append({"lesson": lesson.index, "questions": _filled(kept, spare, count)})
-            tally.offline_questions += len(out[-1]["questions"]) - len(kept)
+            questions = _filled(kept, spare, count)
+            tally.offline_questions += sum(q not in kept for q in questions)
+            out.append({"lesson": lesson.index, "questions": questions})
         return AIResult({"lessons": out}, tally.metering())
 
     def _ask(
