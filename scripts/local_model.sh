@@ -8,8 +8,10 @@
 #
 # Environment: LLAMA_PYTHON (the python of the venv holding llama-cpp-python[server];
 # default .venv-llm/bin/python), LOCAL_MODEL_PORT (8080), LOCAL_MODEL_ALIAS
-# (qwen2.5-coder-0.5b-instruct-q4_k_m), LOCAL_MODEL_THREADS (nproc), LOCAL_MODEL_CTX (4096),
+# (qwen2.5-coder-0.5b-instruct-q4_k_m), LOCAL_MODEL_THREADS (1), LOCAL_MODEL_CTX (4096),
 # LOCAL_MODEL_LOG (where the server's output goes; default a file in a temporary folder).
+# Threads default to 1: llama.cpp's OpenMP threads spin-wait, and on cores other work shares
+# (measured here, load 7-9 on 2 cores) 2 threads ran 5x slower than 1. Idle cores: set nproc.
 set -euo pipefail
 
 if [[ $# -lt 3 || $2 != "--" ]]; then
@@ -35,7 +37,7 @@ export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 DO_NOT_TRACK=1 ANONYMIZED_TEL
 
 "$python" -m llama_cpp.server --model "$model" --model_alias "$alias" \
   --host 127.0.0.1 --port "$port" --n_ctx "${LOCAL_MODEL_CTX:-4096}" \
-  --n_threads "${LOCAL_MODEL_THREADS:-$(nproc)}" >"$log" 2>&1 &
+  --n_threads "${LOCAL_MODEL_THREADS:-1}" >"$log" 2>&1 &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true' EXIT
 

@@ -185,9 +185,14 @@ class OpenAIProvider:
     ) -> AIResult:
         meter = Meter(self.name, self.model, prompt.ref, prices=self.config.prices)
         format_args = self._format_args(schema_name)
+        user: ChatCompletionMessageParam = {"role": "user", "content": content}
+        if self.config.schema_format == "json_object":
+            # llama-cpp-python's chat templates join strings: its text parts, as one string
+            text = "\n".join(str(part.get("text", "")) for part in content)
+            user = {"role": "user", "content": text}
         messages: list[ChatCompletionMessageParam] = [
             {"role": "system", "content": prompt.system},
-            {"role": "user", "content": content},
+            user,
         ]
 
         def ask(repair: RepairRequest | None) -> Reply:

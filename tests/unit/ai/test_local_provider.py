@@ -95,7 +95,7 @@ def test_questions_that_pass_the_check_are_kept_and_the_request_asks_for_a_gramm
     assert fmt["type"] == "json_object"  # llama-cpp-python has no json_schema type
     questions = fmt["schema"]["properties"]["lessons"]["items"]["properties"]["questions"]
     assert questions["minItems"] == 2  # a grammar can hold the model to it
-    prompt_inputs = first["messages"][1]["content"][0]["text"]
+    prompt_inputs = first["messages"][1]["content"]  # a string: llama.cpp's templates want one
     assert "How rivers move sediment" in prompt_inputs
     assert "Erosion shapes valleys" not in prompt_inputs
     assert result.metering["provider"] == "local"
