@@ -14,6 +14,8 @@ from handlers.ai.text import STOPWORDS, mentions
 MIN_CHOICES = 3
 MAX_CHOICES = 4
 BLANK = re.compile(r"_{3,}")
+# A many-word answer is stated when all its content words fall within this many words.
+GROUNDING_WINDOW = 15
 _WORD = re.compile(r"[^\W_]+(?:['-][^\W_]+)*")
 
 
@@ -70,12 +72,21 @@ def check_question(question: Mapping[str, Any], material: str) -> Verdict:
 
 def grounded(answer: str, material: str) -> bool:
     """Whether the lesson states ``answer``: the whole answer occurs in it, or every content
-    word of the answer does (a plural or singular form counts)."""
+    word of the answer does (a plural or singular form counts) within GROUNDING_WINDOW words
+    of each other: speech comes unpunctuated, so "one sentence" is a stretch of words."""
     if mentions(material, answer):
         return True
-    said = {_stem(w) for w in _WORD.findall(material.casefold())}
-    words = [w for w in _WORD.findall(answer.casefold()) if w not in STOPWORDS]
-    return bool(words) and all(_stem(w) in said for w in words)
+    words = {_stem(w) for w in _WORD.findall(answer.casefold()) if w not in STOPWORDS}
+    if not words:
+        return False
+    said = [_stem(w) for w in _WORD.findall(material.casefold())]
+    last_seen: dict[str, int] = {}
+    for i, word in enumerate(said):
+        if word in words:
+            last_seen[word] = i
+            if len(last_seen) == len(words) and i - min(last_seen.values()) < GROUNDING_WINDOW:
+                return True
+    return False
 
 
 def _stem(word: str) -> str:

@@ -92,6 +92,19 @@ def test_grounding_takes_the_whole_answer_or_every_content_word_in_either_number
     assert not grounded("the", "No article said here.")  # no content word to find
 
 
+def test_a_many_word_answer_needs_its_words_said_together_not_scattered_over_the_lesson():
+    # the sample's lesson, as tiny.en heard it; a 0.5B model's answer key the check let through
+    # before words had to be near each other
+    said = (
+        "on flat round river forms the enders and bends water flows faster on the outer bank "
+        "and wears it away while sand settles on the inner bank when a bend is cut off it "
+        "becomes a quiet oxbow lake " + "the river keeps moving downstream " * 3 + "meanders"
+    )
+    assert not grounded("Bends are faster than meanders", said)
+    assert grounded("faster on the outer bend", said)  # not verbatim: "bank" comes between
+    assert grounded("outer bank wears away", said)
+
+
 def test_keep_passing_drops_failures_and_repeats_and_stops_at_the_limit():
     questions = [
         mc(),
