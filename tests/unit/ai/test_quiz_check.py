@@ -93,8 +93,7 @@ def test_grounding_takes_the_whole_answer_or_every_content_word_in_either_number
 
 
 def test_a_many_word_answer_needs_its_words_said_together_not_scattered_over_the_lesson():
-    # the sample's lesson, as tiny.en heard it; a 0.5B model's answer key the check let through
-    # before words had to be near each other
+    # the sample's meanders lesson as tiny.en heard it, with "meanders" said far from the rest
     said = (
         "on flat round river forms the enders and bends water flows faster on the outer bank "
         "and wears it away while sand settles on the inner bank when a bend is cut off it "
