@@ -225,10 +225,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "COURSEGEN_PROVIDER",
         "",
-        "AI provider for every AI step: offline | gemini | openai",
+        "AI provider for every AI step: offline | gemini | openai | local",
         ("steps",),
-        allowed="offline, gemini, openai or empty (the step's default)",
-        check=_one_of("", "offline", "gemini", "openai"),
+        allowed="offline, gemini, openai, local or empty (the step's default)",
+        check=_one_of("", "offline", "gemini", "openai", "local"),
     ),
     Setting(
         "COURSEGEN_LOCAL_ROOTS",
@@ -356,6 +356,30 @@ SETTINGS: tuple[Setting, ...] = (
         "OpenAI API base URL (a local stub or proxy; empty: api.openai.com)",
         _AI_STEPS,
         cloud=False,
+    ),
+    # The optional local model (COURSEGEN_PROVIDER=local): laptop only, never in the cloud.
+    Setting(
+        "COURSEGEN_LOCAL_MODEL_URL",
+        "http://127.0.0.1:8080/v1",
+        "OpenAI-compatible server of the local model, on loopback (llama_cpp.server)",
+        _AI_STEPS,
+        cloud=False,
+    ),
+    Setting(
+        "COURSEGEN_LOCAL_MODEL",
+        "qwen2.5-coder-0.5b-instruct-q4_k_m",
+        "model name the local server is asked for (its --model_alias)",
+        _AI_STEPS,
+        cloud=False,
+    ),
+    Setting(
+        "COURSEGEN_LOCAL_MODEL_MAX_TOKENS",
+        "1024",
+        "most tokens the local model may write for one lesson's questions",
+        _AI_STEPS,
+        cloud=False,
+        allowed="a whole number, 1 or more",
+        check=_integer(1),
     ),
 )
 

@@ -49,7 +49,7 @@ def main(debug: bool) -> None:
 @click.option("--language", default="en", show_default=True)
 @click.option(
     "--provider",
-    type=click.Choice(["offline", "gemini", "openai"]),
+    type=click.Choice(["offline", "gemini", "openai", "local"]),
     envvar="COURSEGEN_PROVIDER",
     help="AI provider for every AI step "
     "[env COURSEGEN_PROVIDER; default from pipeline.json: offline].",
@@ -600,10 +600,12 @@ def _print_table(rows: Sequence[Mapping[str, Any]]) -> None:
 
 
 def _register_extensions() -> None:
-    """Commands that live beside their code (ops, dashboard, queues, export, cloud-local, eval)."""
+    """Commands that live beside their code (ops, dashboard, queues, export, cloud-local, eval,
+    model)."""
     from bridge.cli import cloud_local
     from bridge.cli import dead_letters as dead_letters_cli
     from bridge.cli import eval as eval_cli
+    from bridge.cli import model as model_cli
     from bridge.cli import operator as ops_cli
     from bridge.cli import queues as queues_cli
     from bridge.cli import serve as serve_cli
@@ -616,6 +618,7 @@ def _register_extensions() -> None:
     queues_cli.register(main)
     dead_letters_cli.register(main)
     eval_cli.register(main)
+    model_cli.register(main)
     main.add_command(export)
     main.add_command(archive)
 

@@ -38,6 +38,7 @@ from handlers.ai.port import (
 )
 from handlers.ai.pricing import Price
 from handlers.ai.structured import (
+    GRAMMAR_KEYWORDS,
     Meter,
     RepairRequest,
     Reply,
@@ -45,6 +46,7 @@ from handlers.ai.structured import (
     redact,
     retry_after,
     structured_answer,
+    subset_schema,
 )
 
 DEFAULT_MODEL = "gpt-4.1-mini"
@@ -67,6 +69,11 @@ class OpenAIConfig:
     image_detail: Literal["auto", "low", "high"] = "auto"
     prices: Mapping[str, Price] | None = None
     window_tokens: int = WINDOW_TOKENS  # about the most input tokens one analyze_video request
+    # "strict": OpenAI's json_schema response format. "json_object": {"type": "json_object",
+    # "schema": ...}, which llama-cpp-python's server turns into a grammar (it has no
+    # json_schema type); the schema keeps minItems and minLength, which a grammar can enforce.
+    schema_format: Literal["strict", "json_object"] = "strict"
+    max_output_tokens: int | None = None  # None: the server's default
 
 
 class OpenAIProvider:
@@ -228,17 +235,15 @@ class OpenAIProvider:
         meter: Meter,
     ) -> dict[str, Any]:
         """One structured chat completion (and its repair, if needed), metered on ``meter``."""
-        response_format: ResponseFormatJSONSchema = {
-            "type": "json_schema",
-            "json_schema": {
-                "name": schema_name.rsplit("/", 1)[-1],
-                "schema": openai_strict_schema(schemas.load(schema_name)),
-                "strict": True,
-            },
-        }
+        format_args = self._format_args(schema_name)
+        user: ChatCompletionMessageParam = {"role": "user", "content": content}
+        if self.config.schema_format == "json_object":
+            # llama-cpp-python's chat templates join strings: its text parts, as one string
+            text = "\n".join(str(part.get("text", "")) for part in content)
+            user = {"role": "user", "content": text}
         messages: list[ChatCompletionMessageParam] = [
             {"role": "system", "content": prompt.system},
-            {"role": "user", "content": content},
+            user,
         ]
 
         def ask(repair: RepairRequest | None) -> Reply:
@@ -250,14 +255,35 @@ class OpenAIProvider:
                 ]
             with self._sdk_errors(prompt.id):
                 completion = self._client.chat.completions.create(
-                    model=self.model,
-                    messages=sent,
-                    response_format=response_format,
-                    temperature=0.2,
+                    model=self.model, messages=sent, temperature=0.2, **format_args
                 )
             return _reply(completion, prompt.id)
 
         return structured_answer(schema_name, ask, meter, prune=True)
+
+    def _format_args(self, schema_name: str) -> dict[str, Any]:
+        """The keyword arguments of a chat completion that ask for JSON in ``schema_name``."""
+        args: dict[str, Any] = {}
+        if self.config.max_output_tokens is not None:
+            args["max_tokens"] = self.config.max_output_tokens
+        schema = schemas.load(schema_name)
+        if self.config.schema_format == "json_object":
+            grammar_schema = subset_schema(schema, GRAMMAR_KEYWORDS)
+            # not a response_format the SDK types know: sent as it is, in the body
+            args["extra_body"] = {
+                "response_format": {"type": "json_object", "schema": grammar_schema}
+            }
+            return args
+        response_format: ResponseFormatJSONSchema = {
+            "type": "json_schema",
+            "json_schema": {
+                "name": schema_name.rsplit("/", 1)[-1],
+                "schema": openai_strict_schema(schema),
+                "strict": True,
+            },
+        }
+        args["response_format"] = response_format
+        return args
 
     @contextlib.contextmanager
     def _sdk_errors(self, what: str) -> Iterator[None]:

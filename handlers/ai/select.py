@@ -1,5 +1,5 @@
 """Which provider serves an AI step: request option, then environment, then pipeline.json;
-and how the Gemini and OpenAI providers are built from the settings."""
+and how the Gemini, OpenAI and local providers are built from the settings."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from handlers.ai.port import AIProvider, PermanentProviderError
 from statemachine.pipeline import default_pipeline
 
-PROVIDERS = ("offline", "gemini", "openai")
+PROVIDERS = ("offline", "gemini", "openai", "local")
 KEY_SETTINGS = {"gemini": "GEMINI_API_KEY", "openai": "OPENAI_API_KEY"}
 
 
@@ -36,6 +36,8 @@ def provider_for(step: str, settings: Any, options: Mapping[str, Any]) -> AIProv
         return OfflineProvider()
     if name == "gemini":
         return gemini_provider(settings)
+    if name == "local":
+        return local_provider(settings)
     return openai_provider(settings)
 
 
@@ -66,6 +68,28 @@ def openai_provider(settings: Any) -> AIProvider:
             timeout_s=float(setting(settings, "COURSEGEN_AI_TIMEOUT_S", "300")),
             max_retries=int(setting(settings, "COURSEGEN_AI_MAX_RETRIES", "3")),
             prices=_prices(settings),
+        )
+    )
+
+
+def local_provider(settings: Any) -> AIProvider:
+    """The local model behind an OpenAI-compatible server on loopback (no key, no cost)."""
+    from handlers.ai.local import (
+        DEFAULT_MAX_TOKENS,
+        DEFAULT_MODEL,
+        DEFAULT_URL,
+        LocalConfig,
+        LocalProvider,
+    )
+
+    return LocalProvider(
+        LocalConfig(
+            base_url=setting(settings, "COURSEGEN_LOCAL_MODEL_URL", DEFAULT_URL),
+            model=setting(settings, "COURSEGEN_LOCAL_MODEL", DEFAULT_MODEL),
+            timeout_s=float(setting(settings, "COURSEGEN_AI_TIMEOUT_S", "300")),
+            max_output_tokens=int(
+                setting(settings, "COURSEGEN_LOCAL_MODEL_MAX_TOKENS", str(DEFAULT_MAX_TOKENS))
+            ),
         )
     )
 

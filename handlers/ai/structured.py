@@ -36,6 +36,14 @@ OPENAI_STRICT_KEYWORDS = frozenset(
         "anyOf", "description", "$ref", "$defs",
     }
 )  # fmt: skip
+# What llama.cpp's JSON-schema-to-grammar conversion enforces (local models, json_object).
+GRAMMAR_KEYWORDS = frozenset(
+    {
+        "type", "properties", "required", "additionalProperties", "items", "enum", "const",
+        "anyOf", "oneOf", "minItems", "maxItems", "minLength", "maxLength", "minimum",
+        "maximum", "$ref", "$defs",
+    }
+)  # fmt: skip
 _SCHEMA_MAPS = ("properties", "$defs")
 _SCHEMA_LISTS = ("anyOf", "oneOf", "prefixItems")
 

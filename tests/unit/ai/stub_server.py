@@ -7,7 +7,9 @@ It listens on 127.0.0.1 only and speaks:
   ``X-Goog-Upload-URL``; ``POST`` to that URL with ``upload, finalize`` answers the file in
   state PROCESSING); ``GET /{version}/files/{id}`` (PROCESSING for ``processing_polls`` polls,
   then ACTIVE); ``DELETE /{version}/files/{id}``. Any version prefix (v1, v1beta) is accepted.
-* OpenAI: ``POST /v1/chat/completions`` and multipart ``POST /v1/audio/transcriptions``.
+* OpenAI: ``POST /v1/chat/completions`` and multipart ``POST /v1/audio/transcriptions``; a
+  chat request may ask for JSON as OpenAI does (``json_schema``) or as llama-cpp-python's
+  server does (``json_object`` with a ``schema``), the local provider's way.
 
 Each test scripts it: ``stub.queue(route, *responses)`` queues answers (status, body,
 headers; see ``stub_answers``) per route, and ``stub.seen(route)`` lists the requests
@@ -297,7 +299,11 @@ class StubServer:
         return gemini_answer(canned_document(kind, prompt_inputs(text), audio=audio))
 
     def _auto_chat(self, request: Mapping[str, Any]) -> Canned:
-        schema = ((request.get("response_format") or {}).get("json_schema") or {}).get("schema")
+        response_format = request.get("response_format") or {}
+        # OpenAI's json_schema, or llama-cpp-python's {"type": "json_object", "schema": ...}
+        schema = (response_format.get("json_schema") or {}).get("schema") or response_format.get(
+            "schema"
+        )
         kind = schema_kind(schema)
         user = next((m for m in request.get("messages", []) if m.get("role") == "user"), {})
         content = user.get("content")
