@@ -28,7 +28,7 @@ from statemachine.decide import decide
 from statemachine.envelope import NewEvent
 from statemachine.errors import ConcurrencyConflict, TransitionNotAllowed
 from statemachine.events import CourseQueued, CourseRequested
-from statemachine.lifecycle import TERMINAL_COURSE
+from statemachine.lifecycle import TERMINAL_COURSE, CourseStatus, TaskStatus
 from statemachine.pipeline import Pipeline, Pipelines
 from statemachine.ports import Clock, EventStore
 from statemachine.state import DEFAULT_TENANT, CourseState, TaskState
@@ -37,6 +37,9 @@ from statemachine.timefmt import iso, parse_iso
 log = logging.getLogger("coursegen.bridge")
 
 _TRIES = 50
+
+# Courses whose scheduled tasks are handed to the queue (a queued course has none yet).
+_DISPATCHING = frozenset({CourseStatus.REQUESTED, CourseStatus.RUNNING, CourseStatus.PAUSED})
 
 
 def _nothing() -> None:
@@ -334,13 +337,13 @@ class Bridge:
         scheduled them); the queue de-duplicates by name. How many earlier ones it offered."""
         if any(not isinstance(c, ScheduleTask) for c in commands):
             return 0
-        if state.status not in ("requested", "running", "paused"):
+        if state.status not in _DISPATCHING:
             return 0
         waiting = 0
         for task in state.tasks.values():
             # A scheduled task this process has not handed to the queue (it crashed between
             # the append and the dispatch, or the dispatch failed): hand it over now.
-            if task.status == "scheduled" and not self._handed_over(task):
+            if task.status == TaskStatus.SCHEDULED and not self._handed_over(task):
                 self.dispatch(state, task)
                 waiting += 1
         for c in commands:
