@@ -17,13 +17,12 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-from statemachine.envelope import GENESIS_HASH, Envelope, Loads, NewEvent, decode
+from statemachine.envelope import Envelope, Loads, NewEvent, decode
 from statemachine.errors import IntegrityError
 from statemachine.lifecycle import ACTIVE_COURSE
 from statemachine.ports import EventStore, Head, Tombstone
-from statemachine.state import Snapshot
 from statemachine.store import wal_sync
 from statemachine.store.appending import FollowUp, must_purge, prepare_append, then_at_exit
 from statemachine.store.task_rows import TASK_COLUMNS, task_rows, touched_tasks
@@ -208,19 +207,12 @@ class SqliteStore:
         *,
         then: FollowUp | None = None,
     ) -> int:
-        # Sealed, validated and folded (and ``then`` decided) before the write lock, on the head
-        # as read now; under the lock only a check that the head has not moved since, else
-        # prepared again on the head as it is (``then`` may be called twice: its contract).
-        current = self._snapshot(course_id)
-        base = _position(current)
-        prepared = prepare_append(course_id, current, expected_version, events, then=then)
         with self._writing() as conn:
             row = conn.execute(
-                "SELECT version, last_hash FROM courses WHERE course_id = ?", (course_id,)
+                "SELECT snapshot FROM courses WHERE course_id = ?", (course_id,)
             ).fetchone()
-            if (tuple(row) if row else (0, GENESIS_HASH)) != base:
-                current = self._snapshot(course_id, conn)
-                prepared = prepare_append(course_id, current, expected_version, events, then=then)
+            current = _loads(row[0]) if row else None
+            prepared = prepare_append(course_id, current, expected_version, events, then=then)
             conn.executemany(
                 "INSERT INTO events (course_id, version, type, occurred_at, body, hash)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -231,16 +223,6 @@ class SqliteStore:
             )
             _write_projections(conn, prepared.snapshot, touched_tasks(prepared.envelopes))
         return prepared.version
-
-    def _snapshot(self, course_id: str, conn: sqlite3.Connection | None = None) -> Snapshot | None:
-        """The course's head snapshot as stored (parsed, the caller's to change), or None."""
-        sql = "SELECT snapshot FROM courses WHERE course_id = ?"
-        if conn is not None:
-            row = conn.execute(sql, (course_id,)).fetchone()
-        else:
-            with self._conn() as reader:
-                row = reader.execute(sql, (course_id,)).fetchone()
-        return cast(Snapshot, _loads(row[0])) if row else None
 
     def replace_projections(self, course_id: str, snapshot: Mapping[str, Any]) -> bool:
         with self._writing() as conn:
@@ -457,13 +439,6 @@ def _writer_lock(path: str) -> threading.Lock:
     key = str(Path(path).resolve())
     with _WRITERS_LOCK:
         return _WRITERS.setdefault(key, threading.Lock())
-
-
-def _position(snapshot: Mapping[str, Any] | None) -> tuple[int, str]:
-    """Where a head stands in its history: (version, last hash)."""
-    if snapshot is None:
-        return 0, GENESIS_HASH
-    return snapshot["version"], snapshot["last_hash"]
 
 
 def _write_projections(

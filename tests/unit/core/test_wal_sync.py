@@ -15,7 +15,6 @@ from bridge.settings import Settings
 from bridge.tooling.bench import _unlimit as unlimit
 from bridge.tooling.synthetic import noop_steps
 from statemachine.audit import verify
-from statemachine.errors import ConcurrencyConflict
 from statemachine.pipeline import default_pipeline
 from statemachine.store import wal_sync
 from statemachine.store.memory import MemoryStore
@@ -245,36 +244,6 @@ def test_stores_on_one_file_take_turns_in_this_process(tmp_path):
     assert one._writer is two._writer  # no SQLite busy handler (and its sleeps) between them
     one.close()
     two.close()
-
-
-# -- appends prepared before the write lock ------------------------------------------------------
-def test_an_append_prepared_on_a_head_that_moved_is_prepared_again_under_the_lock(tmp_path):
-    one = SqliteStore(tmp_path / "events.db")
-    other = SqliteStore(tmp_path / "events.db")  # another writer, its own connection
-    one.append("c1", 0, [requested()])
-    calls: list[int] = []
-
-    def then(snapshot):
-        calls.append(snapshot["version"])
-        if len(calls) == 1:  # while the first preparation runs, another writer moves on
-            other.append("c1", 1, [scheduled("c1")])
-        return []
-
-    with pytest.raises(ConcurrencyConflict):
-        one.append("c1", 1, [scheduled("c1")], then=then)
-    assert calls == [2]  # the second preparation meets the moved head: a stale append
-    assert [e.type for e in one.load("c1")] == ["CourseRequested", "TaskScheduled"]
-    verify("c1", one.load("c1"), one.head("c1"))
-    one.close()
-    other.close()
-
-
-def test_an_append_whose_head_did_not_move_is_prepared_once(store):
-    store.append("c1", 0, [requested()])
-    calls: list[int] = []
-    store.append("c1", 1, [scheduled("c1")], then=lambda s: calls.append(s["version"]) or [])
-    assert calls == [2]
-    verify("c1", store.load("c1"), store.head("c1"))
 
 
 def test_a_dispatch_waits_for_commits_another_thread_has_not_synced_yet(store):
