@@ -31,7 +31,7 @@ from statemachine.events import CourseQueued, CourseRequested
 from statemachine.lifecycle import TERMINAL_COURSE, CourseStatus, TaskStatus
 from statemachine.pipeline import Pipeline, Pipelines
 from statemachine.ports import Clock, EventStore
-from statemachine.state import DEFAULT_TENANT, CourseState, TaskState
+from statemachine.state import DEFAULT_TENANT, CourseState, StateCache, TaskState
 from statemachine.timefmt import iso, parse_iso
 
 log = logging.getLogger("coursegen.bridge")
@@ -96,6 +96,8 @@ class Bridge:
     pipelines: Pipelines | None = None
     # Tenants' fair shares (bridge/tenancy.py): None, when no limit is set, costs nothing.
     admission: Admission | None = None
+    # Course states by head, shared with the runtime's endpoint (``StateCache``).
+    states: StateCache = field(default_factory=StateCache)
     _handed: dict[str, None] = field(default_factory=dict, repr=False)
     _settled: dict[str, int] = field(default_factory=dict, repr=False)
     _handed_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -236,7 +238,7 @@ class Bridge:
         and what to do once they are committed: count and log them and, if this bridge
         dispatches (``dispatch_follow_ups``), dispatch what is waiting, so that the notified
         ``advance`` of the resulting version has nothing left to do and is skipped."""
-        state = CourseState.of(snapshot)
+        state = self.states.of(snapshot)
         commands = decide(state, self.pipeline_of(state))
         if self.admission is not None:  # (and what the state spent is counted)
             commands = list(self.admission.hold(state, commands, self.pipeline_of(state)))
@@ -391,7 +393,7 @@ class Bridge:
     def state(self, course_id: str) -> CourseState | None:
         """The course as its head records it (None: no such course)."""
         head = self.store.head(course_id)
-        return CourseState.of(head.snapshot) if head else None
+        return self.states.of(head.snapshot) if head else None
 
     def _log(self, state: CourseState, commands: list[Command]) -> None:
         for c in commands:

@@ -64,7 +64,7 @@ from statemachine.events import (
 )
 from statemachine.pipeline import Pipeline
 from statemachine.ports import EventStore
-from statemachine.state import CourseState, TaskState
+from statemachine.state import CourseState, StateCache, TaskState
 from statemachine.timefmt import iso, parse_iso
 
 log = logging.getLogger("coursegen.endpoint")
@@ -105,6 +105,8 @@ class TaskEndpoint:
     # 0 records every start before the step runs.
     record_start_after_s: float = RECORD_START_AFTER_S
     answers: Counter[str] = field(default_factory=Counter)
+    # Course states by head, shared with the runtime's bridge (``StateCache``).
+    states: StateCache = field(default_factory=StateCache)
     _starts: StartRecorder = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -378,7 +380,7 @@ class TaskEndpoint:
 
     def _state(self, course_id: str) -> CourseState | None:
         head = self.store.head(course_id)
-        return CourseState.of(head.snapshot) if head else None
+        return self.states.of(head.snapshot) if head else None
 
     def _record_start(self, pending: Pending) -> int | None:
         """The recorder's TaskStarted of a first attempt still running: the version after

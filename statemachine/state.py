@@ -255,19 +255,6 @@ class CourseState:
         )
 
     @classmethod
-    def of(cls, snap: Mapping[str, Any]) -> CourseState:
-        """``from_snapshot``, shared: built once per (course, version, last hash). The hash
-        chain fixes the whole history for that key, so the fold, and this immutable state,
-        are the same whoever asks (the endpoint, then the bridge, for one head)."""
-        key = (snap["course_id"], snap["version"], snap["last_hash"])
-        state = _SHARED.get(key)
-        if state is None:
-            if len(_SHARED) >= _SHARED_MAX:
-                _SHARED.clear()
-            state = _SHARED[key] = cls.from_snapshot(snap)
-        return state
-
-    @classmethod
     def empty(cls, course_id: str) -> CourseState:
         return cls.from_snapshot(empty_snapshot(course_id))
 
@@ -309,5 +296,25 @@ class CourseState:
         return [t for t in self.tasks.values() if t.step == step]
 
 
-_SHARED: dict[tuple[str, int, str], CourseState] = {}
-_SHARED_MAX = 4096  # states kept by ``CourseState.of`` (all dropped when full: cheap, rare)
+class StateCache:
+    """``CourseState.from_snapshot``, built once per (course, version, last hash): the hash
+    chain fixes the whole history for that key, so the fold, and the immutable state, are the
+    same whoever asks (the endpoint, then the bridge, for one head). A runtime owns one and
+    gives it to its bridge and endpoint; it keeps at most ``limit`` states (all dropped when
+    full: cheap, and rare, since a delivery asks for the head it just wrote)."""
+
+    def __init__(self, limit: int = 4096) -> None:
+        self.limit = limit
+        self._states: dict[tuple[str, int, str], CourseState] = {}
+
+    def of(self, snap: Mapping[str, Any]) -> CourseState:
+        key = (snap["course_id"], snap["version"], snap["last_hash"])
+        state = self._states.get(key)
+        if state is None:
+            if len(self._states) >= self.limit:
+                self._states.clear()
+            state = self._states[key] = CourseState.from_snapshot(snap)
+        return state
+
+    def __len__(self) -> int:
+        return len(self._states)

@@ -82,7 +82,7 @@ def plan(head: Head, pipelines: Pipelines, to: str | int) -> MigrationPlan:
     """The move of the course at ``head`` to version ``to``, or the reason it is refused
     (``NotAllowed``, ``InvalidOperation``)."""
     course_id = head.course_id
-    state = CourseState.of(head.snapshot)
+    state = CourseState.from_snapshot(head.snapshot)
     if state.status in COURSE.terminal:
         raise NotAllowed(
             f"cannot migrate course {course_id}: it is {state.status} (version {head.version});"

@@ -245,7 +245,7 @@ def _event(
             return CourseResumed(reason=reason, not_before=hold)
     pipelines = bridge.pipelines if bridge is not None else None
     try:  # the steps of the course's own pipeline version
-        pipeline = (pipelines or default_pipelines()).of(CourseState.of(head.snapshot))
+        pipeline = (pipelines or default_pipelines()).of(CourseState.from_snapshot(head.snapshot))
     except UnknownPipeline as err:
         detail = f"cannot redrive course {head.course_id}: {err}"
         raise NotAllowed(detail, course_state(head)) from None

@@ -29,6 +29,7 @@ from handlers.registry import StepFn, real_steps
 from handlers.services import StepServices
 from statemachine.pipeline import Pipeline, default_pipelines
 from statemachine.ports import Clock, EventStore
+from statemachine.state import StateCache
 
 log = logging.getLogger("coursegen.cloud")
 
@@ -107,6 +108,7 @@ def cloud_runtime(
     )
     check = verify or verifier(cfg, clk)
     dispatcher = _dispatcher(cfg, project, tasks_client, task_signer or _hmac_signer(cfg, clk))
+    states = StateCache()  # one per runtime: its bridge and endpoint fold each head once
     bridge = Bridge(
         store=events,
         dispatcher=dispatcher,
@@ -117,6 +119,7 @@ def cloud_runtime(
         dispatch_follow_ups=not isinstance(dispatcher, NoDispatcher),
         pipelines=registry,
         admission=admission_for(cfg.get("COURSEGEN_TENANT_LIMITS"), events, clk),
+        states=states,
     )
     endpoint = TaskEndpoint(
         store=events,
@@ -128,6 +131,7 @@ def cloud_runtime(
         now=clk.now,
         only_step=cfg.get("COURSEGEN_STEP") or None,
         follow=bridge,  # a result and the tasks it unblocks: one transaction
+        states=states,
     )
     return CloudRuntime(
         cfg, events, clk, pipe, dispatcher, notifier, artifacts, check, endpoint, bridge

@@ -40,6 +40,7 @@ from handlers.registry import StepFn, real_steps
 from handlers.services import StepServices
 from statemachine.pipeline import Pipeline, Pipelines, default_pipelines
 from statemachine.ports import Clock, EventStore
+from statemachine.state import StateCache
 
 TOKEN_TTL_S = 3600 * 24
 
@@ -169,6 +170,7 @@ def embedded(
             lambda document: legacy_run.get()(document), clk, registry.merged
         )
         legacy_dispatcher = LegacyTriggerDispatcher(legacy, clk, delayed=dispatcher)
+    states = StateCache()  # one per runtime: its bridge and endpoint fold each head once
     bridge = Bridge(
         store=events,
         dispatcher=dispatcher,
@@ -179,6 +181,7 @@ def embedded(
         dispatch_follow_ups=dispatch_follow_ups,
         pipelines=registry,
         admission=admission_for(cfg.get("COURSEGEN_TENANT_LIMITS"), events, clk),
+        states=states,
     )
 
     def notify(course_id: str, version: int) -> None:
@@ -196,6 +199,7 @@ def embedded(
         now=clk.now,
         follow=bridge,  # a result and the tasks it unblocks: one transaction
         record_start_after_s=record_start_after_s,
+        states=states,
     )
     endpoint.set(built)  # the cycle closes here, before anything is delivered
     legacy_run.set(step_runner(built))

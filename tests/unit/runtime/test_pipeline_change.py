@@ -153,7 +153,9 @@ def test_courses_finish_on_the_dag_they_started_with(tmp_path: Path) -> None:
         for course in (paused, queued):  # started on the old version: its DAG to the end
             assert steps_of(rt, course) == set(OLD.steps)
             assert tasks(rt, course)["finalize"]["queue"] == "course-building-queue"
-            assert CourseState.of(rt.store.head(course).snapshot).pipeline_version == V_OLD  # type: ignore[union-attr]
+            head = rt.store.head(course)
+            assert head is not None
+            assert CourseState.from_snapshot(head.snapshot).pipeline_version == V_OLD
         for course in (fresh, moved):  # new, and migrated before analyze_frames: the new DAG
             assert steps_of(rt, course) == set(NEW.steps)
             assert tasks(rt, course)["finalize"]["queue"] == "publishing-queue"
@@ -181,7 +183,9 @@ def test_a_move_that_would_drop_a_running_task_is_refused(tmp_path: Path) -> Non
         assert f"version {V_NEW} does not have" in refused.detail
         head = rt.store.head(course)
         assert head is not None and head.status == "completed"
-        assert CourseState.of(head.snapshot).pipeline_version == V_OLD  # it stayed, and finished
+        assert (
+            CourseState.from_snapshot(head.snapshot).pipeline_version == V_OLD
+        )  # it stayed, and finished
     finally:
         rt.close()
 
