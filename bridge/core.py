@@ -281,7 +281,7 @@ class Bridge:
                 actor="bridge",
                 causation_id=f"{state.course_id}@{state.version}",
                 correlation_id=state.course_id,
-                idempotency_key=getattr(c, "idempotency_key", None),
+                idempotency_key=c.idempotency_key if isinstance(c, ScheduleTask) else None,
             )
             for c in commands
         ]
