@@ -8,12 +8,15 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 from bridge.settings import Settings
 from statemachine.lifecycle import ACTIVE_COURSE
+
+if TYPE_CHECKING:
+    from bridge.ops import operations
 
 REASON_HELP = "Why (required; recorded in the course's history)."
 
@@ -110,11 +113,7 @@ def _operate(
             at=at,
         )
     except operations.OperationError as err:
-        if as_json:
-            click.echo(json.dumps(err.problem(), indent=2), err=True)
-            sys.exit(1)
-        state = f"\n{json.dumps(err.state, indent=2)}" if err.state else ""
-        raise click.ClickException(f"{err.detail}{state}") from None
+        _refused(err, as_json)
     finally:
         close()
     if as_json:
@@ -179,11 +178,7 @@ def _migrate_command() -> Callable[..., None]:
                 dry_run=dry_run,
             )
         except operations.OperationError as err:
-            if as_json:
-                click.echo(json.dumps(err.problem(), indent=2), err=True)
-                sys.exit(1)
-            state = f"\n{json.dumps(err.state, indent=2)}" if err.state else ""
-            raise click.ClickException(f"{err.detail}{state}") from None
+            _refused(err, as_json)
         finally:
             close()
         if as_json:
@@ -390,3 +385,13 @@ def _rebuild_command() -> Callable[..., None]:
             sys.exit(2)
 
     return rebuild_projections
+
+
+def _refused(err: operations.OperationError, as_json: bool) -> NoReturn:
+    """An operation refused: its problem document on stderr (exit 1) with ``--json``, else the
+    reason and the course's state as the command's error."""
+    if as_json:
+        click.echo(json.dumps(err.problem(), indent=2), err=True)
+        sys.exit(1)
+    state = f"\n{json.dumps(err.state, indent=2)}" if err.state else ""
+    raise click.ClickException(f"{err.detail}{state}") from None

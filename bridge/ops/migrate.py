@@ -23,18 +23,17 @@ from bridge.ops.operations import (
     UnknownCourse,
     _reason,
     actor_for,
+    append_operator_event,
     course_state,
 )
 from statemachine.commands import ScheduleTask
 from statemachine.decide import decide
-from statemachine.envelope import NewEvent
-from statemachine.errors import ConcurrencyConflict, TransitionNotAllowed, UnknownPipeline
+from statemachine.errors import UnknownPipeline
 from statemachine.events import CourseMigrated
 from statemachine.lifecycle import COURSE, UNFINISHED_TASK
 from statemachine.pipeline import Pipeline, Pipelines, default_pipelines
 from statemachine.ports import EventStore, Head
 from statemachine.state import CourseState
-from statemachine.timefmt import iso
 
 _TRIES = 20
 
@@ -172,21 +171,9 @@ def migrate(
             digest=move.digest,
             reason=why,
         )
-        new = NewEvent(
-            event=event,
-            occurred_at=iso(now()),
-            actor=actor,
-            causation_id=actor,
-            correlation_id=course_id,
-            idempotency_key=f"migrate:{course_id}@{head.version}",
-        )
-        try:
-            version = store.append(course_id, head.version, [new])
-        except ConcurrencyConflict:
+        version = append_operator_event(store, head, event, "migrate", actor, now)
+        if version is None:
             continue  # the course moved on: plan again against its new state
-        except TransitionNotAllowed as err:
-            detail = f"cannot migrate course {course_id}: {err}"
-            raise NotAllowed(detail, course_state(head)) from None
         result.update(actor=actor, reason=why, version=version)
         if bridge is None:
             result["scheduled"] = None  # the reconciler advances it

@@ -179,23 +179,40 @@ def _operate(
         if head is None:
             raise UnknownCourse(f"no course {course_id!r}")
         event = _event(head, operation, why, step, bridge, hold)
-        new = NewEvent(
-            event=event,
-            occurred_at=iso(now()),
-            actor=actor,
-            causation_id=actor,
-            correlation_id=course_id,
-            idempotency_key=f"{operation}:{course_id}@{head.version}",
-        )
-        try:
-            version = store.append(course_id, head.version, [new])
-        except ConcurrencyConflict:
+        version = append_operator_event(store, head, event, operation, actor, now)
+        if version is None:
             continue  # the course moved on: check the operation against its new state
-        except TransitionNotAllowed as err:
-            detail = f"cannot {operation} course {course_id}: {err}"
-            raise NotAllowed(detail, course_state(head)) from None
         return _result(store, bridge, course_id, operation, actor, why, version, event)
     raise NotAllowed(f"course {course_id} is changing too fast; try again")
+
+
+def append_operator_event(
+    store: EventStore,
+    head: Head,
+    event: Event,
+    operation: str,
+    actor: str,
+    now: Callable[[], float],
+) -> int | None:
+    """Record an operator's ``event`` at the head it was decided on: the new version, or None
+    when the course moved on meanwhile (decide again on its new state). A refusal of the
+    lifecycle is ``NotAllowed``, with the course's state."""
+    course_id = head.course_id
+    new = NewEvent(
+        event=event,
+        occurred_at=iso(now()),
+        actor=actor,
+        causation_id=actor,
+        correlation_id=course_id,
+        idempotency_key=f"{operation}:{course_id}@{head.version}",
+    )
+    try:
+        return store.append(course_id, head.version, [new])
+    except ConcurrencyConflict:
+        return None
+    except TransitionNotAllowed as err:
+        detail = f"cannot {operation} course {course_id}: {err}"
+        raise NotAllowed(detail, course_state(head)) from None
 
 
 def _reason(reason: str | None) -> str:
