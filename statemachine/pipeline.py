@@ -327,7 +327,11 @@ class Pipelines:
 
     def of(self, state: CourseState) -> Pipeline:
         """The pipeline ``state``'s course is pinned to (``UnknownPipeline`` if not stored)."""
-        pin = state.pipeline
+        return self.pinned(state.pipeline)
+
+    def pinned(self, pin: Mapping[str, Any] | None) -> Pipeline:
+        """The pipeline of a pin ({version, digest}, as in a snapshot's ``pipeline``; None for
+        a course requested before pinning)."""
         if pin is None:
             return self.get(UNPINNED_PIPELINE_VERSION)
         return self.get(pin["version"], pin["digest"])
