@@ -20,6 +20,7 @@ import schemas
 from bridge import reconcile as reconcile_module
 from bridge import tenancy
 from bridge.dispatch import AlreadyExists, Dispatcher, TaskRequest, task_name
+from bridge.partition import WHOLE, Partition
 from bridge.tenancy import Admission
 from bridge.wire import course_id_for, scheduled_view, task_payload, variant_for
 from handlers import analytics
@@ -98,6 +99,9 @@ class Bridge:
     admission: Admission | None = None
     # Course states by head, shared with the runtime's endpoint (``StateCache``).
     states: StateCache = field(default_factory=StateCache)
+    # The courses this process recovers and reconciles (bridge/partition.py): all of them,
+    # unless several processes share one embedded store.
+    partition: Partition = WHOLE
     _handed: dict[str, None] = field(default_factory=dict, repr=False)
     _settled: dict[str, int] = field(default_factory=dict, repr=False)
     _handed_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)

@@ -39,7 +39,7 @@ def recover(bridge: Bridge, *, limit: int = 100_000) -> dict[str, int]:
     """
     courses = tasks = 0
     for head in bridge.store.courses(limit=limit):
-        if head.status not in ACTIVE_COURSE:
+        if head.status not in ACTIVE_COURSE or not bridge.partition.owns(head.course_id):
             continue
         courses += 1
         bridge.advance(head.course_id)
@@ -62,6 +62,8 @@ def reconcile(bridge: Bridge, quiet_s: float, *, limit: int = 1000) -> dict[str,
         bridge.admission.load()
         admitted = len(bridge.admit_waiting())
     for course_id in bridge.store.quiet(before, limit=limit):
+        if not bridge.partition.owns(course_id):
+            continue
         checked += 1
         abandoned += exhaust_abandoned(bridge, course_id)
         commands, waiting = bridge.advance_counted(course_id)
@@ -158,7 +160,10 @@ class ReconcileLoop:
         self._looked = now
         seen: dict[str, int] = {}
         advanced = 0
+        owns = self.bridge.partition.owns
         for course_id, version in self.bridge.store.moved(since):
+            if not owns(course_id):
+                continue
             seen[course_id] = version
             if self._seen.get(course_id) == version:
                 continue

@@ -519,16 +519,37 @@ def benchopen_store(courses: int, write_courses: int, synchronous: str, as_json:
 
 @bench.command("pipeline")
 @click.option("--courses", default=1000, show_default=True, type=click.IntRange(min=1))
-@click.option("--workers", default=4, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--workers",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Delivery threads in each process.",
+)
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1, max=64),
+    default=None,
+    help="Processes sharing the store, each running its share of the courses, as "
+    "`coursegen work --processes` does [default: the usable cores].",
+)
 @click.option(
     "--synchronous", type=click.Choice(["FULL", "NORMAL"]), default="FULL", show_default=True
 )
 @click.option("--json", "as_json", is_flag=True)
-def bench_pipeline(courses: int, workers: int, synchronous: str, as_json: bool) -> None:
+def bench_pipeline(
+    courses: int, workers: int, processes: int | None, synchronous: str, as_json: bool
+) -> None:
     """Courses per second through the embedded runtime with no-op steps on the full DAG."""
+    from bridge.runtime.processes import usable_cores
     from bridge.tooling.bench import bench_pipeline as run_bench
 
-    result = run_bench(courses=courses, workers=workers, synchronous=synchronous)
+    result = run_bench(
+        courses=courses,
+        workers=workers,
+        synchronous=synchronous,
+        processes=processes or usable_cores(),
+    )
     emit_json(result) if as_json else _print_table([result])
 
 

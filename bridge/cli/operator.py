@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from bridge.settings import Settings
-from statemachine.lifecycle import ACTIVE_COURSE
 
 if TYPE_CHECKING:
     from bridge.ops import operations
@@ -272,18 +271,51 @@ def _work_command() -> Callable[..., None]:
         type=click.IntRange(min=1),
         help="Delivery threads.",
     )
+    @click.option(
+        "--processes",
+        default=1,
+        show_default=True,
+        type=click.IntRange(min=1, max=64),
+        help="Worker processes on --data, each owning its share of the courses (one "
+        "interpreter runs on one core; --workers threads each).",
+    )
     @click.option("--synthetic", is_flag=True, hidden=True, help="No-op steps (drills, tests).")
     @click.option("--json", "as_json", is_flag=True)
-    def work(data: Path, until_idle: bool, workers: int, synthetic: bool, as_json: bool) -> None:
+    def work(
+        data: Path,
+        until_idle: bool,
+        workers: int,
+        processes: int,
+        synthetic: bool,
+        as_json: bool,
+    ) -> None:
         """Run the embedded runtime on --data: re-enqueue the waiting tasks of every active
-        course (the local queue lives in memory and dies with its process), then deliver."""
+        course (the local queue lives in memory and dies with its process), then deliver.
+
+        With --processes N, N processes share the store: each recovers, runs and reconciles
+        the courses of its share (a stable hash of the course id) and keeps to its share of
+        each queue's rate and concurrency limits."""
         from bridge.cli.common import open_store as _store
+        from bridge.cli.work import work_processes
         from bridge.runtime.embedded import embedded
+        from bridge.runtime.processes import run_worker
 
         cfg = Settings.from_env()
         if cfg.get("COURSEGEN_STORE") != "sqlite":
             raise click.ClickException("work runs the embedded runtime: COURSEGEN_STORE=sqlite")
         _store(data, cfg).close()  # refuses a --data with no store, as the read commands do
+        if processes > 1:
+            shares = work_processes(
+                data, processes, until_idle=until_idle, workers=workers, synthetic=synthetic
+            )
+            summary = _merged(shares, data, cfg)
+            click.echo(json.dumps(summary, indent=2) if as_json else _work_line(summary))
+            errors = [s["error"] for s in shares if "error" in s]
+            for error in errors:
+                click.echo(f"error: {error}", err=True)
+            if errors:
+                raise SystemExit(1)
+            return
         steps = None
         if synthetic:
             from bridge.tooling.synthetic import noop_steps
@@ -302,31 +334,28 @@ def _work_command() -> Callable[..., None]:
     return work
 
 
-def run_worker(
-    rt: Any,
-    *,
-    until_idle: bool,
-    workers: int = 4,
-    poll_s: float = 0.2,
-    timeout_s: float | None = None,
-) -> dict[str, Any]:
-    """Recover, then run every transport and the reconciler loop (``Runtime.start``); return
-    when idle (``until_idle``), or run until interrupted."""
-    recovered = rt.bridge.recover()
-    rt.start(workers)
-    started = time.monotonic()
-    while timeout_s is None or time.monotonic() - started < timeout_s:
-        time.sleep(poll_s)
-        if until_idle and (rt.pending() == 0 or not _active(rt.store)):
-            break
-    counts: dict[str, int] = {}
-    for head in rt.store.courses():
-        counts[head.status] = counts.get(head.status, 0) + 1
-    return {"recovered": recovered, "courses": counts, "wall_s": round(time.monotonic() - started)}
+def _merged(shares: list[dict[str, Any]], data: Path, cfg: Settings) -> dict[str, Any]:
+    """One summary of ``work --processes``: the re-enqueued sums, the courses as they are now,
+    and each process's own summary."""
+    from bridge.cli.common import open_store as _store
 
-
-def _active(store: Any) -> bool:
-    return any(h.status in ACTIVE_COURSE for h in store.courses())
+    store = _store(data, cfg)
+    try:
+        counts: dict[str, int] = {}
+        for head in store.courses():
+            counts[head.status] = counts.get(head.status, 0) + 1
+    finally:
+        store.close()
+    recovered = {"courses": 0, "tasks": 0}
+    for share in shares:
+        for key in recovered:
+            recovered[key] += share.get("recovered", {}).get(key, 0)
+    return {
+        "recovered": recovered,
+        "courses": counts,
+        "interrupted": any(s.get("interrupted") for s in shares),
+        "processes": shares,
+    }
 
 
 def _work_line(summary: dict[str, Any]) -> str:

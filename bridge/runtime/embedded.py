@@ -26,6 +26,7 @@ from bridge.dispatch.firestore_trigger import (
     step_runner,
 )
 from bridge.dispatch.local import LocalDispatcher, Reply
+from bridge.partition import WHOLE, Partition
 from bridge.reconcile import ReconcileLoop
 from bridge.runtime.clock import SystemClock
 from bridge.runtime.late import Late
@@ -116,13 +117,15 @@ def embedded(
     dispatch_follow_ups: bool = True,
     record_start_after_s: float = RECORD_START_AFTER_S,
     pipelines: Pipelines | None = None,
+    partition: Partition = WHOLE,
 ) -> Runtime:
     """The embedded default: SQLite events, local artifacts, in-process Cloud Tasks semantics.
 
     ``dispatch_follow_ups`` false: the bridge dispatches what a result unblocks only when it is
     notified, as in the cloud; ``record_start_after_s``: see ``TaskEndpoint``; ``pipelines``:
     the pipeline versions courses may be pinned to (default: those stored in ``schemas/``),
-    its current one for new courses."""
+    its current one for new courses; ``partition``: this process's share of the courses and of
+    each queue's limits when several processes run on one store (``bridge/partition.py``)."""
     cfg = settings or Settings.from_env()
     root = Path(data_dir)
     root.mkdir(parents=True, exist_ok=True)
@@ -155,7 +158,8 @@ def embedded(
         endpoint.get().handle_later(headers, body, answered, url=f"local://{request.step}")
 
     dispatcher = LocalDispatcher(
-        registry.merged,  # every version's queues: a pinned course's task goes to its own
+        # every version's queues (a pinned course's task goes to its own), this process's share
+        partition.share(registry.merged),
         deliver_wrapper(deliver) if deliver_wrapper else deliver,
         clk,
         signer=lambda body: sign(secret, body, int(clk.now() + TOKEN_TTL_S)),
@@ -182,6 +186,7 @@ def embedded(
         pipelines=registry,
         admission=admission_for(cfg.get("COURSEGEN_TENANT_LIMITS"), events, clk),
         states=states,
+        partition=partition,
     )
 
     def notify(course_id: str, version: int) -> None:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import statistics
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -191,9 +192,84 @@ def _rename(body: Mapping[str, Any], course_id: str, prev: str) -> dict[str, Any
 
 
 def bench_pipeline(
-    courses: int = 1000, workers: int = 4, synchronous: str = "FULL"
+    courses: int = 1000, workers: int = 4, synchronous: str = "FULL", processes: int = 1
 ) -> dict[str, Any]:
-    """Courses per second through the embedded runtime with no-op steps, durable SQLite."""
+    """Courses per second through the embedded runtime with no-op steps, durable SQLite.
+
+    With ``processes`` > 1 that many processes share one store (``bridge/partition.py``),
+    each with ``workers`` delivery threads, and each requests and runs its share of the
+    courses (``coursegen work --processes``); the clock runs from the moment all of them are
+    ready to the last one done."""
+    with tempfile.TemporaryDirectory(prefix="coursegen-bench-") as tmp:
+        if processes == 1:
+            start = time.perf_counter()
+            overheads, ids = _pipeline_share(tmp, synchronous, workers, 0, 1, courses)
+        else:
+            ctx = multiprocessing.get_context("spawn")  # no thread or lock of this process
+            with ctx.Manager() as manager:
+                ready = manager.Barrier(processes + 1)
+                go = manager.Event()
+                with ctx.Pool(processes) as pool:
+                    shares = [
+                        pool.apply_async(
+                            _pipeline_share,
+                            (tmp, synchronous, workers, k, processes, courses, ready, go),
+                        )
+                        for k in range(processes)
+                    ]
+                    ready.wait(timeout=120)
+                    start = time.perf_counter()
+                    go.set()
+                    results = [r.get(timeout=3600) for r in shares]
+            overheads = [o for r in results for o in r[0]]
+            ids = [c for r in results for c in r[1]]
+        elapsed = time.perf_counter() - start
+        store = SqliteStore(Path(tmp) / "events.db")
+        statuses = [h.status for h in store.courses()]
+        completed = sum(s == CourseStatus.COMPLETED for s in statuses)
+        tasks = 0
+        latencies: list[float] = []  # each course's CourseRequested to its CourseCompleted
+        for c in ids:
+            history = store.load(c)
+            tasks += sum(e.type == "TaskSucceeded" for e in history)
+            done = [e.occurred_at for e in history if e.type == "CourseCompleted"]
+            if done:
+                latencies.append(parse_iso(done[0]) - parse_iso(history[0].occurred_at))
+        store.close()
+    overheads.sort()
+    latencies.sort()
+    return {
+        "benchmark": "pipeline",
+        "courses": courses,
+        "completed": completed,
+        "task_executions": tasks,
+        "processes": processes,
+        "workers": workers,
+        "synchronous": synchronous,
+        "seconds": round(elapsed, 3),
+        "courses_per_s": round(completed / elapsed, 1),
+        "task_overhead_p50_ms": round(statistics.median(overheads) * 1000, 3),
+        "task_overhead_p99_ms": round(overheads[int(len(overheads) * 0.99)] * 1000, 3),
+        "course_latency_p50_ms": _quantile_ms(latencies, 0.5),
+        "course_latency_p99_ms": _quantile_ms(latencies, 0.99),
+    }
+
+
+def _pipeline_share(
+    data: str,
+    synchronous: str,
+    workers: int,
+    index: int,
+    count: int,
+    courses: int,
+    ready: Any = None,
+    go: Any = None,
+) -> tuple[list[float], list[str]]:
+    """One process's part of ``bench_pipeline``: its runtime on ``data`` (partition ``index``
+    of ``count``), courses ``index``, ``index + count``, ... requested and run to the end; the
+    deliveries' overheads (seconds) and the course ids."""
+    from bridge.partition import Partition
+
     pipeline = default_pipeline()
     overheads: list[float] = []
     lock = threading.Lock()
@@ -215,54 +291,31 @@ def bench_pipeline(
 
         return deliver
 
-    with tempfile.TemporaryDirectory(prefix="coursegen-bench-") as tmp:
-        settings = Settings.from_env(
-            {"COURSEGEN_STORE": "sqlite", "COURSEGEN_SQLITE_SYNCHRONOUS": synchronous}
-        )
-        rt = embedded(tmp, settings=settings, steps=noop_steps(pipeline))
-        assert rt.dispatcher.deliver_later is not None
-        rt.dispatcher.deliver_later = timed(rt.dispatcher.deliver_later)
-        _unlimit(rt)
-        start = time.perf_counter()
-        ids = _ingest(rt, courses)
-        rt.dispatcher.start(workers)
-        rt.dispatcher.wait_idle(timeout=3600)
-        elapsed = time.perf_counter() - start
-        rt.close()
-        statuses = [h.status for h in rt.store.courses()]
-        completed = sum(s == CourseStatus.COMPLETED for s in statuses)
-        tasks = 0
-        latencies: list[float] = []  # each course's CourseRequested to its CourseCompleted
-        for c in ids:
-            history = rt.store.load(c)
-            tasks += sum(e.type == "TaskSucceeded" for e in history)
-            done = [e.occurred_at for e in history if e.type == "CourseCompleted"]
-            if done:
-                latencies.append(parse_iso(done[0]) - parse_iso(history[0].occurred_at))
-    overheads.sort()
-    latencies.sort()
-    return {
-        "benchmark": "pipeline",
-        "courses": courses,
-        "completed": completed,
-        "task_executions": tasks,
-        "workers": workers,
-        "synchronous": synchronous,
-        "seconds": round(elapsed, 3),
-        "courses_per_s": round(completed / elapsed, 1),
-        "task_overhead_p50_ms": round(statistics.median(overheads) * 1000, 3),
-        "task_overhead_p99_ms": round(overheads[int(len(overheads) * 0.99)] * 1000, 3),
-        "course_latency_p50_ms": _quantile_ms(latencies, 0.5),
-        "course_latency_p99_ms": _quantile_ms(latencies, 0.99),
-    }
+    settings = Settings.from_env(
+        {"COURSEGEN_STORE": "sqlite", "COURSEGEN_SQLITE_SYNCHRONOUS": synchronous}
+    )
+    rt = embedded(
+        data, settings=settings, steps=noop_steps(pipeline), partition=Partition(index, count)
+    )
+    assert rt.dispatcher.deliver_later is not None
+    rt.dispatcher.deliver_later = timed(rt.dispatcher.deliver_later)
+    _unlimit(rt)
+    if ready is not None:
+        ready.wait(timeout=120)
+        go.wait(timeout=120)
+    ids = _ingest(rt, range(index, courses, count))
+    rt.dispatcher.start(workers)
+    rt.dispatcher.wait_idle(timeout=3600)
+    rt.close()
+    return overheads, ids
 
 
 PUSHERS = 8  # course requests arriving at once, as Pub/Sub pushes them (one unit each)
 
 
-def _ingest(rt: Any, courses: int) -> list[str]:
-    """Request ``courses`` courses from ``PUSHERS`` threads: each request is its own unit,
-    answered once durable, and requests that end together share an fsync."""
+def _ingest(rt: Any, courses: Iterable[int]) -> list[str]:
+    """Request the courses numbered ``courses`` from ``PUSHERS`` threads: each request is its
+    own unit, answered once durable, and requests that end together share an fsync."""
 
     def push(i: int) -> str:
         course_id: str = rt.bridge.ingest(
@@ -271,7 +324,7 @@ def _ingest(rt: Any, courses: int) -> list[str]:
         return course_id
 
     with ThreadPoolExecutor(PUSHERS, thread_name_prefix="bench-push") as pool:
-        return list(pool.map(push, range(courses)))
+        return list(pool.map(push, courses))
 
 
 def _quantile_ms(ordered: list[float], q: float) -> float | None:

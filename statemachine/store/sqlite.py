@@ -10,12 +10,15 @@ on SQLite's single writer lock.
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import itertools
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +27,13 @@ from statemachine.errors import IntegrityError
 from statemachine.lifecycle import ACTIVE_COURSE
 from statemachine.ports import EventStore, Head, Tombstone
 from statemachine.store import wal_sync
-from statemachine.store.appending import FollowUp, must_purge, prepare_append, then_at_exit
+from statemachine.store.appending import (
+    FollowUp,
+    Prepared,
+    must_purge,
+    prepare_append,
+    then_at_exit,
+)
 from statemachine.store.task_rows import TASK_COLUMNS, task_rows, touched_tasks
 
 try:  # orjson decodes the stored canonical JSON ~3x faster; the result is identical
@@ -116,7 +125,7 @@ class SqliteStore:
         self._shared: sqlite3.Connection | None = None
         self._shared_lock = threading.RLock()
         self._wal: wal_sync.WalSync | None = None
-        self._writer: AbstractContextManager[Any] = nullcontext()
+        self._writer: _WriterLock | None = None  # None: :memory: (one connection, one lock)
         if self.path == ":memory:":
             # One connection for all threads: each :memory: connection is its own database.
             self._shared = self._open()
@@ -125,7 +134,10 @@ class SqliteStore:
             self._writer = _writer_lock(self.path)
             if self.synchronous != "NORMAL":  # NORMAL never fsyncs commits: nothing to defer
                 self._wal = wal_sync.for_file(self.path)
-        with self._conn() as conn:
+        # Another process may be creating the same file: switching a new database to WAL
+        # can fail at once as "locked" (SQLite's busy handler is not asked), so the first
+        # connection and the schema are made under the writer lock of every process.
+        with self._writer or nullcontext(), self._conn() as conn:
             conn.executescript(SCHEMA)
 
     def _open(self) -> sqlite3.Connection:
@@ -185,7 +197,7 @@ class SqliteStore:
         deferred = self._wal is not None and wal_sync.active()
         # Writers of this process take turns here, not in SQLite's busy handler (which sleeps
         # 1 to 100 ms between tries); other processes still meet the busy timeout.
-        with self._conn() as conn, self._writer:
+        with self._conn() as conn, self._writer or nullcontext():
             if self._shared is None:  # this thread's last write may have left it NORMAL
                 self._synchronous(conn, deferred)
             conn.execute("BEGIN IMMEDIATE")
@@ -207,22 +219,69 @@ class SqliteStore:
         *,
         then: FollowUp | None = None,
     ) -> int:
-        with self._writing() as conn:
-            row = conn.execute(
-                "SELECT snapshot FROM courses WHERE course_id = ?", (course_id,)
-            ).fetchone()
+        # Prepared (sealed, validated, folded, follow-ups decided) before the database's
+        # writer lock, so the writers of several processes do their Python work at the same
+        # time. This process's appends to one course take turns on its course lock; under the
+        # writer lock only the head's (version, hash) is read again, and the append prepared
+        # again from the new head if another process moved it meanwhile.
+        with self._course_lock(course_id):
+            with self._conn() as conn:
+                row = conn.execute(
+                    "SELECT snapshot FROM courses WHERE course_id = ?", (course_id,)
+                ).fetchone()
             current = _loads(row[0]) if row else None
+            seen = (current["version"], current["last_hash"]) if current else None
             prepared = prepare_append(course_id, current, expected_version, events, then=then)
-            conn.executemany(
-                "INSERT INTO events (course_id, version, type, occurred_at, body, hash)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                [
-                    (course_id, e.version, e.type, e.occurred_at, e.raw, e.hash)
-                    for e in prepared.envelopes
-                ],
-            )
-            _write_projections(conn, prepared.snapshot, touched_tasks(prepared.envelopes))
-        return prepared.version
+            job = _Append(course_id, expected_version, events, then, seen, prepared)
+            deferred = self._wal is not None and wal_sync.active()
+            job.mode = "NORMAL" if deferred else self.synchronous
+            if self._writer is None:
+                with self._writing() as conn:
+                    job.write(conn)
+            else:
+                # Group commit of the transactions: appends that wait for the writer lock
+                # together are written in one transaction by whichever of them gets it.
+                self._writer.commit(job, self._write_batch)
+                if job.error is None and deferred:
+                    assert self._wal is not None
+                    self._wal.committed()
+            if job.error is not None:
+                raise job.error
+            assert job.prepared is not None
+            return job.prepared.version
+
+    def _write_batch(self, jobs: list[_Append]) -> None:
+        """Write ``jobs`` in one transaction (the writer lock is held), each checked against
+        the head as it is now; a job whose check or preparation fails gets its error and the
+        others are written. If the transaction itself fails, each job is written alone."""
+        mode = max((j.mode for j in jobs), key=_STRENGTH.__getitem__)
+        try:
+            with self._conn() as conn:
+                if self._local.mode != mode:
+                    conn.execute(f"PRAGMA synchronous={mode}")
+                    self._local.mode = mode
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for job in jobs:
+                        job.write(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+        except sqlite3.Error:
+            if len(jobs) == 1:
+                raise
+            for job in jobs:  # one job's rows (or the commit) failed: find which, alone
+                job.error = None
+                try:
+                    self._write_batch([job])
+                except sqlite3.Error as err:
+                    job.error = err
+
+    def _course_lock(self, course_id: str) -> AbstractContextManager[Any]:
+        if self._writer is None:
+            return nullcontext()  # :memory: has one connection, and its lock
+        return self._writer.course(course_id)
 
     def replace_projections(self, course_id: str, snapshot: Mapping[str, Any]) -> bool:
         with self._writing() as conn:
@@ -430,15 +489,184 @@ class SqliteStore:
         return {h.course_id: h for h in self.courses()}
 
 
-_WRITERS: dict[str, threading.Lock] = {}
+_WRITERS: dict[str, _WriterLock] = {}
 _WRITERS_LOCK = threading.Lock()
 
 
-def _writer_lock(path: str) -> threading.Lock:
+def _writer_lock(path: str) -> _WriterLock:
     """The one writer lock of a database file in this process (every store open on it)."""
     key = str(Path(path).resolve())
     with _WRITERS_LOCK:
-        return _WRITERS.setdefault(key, threading.Lock())
+        lock = _WRITERS.get(key)
+        if lock is None or lock.pid != os.getpid():  # a forked child opens its own
+            lock = _WRITERS[key] = _WriterLock(key + WRITER_LOCK_SUFFIX)
+        return lock
+
+
+COURSE_STRIPES = 256
+WRITER_LOCK_SUFFIX = "-writer"  # beside the database: the lock file writers of all processes take
+
+
+class _WriterLock:
+    """The writers of one database file, in this process and in others: a thread lock, then
+    an exclusive ``flock`` on a file beside the database (the kernel wakes the next waiter
+    when it is released, where SQLite's busy handler would sleep 1 to 100 ms between tries).
+    Taken before ``BEGIN IMMEDIATE``, released after ``COMMIT``; a process that dies holding it
+    releases it with its file descriptor."""
+
+    def __init__(self, path: str) -> None:
+        self.pid = os.getpid()
+        self._thread = threading.Lock()
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._courses = [threading.Lock() for _ in range(COURSE_STRIPES)]
+        self._queued: list[_Append] = []  # appends waiting for the lock (``commit``)
+        self._queued_lock = threading.Lock()
+
+    def course(self, course_id: str) -> threading.Lock:
+        """The lock this process's appends to ``course_id`` take turns on (one of a fixed
+        set: two courses may share one), held while an append is prepared and written."""
+        return self._courses[hash(course_id) % COURSE_STRIPES]
+
+    def commit(self, job: _Append, write: Callable[[list[_Append]], None]) -> None:
+        """Have ``job`` written: by this thread, with every job queued meanwhile, once it holds
+        the lock, or by the thread that held it and took this job into its transaction. On
+        return the job is committed or has its ``error``."""
+        with self._queued_lock:
+            self._queued.append(job)
+        with self._thread:
+            if job.done:
+                return  # written by the thread before, in its transaction
+            with self._queued_lock:
+                jobs, self._queued = self._queued, []
+            try:
+                fcntl.flock(self._fd, fcntl.LOCK_EX)
+                try:
+                    write(jobs)
+                finally:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+            except Exception as err:  # each owner raises it (nothing of the batch committed)
+                for j in jobs:
+                    j.error = j.error or err
+            except BaseException:  # Ctrl-C in this thread: the others learn of it too
+                for j in jobs:
+                    j.error = j.error or RuntimeError("interrupted while writing")
+                raise
+            finally:
+                for j in jobs:
+                    j.done = True
+
+    def __enter__(self) -> None:
+        self._thread.acquire()
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._thread.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread.release()
+
+
+_STRENGTH = {"NORMAL": 0, "FULL": 1, "EXTRA": 2}  # a batch commits as its strongest job asks
+
+
+class _Append:
+    """One append on its way to the database: prepared on the head as read before the lock
+    (``seen``: its (version, last hash), None for a new course)."""
+
+    __slots__ = (
+        "course_id",
+        "done",
+        "error",
+        "events",
+        "expected",
+        "mode",
+        "prepared",
+        "seen",
+        "then",
+        "writes",
+    )
+
+    def __init__(
+        self,
+        course_id: str,
+        expected: int,
+        events: Sequence[NewEvent],
+        then: FollowUp | None,
+        seen: tuple[int, str] | None,
+        prepared: Prepared,
+    ) -> None:
+        self.course_id = course_id
+        self.expected = expected
+        self.events = events
+        self.then = then
+        self.seen = seen
+        self.prepared: Prepared | None = prepared
+        self.writes = _Writes.of(prepared)  # made before the lock, like the preparation
+        self.mode = "FULL"  # the synchronous setting its commit needs
+        self.error: Exception | None = None
+        self.done = False
+
+    def write(self, conn: sqlite3.Connection) -> None:
+        """Its rows, inside the writer's transaction: prepared again first if the head moved
+        since it was read (an error of that preparation is this job's, not the batch's)."""
+        row = conn.execute(
+            "SELECT version, last_hash, snapshot FROM courses WHERE course_id = ?",
+            (self.course_id,),
+        ).fetchone()
+        if (tuple(row[:2]) if row else None) != self.seen:
+            current = _loads(row[2]) if row else None
+            try:
+                self.prepared = prepare_append(
+                    self.course_id, current, self.expected, self.events, then=self.then
+                )
+            except Exception as err:  # the owner raises it
+                self.prepared, self.error = None, err
+                return
+            self.seen = (current["version"], current["last_hash"]) if current else None
+            self.writes = _Writes.of(self.prepared)
+        self.writes.run(conn)
+
+
+@dataclass(frozen=True, slots=True)
+class _Writes:
+    """The rows an append writes, made before the writer lock is taken."""
+
+    events: list[tuple[Any, ...]]
+    head: tuple[Any, ...]
+    tasks: list[tuple[Any, ...]]
+
+    @classmethod
+    def of(cls, prepared: Prepared) -> _Writes:
+        s = prepared.snapshot
+        events = [
+            (s["course_id"], e.version, e.type, e.occurred_at, e.raw, e.hash)
+            for e in prepared.envelopes
+        ]
+        head = (
+            s["course_id"],
+            s["status"],
+            s["version"],
+            s["last_hash"],
+            s["updated_at"],
+            s["variant"],
+            _dumps(s),
+        )
+        rows = task_rows(s, touched_tasks(prepared.envelopes))
+        return cls(events, head, [tuple(r[c] for c in TASK_COLUMNS) for r in rows])
+
+    def run(self, conn: sqlite3.Connection) -> None:
+        conn.executemany(
+            "INSERT INTO events (course_id, version, type, occurred_at, body, hash)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            self.events,
+        )
+        conn.execute(_UPSERT_HEAD, self.head)
+        if self.tasks:
+            conn.executemany(_UPSERT_TASK, self.tasks)
 
 
 def _write_projections(

@@ -168,7 +168,10 @@ def test_sample_lecture_is_transcribed(tmp_path: Path) -> None:
     wav = tmp_path / "lecture.wav"
     _to_16k_mono(SAMPLES / "lecture.mp4", wav)
     transcript = transcribe(wav)
-    assert word_error_rate(spoken, transcript.text) <= 0.15, transcript.text
+    # 0.13 where CTranslate2 multiplies with Intel MKL (Intel processors), 0.155 with its other
+    # int8 backend (AMD EPYC): the same model and audio, other rounding. CT2_USE_MKL=1 gives
+    # 0.13 there too but decodes 12x slower, so the bound covers both backends.
+    assert word_error_rate(spoken, transcript.text) <= 0.16, transcript.text
     assert transcript.duration_s == pytest.approx(truth["duration"], abs=0.5)
 
 

@@ -16,6 +16,7 @@ BRIDGE_PROPER = (
     "bridge.pubsub",
     "bridge.settings",
     "bridge.tenancy",
+    "bridge.partition",
     "bridge.dispatch",
 )
 # Concrete store adapters: only composition roots (runtime, cli, tooling) pick one.

@@ -1,0 +1,83 @@
+"""``coursegen work --processes N``: N worker processes on one ``--data``, each owning its
+share of the courses (``bridge/partition.py``)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import queue
+from pathlib import Path
+from typing import Any
+
+
+def work_processes(
+    data: Path, count: int, *, until_idle: bool, workers: int, synthetic: bool
+) -> list[dict[str, Any]]:
+    """Run ``count`` worker processes on ``data`` (partition ``k`` of ``count`` each, with
+    ``workers`` delivery threads) until they all return; their summaries, by partition.
+
+    The processes are spawned, not forked: nothing of this process (its threads, its locks,
+    its open connections) is carried into them. Ctrl-C reaches every one of them (one process
+    group); each stops its runtime and reports itself interrupted."""
+    ctx = multiprocessing.get_context("spawn")
+    results: multiprocessing.Queue[tuple[int, dict[str, Any]]] = ctx.Queue()
+    children = [
+        ctx.Process(
+            target=_work_share,
+            args=(str(data), k, count, until_idle, workers, synthetic, results),
+            name=f"coursegen-work-{k}",
+        )
+        for k in range(count)
+    ]
+    for child in children:
+        child.start()
+    summaries: dict[int, dict[str, Any]] = {}
+    try:
+        while len(summaries) < count:
+            try:
+                index, summary = results.get(timeout=0.5)
+            except queue.Empty:
+                dead = [c for c in children if c.exitcode not in (None, 0)]
+                if dead and all(c.exitcode is not None for c in children):
+                    break  # a process died without a summary (it logged why)
+                continue
+            summaries[index] = summary
+    except KeyboardInterrupt:
+        pass  # the children have their own Ctrl-C; wait for them below
+    for child in children:
+        child.join()
+    for k, child in enumerate(children):
+        if k not in summaries:
+            summaries[k] = {"error": f"worker process {k} ended with exit code {child.exitcode}"}
+    return [summaries[k] for k in range(count)]
+
+
+def _work_share(
+    data: str,
+    index: int,
+    count: int,
+    until_idle: bool,
+    workers: int,
+    synthetic: bool,
+    results: multiprocessing.Queue[tuple[int, dict[str, Any]]],
+) -> None:
+    from bridge.partition import Partition
+    from bridge.runtime.embedded import embedded
+    from bridge.runtime.processes import run_worker
+    from bridge.settings import Settings
+
+    steps = None
+    if synthetic:
+        from bridge.tooling.synthetic import noop_steps
+        from statemachine.pipeline import default_pipeline
+
+        steps = noop_steps(default_pipeline())
+    rt = embedded(
+        data, settings=Settings.from_env(), steps=steps, partition=Partition(index, count)
+    )
+    try:
+        summary = run_worker(rt, until_idle=until_idle, workers=workers)
+    except KeyboardInterrupt:
+        summary = {"interrupted": True}
+    finally:
+        rt.close()
+    results.put((index, {"partition": index, **summary}))
