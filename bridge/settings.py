@@ -217,7 +217,6 @@ SETTINGS: tuple[Setting, ...] = (
         "JSON fair shares: {default: {maxActive, dailyAiUsd}, tenants: {NAME: {...}},"
         " maxActiveTotal} (README: Tenants and fair shares)",
         ("bridge",),
-        cloud=False,
         allowed="a JSON object as bridge/tenancy.py describes",
         check=_tenant_limits,
     ),

@@ -48,6 +48,11 @@ def main(debug: bool) -> None:
 )
 @click.option("--language", default="en", show_default=True)
 @click.option(
+    "--tenant",
+    help="The tenant the course counts against (COURSEGEN_TENANT_LIMITS; default: the "
+    "default tenant).",
+)
+@click.option(
     "--provider",
     type=click.Choice(["offline", "gemini", "openai", "local"]),
     envvar="COURSEGEN_PROVIDER",
@@ -69,6 +74,7 @@ def run(
     title: str | None,
     out: Path,
     language: str,
+    tenant: str | None,
     provider: str | None,
     data: Path,
     paused_timeout: float,
@@ -87,16 +93,22 @@ def run(
         source = source_of(video, Settings.from_env())
     except ValueError as err:
         raise click.BadParameter(str(err), param_hint="VIDEO") from None
-    summary = run_video(
-        source,
-        title=title,
-        out=out,
-        data=data,
-        language=language,
-        provider=provider,
-        live=not as_json,
-        paused_timeout_s=paused_timeout,
-    )
+    from bridge.core import InvalidRequest
+
+    try:
+        summary = run_video(
+            source,
+            title=title,
+            out=out,
+            data=data,
+            language=language,
+            tenant=tenant,
+            provider=provider,
+            live=not as_json,
+            paused_timeout_s=paused_timeout,
+        )
+    except InvalidRequest as err:  # nothing was recorded: the request never became a course
+        raise click.UsageError(str(err)) from None
     if as_json:
         emit_json(summary)
     else:

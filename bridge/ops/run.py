@@ -49,6 +49,7 @@ def run_course(
     title: str | None,
     out: Path,
     language: str = "en",
+    tenant: str | None = None,
     provider: str | None = None,
     workers: int = 4,
     timeout_s: float = 3600,
@@ -61,7 +62,8 @@ def run_course(
     elapsed_s)`` is called about ten times a second while it runs, ``on_status(course_id,
     status)`` whenever its status changes (an operator paused or resumed it from another
     process). A course paused for longer than ``paused_timeout_s`` (or not ended within
-    ``timeout_s``) stops the wait: the summary's ``stopped`` says why."""
+    ``timeout_s``) stops the wait: the summary's ``stopped`` says why. ``tenant``: the tenant
+    the course counts against (None: the default one)."""
     uri = video if isinstance(video, str) else str(video.resolve())
     request_options: dict[str, Any] = {"provider": provider} if provider else {}
     started = time.perf_counter()
@@ -72,7 +74,9 @@ def run_course(
             "language": language,
             "options": request_options,
         }
-        course_id = rt.bridge.ingest(message, message_id=f"cli-{uuid.uuid4()}", actor="cli")
+        course_id = rt.bridge.ingest(
+            message, message_id=f"cli-{uuid.uuid4()}", actor="cli", tenant=tenant
+        )
         rt.start(workers)
         stopped = _wait(rt, course_id, (timeout_s, paused_timeout_s), on_tick, on_status, started)
     finally:

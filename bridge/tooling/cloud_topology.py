@@ -29,6 +29,7 @@ PUSH_MIN_BACKOFF_S = 10  # modules/pubsub var.push_min_backoff ("10s")
 PUSH_MAX_BACKOFF_S = 600  # modules/pubsub var.push_max_backoff ("600s")
 RECONCILE_EVERY_S = 300  # modules/coursegen var.reconcile_schedule "*/5 * * * *"
 RECONCILE_QUIET_S = 300  # modules/coursegen var.reconcile_quiet_seconds
+TENANT_LIMITS = "{}"  # modules/coursegen var.tenant_limits: no limit
 MAX_VIDEO_BYTES = 4294967296  # modules/coursegen var.max_video_bytes
 MAX_VIDEO_SECONDS = 14400  # modules/coursegen var.max_video_seconds
 ROLLOUT_PERCENT = 100  # modules/coursegen var.rollout_percent
@@ -180,6 +181,7 @@ def bridge_function(place: Place, doc: Doc) -> Function:
         "COURSEGEN_ALLOWED_INVOKERS": ",".join(invokers),
         "COURSEGEN_DEAD_LETTER_TOPIC": "course-requests-dead-letter",
         "COURSEGEN_RECONCILE_QUIET_SECONDS": str(place.reconcile_quiet_s),
+        "COURSEGEN_TENANT_LIMITS": TENANT_LIMITS,
         "COURSEGEN_ROLLOUT_PERCENT": str(ROLLOUT_PERCENT),
         "COURSEGEN_LEGACY_TRIGGER_ENABLED": "true" if LEGACY_TRIGGER_ENABLED else "false",
     }

@@ -614,11 +614,13 @@ class _Append:
         """Its rows, inside the writer's transaction: prepared again first if the head moved
         since it was read (an error of that preparation is this job's, not the batch's)."""
         row = conn.execute(
-            "SELECT version, last_hash, snapshot FROM courses WHERE course_id = ?",
-            (self.course_id,),
+            "SELECT version, last_hash FROM courses WHERE course_id = ?", (self.course_id,)
         ).fetchone()
-        if (tuple(row[:2]) if row else None) != self.seen:
-            current = _loads(row[2]) if row else None
+        if (tuple(row) if row else None) != self.seen:
+            moved = conn.execute(
+                "SELECT snapshot FROM courses WHERE course_id = ?", (self.course_id,)
+            ).fetchone()
+            current = _loads(moved[0]) if moved else None
             try:
                 self.prepared = prepare_append(
                     self.course_id, current, self.expected, self.events, then=self.then

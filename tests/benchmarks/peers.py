@@ -43,7 +43,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from bridge.tooling.bench import _bench_replay, bench_pipeline
+from bridge.runtime.processes import usable_cores
+from bridge.tooling.bench import bench_pipeline
 from bridge.tooling.synthetic import DEFAULT_SHARDS
 from statemachine.pipeline import default_pipeline
 
@@ -374,6 +375,26 @@ async def _restate_run(ingress: int, courses: int, levels: list[list[str]]) -> d
 
 
 # -- replay on eventsourcing ----------------------------------------------------------------
+def coursegen_replay(courses: int, folder: Path) -> dict[str, Any]:
+    """coursegen's audit as ``coursegen audit`` runs it: in a process of its own, which has one
+    thread and so forks a worker per core (``audit_all``); this process still has threads of
+    the peers' clients, and from it the audit would run in one process."""
+    code = (
+        "import json, sys; from pathlib import Path; from bridge.tooling.bench import"
+        " _bench_replay; print(json.dumps(_bench_replay(Path(sys.argv[1]), int(sys.argv[2]))))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(folder / "replay.db"), str(courses)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=HERE.parents[1],
+        timeout=900,
+    )
+    result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
 def eventsourcing_replay(courses: int, folder: Path) -> dict[str, Any]:
     from eventsourcing.application import Application
     from eventsourcing.domain import Aggregate, event
@@ -441,7 +462,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--courses", type=int, default=300, help="courses through the DAG")
     parser.add_argument("--replay", type=int, default=10_000, help="courses to replay (0: none)")
     parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--engines", default="coursegen,dbos,temporal,restate")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=usable_cores(),
+        help="coursegen's processes on one store (coursegen work --processes; default: the "
+        "usable cores); coursegen-1p runs it in one",
+    )
+    parser.add_argument("--engines", default="coursegen,coursegen-1p,dbos,temporal,restate")
     parser.add_argument("--timeout", type=float, default=900, help="seconds per peer's run")
     args = parser.parse_args(argv)
     for sig in (signal.SIGTERM, signal.SIGHUP):  # unwind: every server's finally stops it
@@ -454,7 +482,13 @@ def main(argv: list[str] | None = None) -> int:
         folder = Path(tmp)
         runs = {
             "coursegen": lambda: bench_pipeline(
-                courses=args.courses, workers=args.workers, synchronous="FULL"
+                courses=args.courses,
+                workers=args.workers,
+                synchronous="FULL",
+                processes=args.processes,
+            ),
+            "coursegen-1p": lambda: bench_pipeline(
+                courses=args.courses, workers=args.workers, synchronous="FULL", processes=1
             ),
             "dbos": lambda: dbos_dag(args.courses, args.workers, folder, levels),
             "temporal": lambda: temporal_dag(
@@ -473,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"peers.py: {name} took {took:.1f} s", file=sys.stderr, flush=True)
         replay = None
         if args.replay:
-            replay_ours = _bench_replay(folder / "replay.db", args.replay)
+            replay_ours = coursegen_replay(args.replay, folder)
             replay_theirs = eventsourcing_replay(args.replay, folder)
             replay = {
                 "coursegen": replay_ours,

@@ -19,6 +19,7 @@ module "coursegen" {
   ai_provider            = var.ai_provider
   operators              = var.operators
   fetch_allowed_hosts    = var.fetch_allowed_hosts
+  tenant_limits          = var.tenant_limits
   alert_email            = var.alert_email
   notification_channels  = var.notification_channels
 

@@ -93,6 +93,7 @@ module "services" {
   max_video_bytes            = var.max_video_bytes
   max_video_seconds          = var.max_video_seconds
   reconcile_quiet_seconds    = var.reconcile_quiet_seconds
+  tenant_limits              = var.tenant_limits
   ingress_settings           = var.ingress_settings
   step_max_instances         = var.step_max_instances
   bridge_resources           = var.bridge_resources

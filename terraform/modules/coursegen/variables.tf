@@ -164,3 +164,14 @@ variable "firestore_point_in_time_recovery" {
   type        = bool
   default     = true
 }
+
+variable "tenant_limits" {
+  description = "COURSEGEN_TENANT_LIMITS: tenants' fair shares as JSON ({default: {maxActive, dailyAiUsd}, tenants: {NAME: {...}}, maxActiveTotal}; README: Tenants and fair shares). \"{}\": no limit."
+  type        = string
+  default     = "{}"
+
+  validation {
+    condition     = can(keys(jsondecode(var.tenant_limits)))
+    error_message = "tenant_limits must be a JSON object."
+  }
+}

@@ -44,6 +44,7 @@ locals {
     COURSEGEN_ALLOWED_INVOKERS        = join(",", concat([var.service_accounts["pubsub-push"], var.service_accounts.scheduler], [for member in values(var.operators) : split(":", member)[1]]))
     COURSEGEN_DEAD_LETTER_TOPIC       = var.dead_letter_topic
     COURSEGEN_RECONCILE_QUIET_SECONDS = tostring(var.reconcile_quiet_seconds)
+    COURSEGEN_TENANT_LIMITS           = var.tenant_limits
   }
 
   env_step = {
