@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from bridge.core import Bridge
 from bridge.dispatch import Dispatcher, TaskRequest
 from bridge.dispatch.firestore_trigger import (
@@ -108,7 +110,8 @@ def cloud_runtime(
     )
     check = verify or verifier(cfg, clk)
     dispatcher = _dispatcher(cfg, project, tasks_client, task_signer or _hmac_signer(cfg, clk))
-    states = StateCache()  # one per runtime: its bridge and endpoint fold each head once
+    # one per runtime: its bridge and endpoint fold each head once, reusing unchanged tasks
+    states = StateCache(encode=orjson.dumps)
     bridge = Bridge(
         store=events,
         dispatcher=dispatcher,

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from bridge.core import Bridge
 from bridge.dispatch import Dispatcher, TaskRequest
 from bridge.dispatch.firestore_trigger import (
@@ -174,7 +176,8 @@ def embedded(
             lambda document: legacy_run.get()(document), clk, registry.merged
         )
         legacy_dispatcher = LegacyTriggerDispatcher(legacy, clk, delayed=dispatcher)
-    states = StateCache()  # one per runtime: its bridge and endpoint fold each head once
+    # one per runtime: its bridge and endpoint fold each head once, reusing unchanged tasks
+    states = StateCache(encode=orjson.dumps)
     bridge = Bridge(
         store=events,
         dispatcher=dispatcher,
