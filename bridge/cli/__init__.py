@@ -536,7 +536,7 @@ def benchopen_store(courses: int, write_courses: int, synchronous: str, as_json:
     default=4,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Delivery threads in each process.",
+    help="Delivery threads, shared out among the processes (at least one each).",
 )
 @click.option(
     "--processes",

@@ -196,14 +196,15 @@ def bench_pipeline(
 ) -> dict[str, Any]:
     """Courses per second through the embedded runtime with no-op steps, durable SQLite.
 
-    With ``processes`` > 1 that many processes share one store (``bridge/partition.py``),
-    each with ``workers`` delivery threads, and each requests and runs its share of the
-    courses (``coursegen work --processes``); the clock runs from the moment all of them are
-    ready to the last one done."""
+    With ``processes`` > 1 that many processes share one store (``bridge/partition.py``), the
+    ``workers`` delivery threads shared out among them (at least one each), and each requests
+    and runs its share of the courses (``coursegen work --processes``); the clock runs from the
+    moment all of them are ready to the last one done."""
+    each = max(1, workers // processes)
     with tempfile.TemporaryDirectory(prefix="coursegen-bench-") as tmp:
         if processes == 1:
             start = time.perf_counter()
-            overheads, ids = _pipeline_share(tmp, synchronous, workers, 0, 1, courses)
+            overheads, ids = _pipeline_share(tmp, synchronous, each, 0, 1, courses)
         else:
             ctx = multiprocessing.get_context("spawn")  # no thread or lock of this process
             with ctx.Manager() as manager:
@@ -213,7 +214,7 @@ def bench_pipeline(
                     shares = [
                         pool.apply_async(
                             _pipeline_share,
-                            (tmp, synchronous, workers, k, processes, courses, ready, go),
+                            (tmp, synchronous, each, k, processes, courses, ready, go),
                         )
                         for k in range(processes)
                     ]
@@ -244,7 +245,8 @@ def bench_pipeline(
         "completed": completed,
         "task_executions": tasks,
         "processes": processes,
-        "workers": workers,
+        "workers": each * processes,
+        "workers_per_process": each,
         "synchronous": synchronous,
         "seconds": round(elapsed, 3),
         "courses_per_s": round(completed / elapsed, 1),

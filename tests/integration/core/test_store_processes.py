@@ -14,7 +14,7 @@ from bridge.cli import main
 from bridge.ops.replay import audit_all
 from bridge.runtime.embedded import embedded
 from bridge.settings import Settings
-from bridge.tooling.bench import course_commands
+from bridge.tooling.bench import bench_pipeline, course_commands
 from bridge.tooling.synthetic import noop_steps
 from statemachine.errors import ConcurrencyConflict
 from statemachine.pipeline import default_pipeline
@@ -127,3 +127,12 @@ def test_work_in_two_processes_runs_every_course_once(tmp_path: Path) -> None:
         assert all(v.ok for v in audit_all(store, workers=1))
     finally:
         store.close()
+
+
+@pytest.mark.timeout(300)
+def test_bench_pipeline_in_two_processes_runs_every_course_of_both_shares() -> None:
+    result = bench_pipeline(courses=6, workers=2, processes=2)
+    assert (result["processes"], result["workers"], result["workers_per_process"]) == (2, 2, 1)
+    assert result["completed"] == 6
+    assert result["task_executions"] == 6 * 15  # every task of the no-op DAG, once
+    assert 0 < result["course_latency_p50_ms"] <= result["course_latency_p99_ms"]
