@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,25 +31,34 @@ def work_processes(
     ]
     for child in children:
         child.start()
-    summaries: dict[int, dict[str, Any]] = {}
-    try:
-        while len(summaries) < count:
-            try:
-                index, summary = results.get(timeout=0.5)
-            except queue.Empty:
-                dead = [c for c in children if c.exitcode not in (None, 0)]
-                if dead and all(c.exitcode is not None for c in children):
-                    break  # a process died without a summary (it logged why)
-                continue
-            summaries[index] = summary
-    except KeyboardInterrupt:
-        pass  # the children have their own Ctrl-C; wait for them below
+    summaries = _collect(results, children)
     for child in children:
         child.join()
     for k, child in enumerate(children):
         if k not in summaries:
             summaries[k] = {"error": f"worker process {k} ended with exit code {child.exitcode}"}
     return [summaries[k] for k in range(count)]
+
+
+def _collect(
+    results: multiprocessing.Queue[tuple[int, dict[str, Any]]],
+    children: Sequence[multiprocessing.process.BaseProcess],
+) -> dict[int, dict[str, Any]]:
+    """Every summary the processes send, until each has sent one or all have ended. A Ctrl-C
+    here does not stop the collection: the children have it too, stop and report themselves
+    interrupted, and their summaries are what the command prints."""
+    summaries: dict[int, dict[str, Any]] = {}
+    while len(summaries) < len(children):
+        try:
+            index, summary = results.get(timeout=0.5)
+        except queue.Empty:
+            if all(c.exitcode is not None for c in children):
+                break  # every process ended; one without a summary died (it logged why)
+            continue
+        except KeyboardInterrupt:
+            continue
+        summaries[index] = summary
+    return summaries
 
 
 def _work_share(

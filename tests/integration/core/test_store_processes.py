@@ -136,3 +136,42 @@ def test_bench_pipeline_in_two_processes_runs_every_course_of_both_shares() -> N
     assert result["completed"] == 6
     assert result["task_executions"] == 6 * 15  # every task of the no-op DAG, once
     assert 0 < result["course_latency_p50_ms"] <= result["course_latency_p99_ms"]
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_stops_work_in_every_process_and_it_says_so(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from bridge.runtime.embedded import live_processes
+
+    SqliteStore(tmp_path / "events.db").close()
+    coursegen = Path(sys.executable).with_name("coursegen")  # the installed entry point
+    command = [str(coursegen), "work", "--synthetic", "--processes", "2"]
+    env = {**os.environ, **ENV}
+    proc = subprocess.Popen(
+        [*command, "--data", str(tmp_path)],
+        cwd=Path(__file__).resolve().parents[3],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(live_processes(tmp_path)) < 2:  # both workers are running
+            assert proc.poll() is None, proc.communicate()[0]
+            assert time.monotonic() < deadline, "the two workers did not start"
+            time.sleep(0.2)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, out
+    assert out.strip().endswith("interrupted"), out
+    assert live_processes(tmp_path) == []  # each closed its runtime
