@@ -296,9 +296,7 @@ def _work_command() -> Callable[..., None]:
         the courses of its share (a stable hash of the course id) and keeps to its share of
         each queue's rate and concurrency limits."""
         from bridge.cli.common import open_store as _store
-        from bridge.cli.work import work_processes
-        from bridge.runtime.embedded import embedded
-        from bridge.runtime.processes import run_worker
+        from bridge.cli.work import work_here, work_processes
 
         cfg = Settings.from_env()
         if cfg.get("COURSEGEN_STORE") != "sqlite":
@@ -316,19 +314,7 @@ def _work_command() -> Callable[..., None]:
             if errors:
                 raise SystemExit(1)
             return
-        steps = None
-        if synthetic:
-            from bridge.tooling.synthetic import noop_steps
-            from statemachine.pipeline import default_pipeline
-
-            steps = noop_steps(default_pipeline())
-        rt = embedded(data, settings=cfg, steps=steps)
-        try:
-            summary = run_worker(rt, until_idle=until_idle, workers=workers)
-        except KeyboardInterrupt:
-            summary = {"interrupted": True}
-        finally:
-            rt.close()
+        summary = work_here(data, cfg, until_idle=until_idle, workers=workers, synthetic=synthetic)
         click.echo(json.dumps(summary, indent=2) if as_json else _work_line(summary))
 
     return work

@@ -7,7 +7,11 @@ import multiprocessing
 import queue
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bridge.partition import Partition
+    from bridge.settings import Settings
 
 
 def work_processes(
@@ -71,9 +75,33 @@ def _work_share(
     results: multiprocessing.Queue[tuple[int, dict[str, Any]]],
 ) -> None:
     from bridge.partition import Partition
+    from bridge.settings import Settings
+
+    summary = work_here(
+        Path(data),
+        Settings.from_env(),
+        until_idle=until_idle,
+        workers=workers,
+        synthetic=synthetic,
+        partition=Partition(index, count),
+    )
+    results.put((index, {"partition": index, **summary}))
+
+
+def work_here(
+    data: Path,
+    settings: Settings,
+    *,
+    until_idle: bool,
+    workers: int,
+    synthetic: bool,
+    partition: Partition | None = None,
+) -> dict[str, Any]:
+    """The embedded runtime on ``data`` in this process (its ``partition`` of the courses,
+    every course when None) run as a worker until idle or Ctrl-C; its summary."""
+    from bridge.partition import WHOLE
     from bridge.runtime.embedded import embedded
     from bridge.runtime.processes import run_worker
-    from bridge.settings import Settings
 
     steps = None
     if synthetic:
@@ -81,13 +109,10 @@ def _work_share(
         from statemachine.pipeline import default_pipeline
 
         steps = noop_steps(default_pipeline())
-    rt = embedded(
-        data, settings=Settings.from_env(), steps=steps, partition=Partition(index, count)
-    )
+    rt = embedded(data, settings=settings, steps=steps, partition=partition or WHOLE)
     try:
-        summary = run_worker(rt, until_idle=until_idle, workers=workers)
+        return run_worker(rt, until_idle=until_idle, workers=workers)
     except KeyboardInterrupt:
-        summary = {"interrupted": True}
+        return {"interrupted": True}
     finally:
         rt.close()
-    results.put((index, {"partition": index, **summary}))

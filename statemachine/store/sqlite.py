@@ -175,8 +175,7 @@ class SqliteStore:
         if self._wal is not None:
             self._wal.sync()
 
-    def _synchronous(self, conn: sqlite3.Connection, deferred: bool) -> None:
-        mode = "NORMAL" if deferred else self.synchronous
+    def _synchronous(self, conn: sqlite3.Connection, mode: str) -> None:
         if self._local.mode != mode:
             conn.execute(f"PRAGMA synchronous={mode}")
             self._local.mode = mode
@@ -199,7 +198,7 @@ class SqliteStore:
         # 1 to 100 ms between tries); other processes still meet the busy timeout.
         with self._conn() as conn, self._writer or nullcontext():
             if self._shared is None:  # this thread's last write may have left it NORMAL
-                self._synchronous(conn, deferred)
+                self._synchronous(conn, "NORMAL" if deferred else self.synchronous)
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -257,9 +256,7 @@ class SqliteStore:
         mode = max((j.mode for j in jobs), key=_STRENGTH.__getitem__)
         try:
             with self._conn() as conn:
-                if self._local.mode != mode:
-                    conn.execute(f"PRAGMA synchronous={mode}")
-                    self._local.mode = mode
+                self._synchronous(conn, mode)
                 conn.execute("BEGIN IMMEDIATE")
                 try:
                     for job in jobs:
@@ -648,17 +645,8 @@ class _Writes:
             (s["course_id"], e.version, e.type, e.occurred_at, e.raw, e.hash)
             for e in prepared.envelopes
         ]
-        head = (
-            s["course_id"],
-            s["status"],
-            s["version"],
-            s["last_hash"],
-            s["updated_at"],
-            s["variant"],
-            _dumps(s),
-        )
-        rows = task_rows(s, touched_tasks(prepared.envelopes))
-        return cls(events, head, [tuple(r[c] for c in TASK_COLUMNS) for r in rows])
+        head, tasks = _projection_rows(s, touched_tasks(prepared.envelopes))
+        return cls(events, head, tasks)
 
     def run(self, conn: sqlite3.Connection) -> None:
         conn.executemany(
@@ -675,21 +663,19 @@ def _write_projections(
     conn: sqlite3.Connection, s: Mapping[str, Any], names: set[str] | None
 ) -> None:
     """The head row and the task rows of ``names`` (every task when None), from snapshot ``s``."""
-    conn.execute(
-        _UPSERT_HEAD,
-        (
-            s["course_id"],
-            s["status"],
-            s["version"],
-            s["last_hash"],
-            s["updated_at"],
-            s["variant"],
-            _dumps(s),
-        ),
-    )
-    rows = task_rows(s, names)
-    if rows:
-        conn.executemany(_UPSERT_TASK, [tuple(r[c] for c in TASK_COLUMNS) for r in rows])
+    head, tasks = _projection_rows(s, names)
+    conn.execute(_UPSERT_HEAD, head)
+    if tasks:
+        conn.executemany(_UPSERT_TASK, tasks)
+
+
+def _projection_rows(
+    s: Mapping[str, Any], names: set[str] | None
+) -> tuple[tuple[Any, ...], list[tuple[Any, ...]]]:
+    """The head row of snapshot ``s`` and its task rows of ``names`` (every task when None)."""
+    head = (s["course_id"], s["status"], s["version"], s["last_hash"], s["updated_at"])
+    tasks = [tuple(r[c] for c in TASK_COLUMNS) for r in task_rows(s, names)]
+    return (*head, s["variant"], _dumps(s)), tasks
 
 
 def _decode(course_id: str, version: int, body: bytes, stored_hash: str) -> Envelope:
