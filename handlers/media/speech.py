@@ -231,8 +231,10 @@ def transcribe(
         for start, end in uncovered(voiced_stretches(audio, decoding), segments):
             segments += _redecode(model, audio, start, end, language, decoding, words=words)
         segments.sort(key=lambda seg: (seg.start, seg.end))
-    if decoding.hotwords or decoding.initial_prompt:
-        segments = [piece for seg in segments for piece in at_sentences(seg)]
+    # With word times, a long segment is cut at its sentence ends: tiny.en often stamps two
+    # slides' sentences (27 s) as one segment, which then lands whole in one lesson and one
+    # caption.
+    segments = [piece for seg in segments for piece in at_sentences(seg)]
     total = round(duration, 3)
     inside = tuple(_within(s.start, s.end, s.text, total, s.words) for s in segments)
     return Transcript(language=language, duration_s=total, segments=inside)
@@ -336,8 +338,9 @@ def _decode(
 
 
 def at_sentences(segment: Segment) -> list[Segment]:
-    """A long segment cut after each sentence, by its word times. Prompted, tiny.en often
-    gives no timestamp inside a 30 s window, so the window came back as one segment."""
+    """A long segment cut after each sentence, by its word times (unchanged without them).
+    tiny.en often gives no timestamp for a while (prompted: a whole 30 s window), so one
+    segment holds sentences said far apart."""
     if not segment.words or segment.end - segment.start < SPLIT_MIN_S:
         return [segment]
     pieces: list[list[Word]] = [[]]
