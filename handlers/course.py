@@ -103,9 +103,10 @@ def by_midpoint(segments: Sequence[Mapping[str, Any]], starts: Sequence[float]) 
 def segments_by_midpoint(
     segments: Sequence[Mapping[str, Any]], starts: Sequence[float]
 ) -> list[list[dict[str, Any]]]:
-    """The timestamped segments ({start, end, text}) grouped as by_midpoint groups texts."""
+    """The timestamped segments ({start, end, text}) grouped as by_midpoint groups texts; a
+    segment with word times that straddles a start is first cut there, between its words."""
     groups: list[list[dict[str, Any]]] = [[] for _ in starts]
-    for segment in segments:
+    for segment in (piece for s in segments for piece in split_at(s, starts)):
         middle = (float(segment["start"]) + float(segment["end"])) / 2
         index = min(max(bisect.bisect_right(starts, middle) - 1, 0), len(starts) - 1)
         text = str(segment["text"]).strip()
@@ -113,6 +114,30 @@ def segments_by_midpoint(
             start, end = float(segment["start"]), float(segment["end"])
             groups[index].append({"start": start, "end": max(end, start), "text": text})
     return groups
+
+
+def split_at(segment: Mapping[str, Any], starts: Sequence[float]) -> list[Mapping[str, Any]]:
+    """``segment`` cut at every start inside it, by its word times (whole without them): a
+    segment of tiny.en often runs on past a slide change, and by its midpoint its words would
+    all go to one lesson."""
+    words = segment.get("words") or ()
+    start, end = float(segment["start"]), float(segment["end"])
+    cuts = [t for t in starts if start < t < end]
+    if not words or not cuts:
+        return [segment]
+    parts: list[list[Mapping[str, Any]]] = [[] for _ in range(len(cuts) + 1)]
+    for word in words:
+        middle = (float(word["start"]) + float(word["end"])) / 2
+        parts[bisect.bisect_right(cuts, middle)].append(word)
+    kept = [part for part in parts if part]
+    return [
+        {
+            "start": start if k == 0 else float(part[0]["start"]),
+            "end": end if k == len(kept) - 1 else float(part[-1]["end"]),
+            "text": "".join(str(w["word"]) for w in part).strip(),
+        }
+        for k, part in enumerate(kept)
+    ]
 
 
 # --- HTML ---------------------------------------------------------------------------------

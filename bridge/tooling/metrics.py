@@ -55,19 +55,33 @@ def coverage(
     """(overall, worst window): recognised words over truth words per window of speech, each
     window capped at 1, so a vanished window counts however much another one overflows."""
     windows = _windows(stretches)
+    heard = _heard(segments)
     scores: list[tuple[int, float]] = []
     for start, end, ref_words in windows:
-        said = sum(
-            len(whisper_normalise(str(s["text"])))
-            for s in segments
-            if start <= (float(s["start"]) + float(s["end"])) / 2 < end
-        )
+        said = sum(count for t, count in heard if start <= t < end)
         scores.append((ref_words, min(1.0, said / ref_words) if ref_words else 1.0))
     total = sum(weight for weight, _ in scores)
     if not total:
         return 1.0, 1.0
     overall = sum(weight * score for weight, score in scores) / total
     return overall, min(score for _, score in scores)
+
+
+def _heard(segments: Sequence[Mapping[str, Any]]) -> list[tuple[float, int]]:
+    """(time, words) of what was recognised: each word at its own time where the segment
+    has word times, else the segment's words at its midpoint."""
+    out: list[tuple[float, int]] = []
+    for s in segments:
+        words = s.get("words") or ()
+        if words:
+            out += [
+                ((float(w["start"]) + float(w["end"])) / 2, len(whisper_normalise(str(w["word"]))))
+                for w in words
+            ]
+        else:
+            middle = (float(s["start"]) + float(s["end"])) / 2
+            out.append((middle, len(whisper_normalise(str(s["text"])))))
+    return out
 
 
 def _windows(stretches: Sequence[Mapping[str, Any]]) -> list[tuple[float, float, int]]:

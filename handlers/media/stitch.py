@@ -10,7 +10,8 @@ belongs to the side its midpoint falls on. Every step is a pure function of its 
 same chunks always stitch to the same transcript.
 
 Segments keep their own start and end when all their words survive; a segment the join
-split is bounded by its surviving words.
+split is bounded by its surviving words. A segment whose words the provider timed keeps them
+(``words``): lessons are cut between words, not between segments (handlers.course).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Word:
     end: float
     text: str  # as the provider gave it (Whisper's words carry their leading space)
     segment: tuple[int, int]  # (chunk, segment): which segment it came from
+    timed: bool = True  # False: spread evenly over its segment, not timed by the provider
 
     @property
     def mid(self) -> float:
@@ -62,7 +64,8 @@ def words_of(index: int, chunk: ChunkTranscript) -> list[Word]:
             pieces = _spread(start, end, str(seg.get("text", "")))
         for a, b, text in pieces:
             if text.strip():
-                out.append(Word(a + chunk.offset_s, b + chunk.offset_s, text, (index, j)))
+                at = (a + chunk.offset_s, b + chunk.offset_s)
+                out.append(Word(*at, text, (index, j), timed=bool(given)))
     return out
 
 
@@ -102,7 +105,8 @@ def join(left: Sequence[Word], right: Sequence[Word], cut: float, overlap: float
 
 
 def stitch(chunks: Sequence[ChunkTranscript], *, overlap: float) -> list[dict[str, Any]]:
-    """The lecture's segments ({start, end, text}) from its chunks' transcripts, in order."""
+    """The lecture's segments ({start, end, text}, and ``words`` where the provider timed
+    them) from its chunks' transcripts, in order."""
     if not chunks:
         return []
     heard = [words_of(index, chunk) for index, chunk in enumerate(chunks)]
@@ -133,5 +137,12 @@ def _segments(
         else:
             start, end = group[0].start, group[-1].end
         start = round(max(0.0, start), 3)
-        out.append({"start": start, "end": round(max(start, end), 3), "text": text})
+        segment: dict[str, Any] = {"start": start, "end": round(max(start, end), 3), "text": text}
+        if all(w.timed for w in group):
+            segment["words"] = [
+                {"start": round(max(0.0, w.start), 3), "end": round(max(0.0, w.end), 3),
+                 "word": w.text}
+                for w in group
+            ]  # fmt: skip
+        out.append(segment)
     return out

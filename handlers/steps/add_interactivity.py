@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from handlers.ai.port import LessonText
+from handlers.course import by_midpoint
 from handlers.registry import PermanentStepError, StepContext, StepResult, register
 from handlers.steps.common import call, option, provider, read_json, write_json
 from handlers.steps.generate_structure import slides as all_slides
@@ -16,14 +17,12 @@ def lesson_texts(
 ) -> list[LessonText]:
     """Each lesson's spoken text and slide text, by its time range."""
     lessons = [lesson for m in structure["modules"] for lesson in m["lessons"]]
+    # The lesson's words as the course shows them (cut at lesson starts by word times).
+    said = by_midpoint(transcript["segments"], [float(lesson["start"]) for lesson in lessons])
     out = []
     for i, lesson in enumerate(lessons):
         start, end = float(lesson["start"]), float(lesson["end"])
-        spoken = " ".join(
-            s["text"].strip()
-            for s in transcript["segments"]
-            if start <= (float(s["start"]) + float(s["end"])) / 2 < end
-        )
+        spoken = " ".join(said[i])
         shown = [f for f in slides if start <= float(f["t"]) < end]
         # One line per slide line, each once: a bullet is a question's unit, and the frames
         # of one slide read it again and again.

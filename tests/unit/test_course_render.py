@@ -97,6 +97,30 @@ def test_each_segment_lands_in_the_lesson_holding_its_midpoint() -> None:
     ]
 
 
+def test_a_segment_with_word_times_is_cut_at_the_lesson_start_inside_it() -> None:
+    said = [
+        (15.0, 16.0, " Silicon"), (16.0, 17.0, " absorbs"), (17.0, 19.5, " light."),
+        (20.5, 21.0, " Inverters"), (21.0, 22.5, " switch"), (22.5, 24.0, " current."),
+    ]  # fmt: skip
+    runs_on = {
+        "start": 15.0, "end": 24.0, "text": "Silicon absorbs light. Inverters switch current.",
+        "words": [{"start": a, "end": b, "word": w} for a, b, w in said],
+    }  # fmt: skip
+    transcript = {**TRANSCRIPT, "segments": [TRANSCRIPT["segments"][0], runs_on]}
+    course = compose(transcript=transcript)
+    schemas.validate("course", course)
+    cells, inverters, _ = lessons_of(course)
+    assert cells["transcript"] == "Photons free electrons. Silicon absorbs light."
+    assert inverters["transcript"] == "Inverters switch current."
+    assert inverters["segments"] == [
+        {"start": 20.5, "end": 24.0, "text": "Inverters switch current."}
+    ]
+    # Without word times the segment stays whole, in the lesson holding its midpoint (19.5).
+    bare = {k: v for k, v in runs_on.items() if k != "words"}
+    whole = compose(transcript={**TRANSCRIPT, "segments": [bare]})
+    assert [item["transcript"] for item in lessons_of(whole)][:2] == [bare["text"], ""]
+
+
 def test_key_frames_carry_refs_and_quizzes_follow_the_lesson_index() -> None:
     first, second, _ = lessons_of(compose())
     assert first["key_frames"] == [FRAMES[0]]  # a name the manifest lacks is left out

@@ -116,9 +116,16 @@ def test_one_chunk_passes_through_unchanged() -> None:
     words = lecture(30)
     chunk = plan(words[-1][1], [], max_s=600, overlap_s=2)[0]
     said = heard(words, chunk)
-    assert stitch([said], overlap=2) == [
-        {"start": s["start"], "end": s["end"], "text": s["text"]} for s in said.segments
-    ]
+    assert stitch([said], overlap=2) == said.segments  # word times kept as the provider gave
+
+
+def test_words_spread_by_the_stitch_are_not_passed_off_as_timed() -> None:
+    words = lecture(30)
+    chunk = plan(words[-1][1], [], max_s=600, overlap_s=2)[0]
+    said = heard(words, chunk)
+    untimed = [{k: v for k, v in s.items() if k != "words"} for s in said.segments]
+    bare = ChunkTranscript(said.offset_s, said.start_s, said.end_s, untimed)
+    assert stitch([bare], overlap=2) == untimed
 
 
 def test_hard_cuts_through_words_lose_and_double_nothing() -> None:
