@@ -160,20 +160,23 @@ def _candidate_of(kind: str, t: float, path: Path) -> _Candidate:
 
 
 def _dedupe(candidates: Sequence[_Candidate], distance: int) -> list[_Candidate]:
-    """Drop near-duplicates: the first frame wins, then scene frames, then earlier frames.
+    """Drop repeats of the picture on screen: in time order (a scene frame before an interval
+    frame of the same instant), a frame goes when it is a near-duplicate of the frame kept
+    just before it. A slide shown again after others is kept: the lecture went back to it.
 
-    A near-duplicate has a hash within ``distance`` of a kept frame's and the same picture
-    in detail (``same_picture``): slides of one template whose text differs are all kept."""
-    first = min(candidates, key=lambda c: (c.t, c.kind != "scene"), default=None)
-    order = sorted(candidates, key=lambda c: (c is not first, c.kind != "scene", c.t))
+    A near-duplicate has a hash within ``distance`` of that frame's and the same picture in
+    detail (``same_picture``): slides of one template whose text differs are all kept."""
     kept: list[_Candidate] = []
-    for candidate in order:
-        if not any(
-            hamming(candidate.phash, other.phash) <= distance and same_picture(candidate, other)
-            for other in kept
+    for candidate in sorted(candidates, key=lambda c: (c.t, c.kind != "scene")):
+        last = kept[-1] if kept else None
+        if (
+            last is not None
+            and hamming(candidate.phash, last.phash) <= distance
+            and same_picture(candidate, last)
         ):
-            kept.append(candidate)
-    return sorted(kept, key=lambda c: c.t)
+            continue
+        kept.append(candidate)
+    return kept
 
 
 def same_picture(a: _Candidate, b: _Candidate) -> bool:

@@ -1,5 +1,6 @@
-"""The CI slice of the quality corpus: packaged real speech and a coloured-bar lecture through
-the whole pipeline, held to the issue's targets (docs/quality.md has the full benchmark)."""
+"""The CI slice of the quality corpus: packaged real speech, a coloured-bar lecture and one that
+returns to an earlier slide, through the whole pipeline, held to the issue's targets
+(docs/quality.md has the full benchmark)."""
 
 from __future__ import annotations
 
@@ -16,12 +17,14 @@ sys.path.insert(0, str(ROOT / "samples"))
 import corpus  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
-SLICE = ("jfk", "librivox", "orange-bar")
+SLICE = ("jfk", "librivox", "orange-bar", "revisit")
 # Where the slice holds a regression bound instead of the issue's target, because the target is
-# not met yet (docs/quality.md): tiny.en on espeak's en-gb voice measured WER 0.19 (target
-# 0.12) and a worst 15 s window of 0.77 of its words (target 0.95) on orange-bar.
-SYNTHETIC_WER_BOUND = 0.22
-SYNTHETIC_COVERAGE_BOUND = 0.7
+# not met yet (docs/quality.md): tiny.en on espeak's voices measured WER 0.21 (en-gb,
+# orange-bar) and 0.26 (en-us at 150 wpm, revisit) against the target 0.12, and a worst 15 s
+# window of 0.90 and 0.93 of the words (target 0.95): words misheard or run together, none
+# dropped by a skipped window any more.
+SYNTHETIC_WER_BOUND = {"orange-bar": 0.22, "revisit": 0.28}
+SYNTHETIC_COVERAGE_BOUND = 0.85
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +46,7 @@ def test_slice_item_meets_the_targets(rows: dict[str, dict[str, Any]], name: str
     row = rows[name]
     assert row["status"] == "completed", row
     real = row["kind"] == "speech"
-    assert row["wer_whisper"] <= (TARGETS["wer_real"] if real else SYNTHETIC_WER_BOUND), row
+    assert row["wer_whisper"] <= (TARGETS["wer_real"] if real else SYNTHETIC_WER_BOUND[name]), row
     assert row["coverage_min"] >= (TARGETS["coverage"] if real else SYNTHETIC_COVERAGE_BOUND), row
     assert row["grounded"] >= TARGETS["grounded"], row
     if row["kind"] == "slides":

@@ -73,7 +73,20 @@ def test_repeats_of_one_slide_are_dropped(deck, tmp_path):
     assert [(c.kind, c.t) for c in kept] == [("scene", 0.0), ("scene", 20.0)]
 
 
-def test_a_slide_shown_again_later_is_still_a_duplicate(deck):
+def test_a_slide_shown_again_after_another_is_kept(deck):
+    """The lecture went back to it (the corpus's revisit item): the return is a lesson of its
+    own, not speech added to the slide before it."""
     candidates = [_candidate_of("scene", t, deck[i]) for t, i in ((0.0, 0), (20.0, 1), (40.0, 0))]
     kept = _dedupe(candidates, DISTANCE)
-    assert [c.t for c in kept] == [0.0, 20.0]
+    assert [c.t for c in kept] == [0.0, 20.0, 40.0]
+
+
+def test_an_interval_frame_of_the_same_instant_gives_way_to_the_scene_frame(deck, tmp_path):
+    again = frame_jpeg(deck[1], tmp_path / "again.jpg", quality=70)
+    candidates = [
+        _candidate_of("scene", 0.0, deck[0]),
+        _candidate_of("interval", 20.0, again),
+        _candidate_of("scene", 20.0, deck[1]),
+    ]
+    kept = _dedupe(candidates, DISTANCE)
+    assert [(c.kind, c.t) for c in kept] == [("scene", 0.0), ("scene", 20.0)]
