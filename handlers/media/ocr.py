@@ -40,6 +40,10 @@ BAND_RUN = 4
 # What tesseract makes of a bullet glyph when it reads it as letters ("•" comes out as "e",
 # "e@" or "@" on rendered slides); a short token of symbols only ("¢", "»", "-") is one too.
 BULLET_LETTERS = frozenset({"e", "o", "e@", "@e", "eo", "oe", "ee"})
+# A token this short with one of these marks at a title's start or end is a crumb (an icon, the
+# bar's edge), not a word: "fe]" before beamer's "Our formalization of haplotyping.".
+CRUMB_MAX_CHARS = 4
+CRUMB_MARKS = frozenset("[]{}|\\<>_~")
 
 
 class TesseractMissing(RuntimeError):
@@ -151,10 +155,10 @@ def read_slide(image_path: Path | str) -> SlideText:
 
 
 def _slide_text(title_lines: Sequence[_Line], body: Sequence[_Line]) -> SlideText:
-    title_words = [word for line in title_lines for word in line.words]
+    title_words = _without_crumbs([word for line in title_lines for word in line.words])
     body_words = [word for line in body for word in line.words]
     return SlideText(
-        title=" ".join(line.text for line in title_lines),
+        title=" ".join(word.text for word in title_words),
         body=tuple(line.text for line in body),
         title_confidence=_confidence(title_words),
         body_confidence=_confidence(body_words),
@@ -288,6 +292,21 @@ def _without_bullet(words: Sequence[_Word]) -> tuple[_Word, ...]:
     if len(words) > 1 and _is_bullet(words[0].text):
         return tuple(words[1:])
     return tuple(words)
+
+
+def _without_crumbs(words: Sequence[_Word]) -> list[_Word]:
+    """A title without the crumbs at its ends: a short token holding a bracket or a bar
+    ("fe]", "|") is an icon or the bar's edge read as letters, not a word of the title."""
+    kept = list(words)
+    while kept and _is_crumb(kept[0].text):
+        kept.pop(0)
+    while kept and _is_crumb(kept[-1].text):
+        kept.pop()
+    return kept
+
+
+def _is_crumb(token: str) -> bool:
+    return len(token) <= CRUMB_MAX_CHARS and any(ch in CRUMB_MARKS for ch in token)
 
 
 def _is_bullet(token: str) -> bool:
