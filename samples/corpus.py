@@ -734,7 +734,7 @@ def corpus(sdists: Path = DEFAULT_SDISTS) -> list[Item]:
             GENERATED,
             OURS,
             build_slides,
-            "36 slides x ~40 s sharing one template (~24 min)",
+            "36 slides x ~53 s sharing one template (~32 min)",
             {
                 "slides": topic_slides(0, 36, seed=37, extra_sentences=6),
                 "template": replace(LIGHT, footer="Computing Ideas"),
