@@ -49,13 +49,19 @@ def eval_command(
     strict: bool,
 ) -> None:
     """Run every corpus item through the pipeline and print one table of quality figures."""
-    try:
-        items = load_corpus(corpus, tier=tier, only=only)
-    except CorpusMissing as err:
-        raise click.ClickException(str(err)) from err
 
     def progress(line: str) -> None:
         click.echo(line, err=True)
+
+    try:
+        items = load_corpus(corpus, tier=tier, only=only, skipped=progress)
+    except CorpusMissing as err:
+        raise click.ClickException(str(err)) from err
+    if not items:
+        raise click.ClickException(
+            f"no item of tier {tier!r} is built in {corpus}: python samples/corpus.py "
+            f"--out {corpus} --tier {tier}"
+        )
 
     with tempfile.TemporaryDirectory(prefix="coursegen-eval-") as tmp:
         rows = evaluate(items, work or Path(tmp), progress=progress)

@@ -44,8 +44,18 @@ class CorpusMissing(RuntimeError):
     """The corpus (or an item asked for) has not been built."""
 
 
-def load_corpus(corpus: Path, *, tier: str = "full", only: Sequence[str] = ()) -> list[CorpusItem]:
-    """The manifest's items up to ``tier`` (or exactly ``only``) whose files exist."""
+def load_corpus(
+    corpus: Path,
+    *,
+    tier: str = "full",
+    only: Sequence[str] = (),
+    skipped: Callable[[str], None] | None = None,
+) -> list[CorpusItem]:
+    """The manifest's items up to ``tier`` (or exactly ``only``) whose files exist.
+
+    An item of the tier that is not built here (its source package missing, or a manifest
+    from another machine) is left out and named to ``skipped``; one asked for by ``only``
+    must be built."""
     manifest_path = corpus / "manifest.json"
     if not manifest_path.is_file():
         raise CorpusMissing(f"no {manifest_path}: " + BUILD_HINT.format(corpus=corpus, tier=tier))
@@ -57,9 +67,12 @@ def load_corpus(corpus: Path, *, tier: str = "full", only: Sequence[str] = ()) -
     for name in names:
         entry = manifest.get(name)
         if entry is None or not (corpus / entry["video"]).is_file():
-            raise CorpusMissing(
-                f"item {name!r} not built: " + BUILD_HINT.format(corpus=corpus, tier=tier)
-            )
+            hint = f"item {name!r} not built: " + BUILD_HINT.format(corpus=corpus, tier=tier)
+            if only:
+                raise CorpusMissing(hint)
+            if skipped is not None:
+                skipped(hint)
+            continue
         items.append(
             CorpusItem(
                 name=name,
