@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from bridge.tooling.evaluate import (
+    BUILD_HINT,
     TIERS,
     CorpusMissing,
     evaluate,
@@ -59,8 +60,8 @@ def eval_command(
         raise click.ClickException(str(err)) from err
     if not items:
         raise click.ClickException(
-            f"no item of tier {tier!r} is built in {corpus}: python samples/corpus.py "
-            f"--out {corpus} --tier {tier}"
+            f"no item of tier {tier!r} is built in {corpus}: "
+            + BUILD_HINT.format(corpus=corpus, tier=tier)
         )
 
     with tempfile.TemporaryDirectory(prefix="coursegen-eval-") as tmp:
