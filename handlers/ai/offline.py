@@ -12,7 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from handlers.ai.port import AIResult, Checkpoint, FrameInput, LessonText, StructureInputs
+from handlers.ai.port import (
+    AIResult,
+    Checkpoint,
+    FrameInput,
+    LessonText,
+    PermanentProviderError,
+    StructureInputs,
+)
 from handlers.ai.quiz import quizzes
 from handlers.ai.text import (
     heading,
@@ -61,12 +68,15 @@ class OfflineProvider:
     def transcribe(
         self, audio: Path, *, language: str, checkpoint: Checkpoint | None = None
     ) -> AIResult:
-        from handlers.media.speech import transcribe
+        from handlers.media.speech import SpeechSettingError, model_label, transcribe
 
         # Word times: a chunk of a long lecture is stitched to its neighbours by its words.
-        said = transcribe(audio, language=language, word_timestamps=True, checkpoint=checkpoint)
+        try:
+            said = transcribe(audio, language=language, word_timestamps=True, checkpoint=checkpoint)
+        except SpeechSettingError as err:
+            raise PermanentProviderError(str(err)) from err
         data = said.to_dict()
-        return AIResult(data=data, metering=_metering("faster-whisper tiny.en int8"))
+        return AIResult(data=data, metering=_metering(model_label()))
 
     def analyze_video(
         self,

@@ -59,6 +59,10 @@ class SpeechModelMissing(RuntimeError):
     """The bundled Whisper model (or faster-whisper itself) is not installed."""
 
 
+class SpeechSettingError(ValueError):
+    """A transcription setting in the environment is not usable (retrying cannot help)."""
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Word:
     start: float
@@ -135,6 +139,13 @@ def model_dir() -> Path:
     return path
 
 
+def model_label() -> str:
+    """What transcribes, for metering and reports: the bundled tiny.en, or the folder's name."""
+    override = os.environ.get(MODEL_DIR_ENV)
+    name = Path(override).name if override else "tiny.en"
+    return f"faster-whisper {name} int8"
+
+
 def apply_offline_environment() -> None:
     """Turn off the network features of onnxruntime and huggingface_hub for this process.
 
@@ -197,6 +208,24 @@ class Decoding:
 
 
 DECODING = Decoding()
+# The beam for a deployment's model: greedy suits tiny.en (above); with the optional
+# whisper-base, beam 5 heard the synthetic voices better (docs/quality.md "whisper-base").
+BEAM_ENV = "COURSEGEN_WHISPER_BEAM_SIZE"
+BEAM_MAX = 10
+
+
+def configured_decoding() -> Decoding:
+    """DECODING with the beam $COURSEGEN_WHISPER_BEAM_SIZE sets (1 to 10; unset: greedy)."""
+    raw = os.environ.get(BEAM_ENV, "").strip()
+    if not raw:
+        return DECODING
+    try:
+        beam = int(raw)
+    except ValueError:
+        beam = 0
+    if not 1 <= beam <= BEAM_MAX:
+        raise SpeechSettingError(f"{BEAM_ENV}={raw!r}: a whole number from 1 to {BEAM_MAX}")
+    return dataclasses.replace(DECODING, beam_size=beam)
 
 
 Checkpoint = Callable[[float, float], None]  # (seconds decoded, seconds in all)
@@ -208,21 +237,22 @@ def transcribe(
     language: str = "en",
     word_timestamps: bool = False,
     checkpoint: Checkpoint | None = None,
-    decoding: Decoding = DECODING,
+    decoding: Decoding | None = None,
     vocabulary: Sequence[str] = (),
 ) -> Transcript:
     """Transcribe an audio (or video) file; silence gives a transcript with no segments.
 
+    ``decoding`` defaults to ``configured_decoding()``.
     ``checkpoint`` is called after each decoded segment (progress; it may raise to stop).
     ``vocabulary`` (the slide lines shown while this audio plays) biases the decoder towards
     their words, as ``decoding.bias`` says."""
+    decoding = biased(decoding or configured_decoding(), vocabulary)  # a bad setting: now
+    model = load_model()
     from faster_whisper import decode_audio
 
-    model = load_model()
     audio = decode_audio(str(audio_path), sampling_rate=SAMPLE_RATE)
     duration = len(audio) / SAMPLE_RATE
     words = word_timestamps
-    decoding = biased(decoding, vocabulary)
     segments = _decode(
         model, audio, language, decoding, vad=True, words=words, checkpoint=checkpoint
     )
