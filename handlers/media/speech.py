@@ -68,9 +68,15 @@ class Word:
     start: float
     end: float
     word: str  # as Whisper gives it, with its leading space
+    # The model's probability of the word without any prompt (faster-whisper aligns words
+    # from the start-of-transcript tokens alone): handlers/media/refine.py compares by it.
+    probability: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"start": self.start, "end": self.end, "word": self.word}
+        out: dict[str, Any] = {"start": self.start, "end": self.end, "word": self.word}
+        if self.probability is not None:
+            out["probability"] = round(self.probability, 4)
+        return out
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -270,6 +276,36 @@ def transcribe(
     return Transcript(language=language, duration_s=total, segments=inside)
 
 
+def load_audio(path: Path | str) -> Any:
+    """An audio (or video) file as Whisper hears it: mono float samples at SAMPLE_RATE."""
+    from faster_whisper import decode_audio
+
+    return decode_audio(str(path), sampling_rate=SAMPLE_RATE)
+
+
+def decode_span(
+    audio: Any,
+    start_s: float,
+    end_s: float,
+    *,
+    offset_s: float,
+    vocabulary: Sequence[str],
+    language: str = "en",
+) -> list[Segment]:
+    """Seconds ``start_s`` to ``end_s`` (on the clock where ``audio`` starts at ``offset_s``)
+    decoded on their own, biased by ``vocabulary``, with word times: one slide's range of
+    per-slide biasing (handlers/media/refine.py)."""
+    decoding = biased(configured_decoding(), vocabulary)
+    model = load_model()
+    lo = max(0, int((start_s - offset_s) * SAMPLE_RATE))
+    hi = min(len(audio), int((end_s - offset_s) * SAMPLE_RATE))
+    if hi - lo < SAMPLE_RATE // 2:
+        return []
+    found = _decode(model, audio[lo:hi], language, decoding, vad=True,
+                    offset=offset_s + lo / SAMPLE_RATE, words=True)  # fmt: skip
+    return [piece for seg in found for piece in at_sentences(seg)]
+
+
 def transcribe_by_range(
     audio_path: Path | str,
     ranges: Sequence[tuple[float, Sequence[str]]],
@@ -359,7 +395,12 @@ def _decode(
         if not text:
             continue
         said = tuple(
-            Word(start=_time(w.start + offset), end=_time(w.end + offset), word=w.word)
+            Word(
+                start=_time(w.start + offset),
+                end=_time(w.end + offset),
+                word=w.word,
+                probability=float(w.probability),
+            )
             for w in p.words or ()
         )
         start, end = round(p.start + offset, 3), round(p.end + offset, 3)
@@ -480,7 +521,8 @@ def _within(
     end (and, rarely, a start) past the end of the audio, which nothing downstream may see."""
     end = min(round(end, 3), duration)
     inside = tuple(
-        Word(start=min(w.start, duration), end=min(w.end, duration), word=w.word) for w in words
+        dataclasses.replace(w, start=min(w.start, duration), end=min(w.end, duration))
+        for w in words
     )
     return Segment(start=min(round(start, 3), end), end=end, text=text, words=inside)
 

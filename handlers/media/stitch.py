@@ -34,6 +34,7 @@ class Word:
     text: str  # as the provider gave it (Whisper's words carry their leading space)
     segment: tuple[int, int]  # (chunk, segment): which segment it came from
     timed: bool = True  # False: spread evenly over its segment, not timed by the provider
+    probability: float | None = None  # the provider's, when it gave one
 
     @property
     def mid(self) -> float:
@@ -59,13 +60,28 @@ def words_of(index: int, chunk: ChunkTranscript) -> list[Word]:
         start, end = float(seg["start"]), float(seg["end"])
         given = seg.get("words") or ()
         if given:
-            pieces = [(float(w["start"]), float(w["end"]), str(w["word"])) for w in given]
+            pieces = [
+                (float(w["start"]), float(w["end"]), str(w["word"]), w.get("probability"))
+                for w in given
+            ]
         else:
-            pieces = _spread(start, end, str(seg.get("text", "")))
-        for a, b, text in pieces:
+            pieces = [(a, b, t, None) for a, b, t in _spread(start, end, str(seg.get("text", "")))]
+        for a, b, text, probability in pieces:
             if text.strip():
                 at = (a + chunk.offset_s, b + chunk.offset_s)
-                out.append(Word(*at, text, (index, j), timed=bool(given)))
+                p = None if probability is None else float(probability)
+                out.append(Word(*at, text, (index, j), timed=bool(given), probability=p))
+    return out
+
+
+def _timed(word: Word) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "start": round(max(0.0, word.start), 3),
+        "end": round(max(0.0, word.end), 3),
+        "word": word.text,
+    }
+    if word.probability is not None:
+        out["probability"] = word.probability
     return out
 
 
@@ -139,10 +155,6 @@ def _segments(
         start = round(max(0.0, start), 3)
         segment: dict[str, Any] = {"start": start, "end": round(max(start, end), 3), "text": text}
         if all(w.timed for w in group):
-            segment["words"] = [
-                {"start": round(max(0.0, w.start), 3), "end": round(max(0.0, w.end), 3),
-                 "word": w.text}
-                for w in group
-            ]  # fmt: skip
+            segment["words"] = [_timed(w) for w in group]
         out.append(segment)
     return out

@@ -1,14 +1,25 @@
 """transcribe: the lecture's transcript, stitched from its chunks' transcripts (the fan-in of
-transcribe_chunk): times on the lecture's clock, the words both neighbours heard kept once."""
+transcribe_chunk): times on the lecture's clock, the words both neighbours heard kept once.
+
+Where the pipeline runs it after analyze_frames (version 5 on) and the chunks were heard by
+the offline Whisper, each slide's time range is decoded again with the slide's lines as the
+prompt, and kept where the model prefers it (handlers/media/refine.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from handlers.media.refine import Refined, SlideRange, refine, slide_ranges
 from handlers.media.stitch import ChunkTranscript, stitch
 from handlers.registry import PermanentStepError, StepContext, StepResult, register
-from handlers.steps.common import read_json, write_json
+from handlers.steps.common import local, read_json, write_json
+from handlers.steps.generate_structure import slides
+from statemachine.pipeline import default_pipelines
 from statemachine.state import TaskState
+
+# The chunks' metering names the model; only the offline Whisper's words carry the
+# probabilities refine compares by, and only it can decode a range again here.
+OFFLINE_MODEL = "faster-whisper "
 
 
 @register("transcribe")
@@ -43,12 +54,78 @@ def transcribe(ctx: StepContext) -> StepResult:
             )
         )
     segments = stitch(parts, overlap=float(manifest["overlap_s"]))
+    duration = round(float(manifest["duration_s"]), 3)
+    refined = _by_slides(ctx, manifest, segments, duration, found or language, shards)
     document = {
         "language": found or language,
-        "duration_s": round(float(manifest["duration_s"]), 3),
-        "segments": segments,
+        "duration_s": duration,
+        "segments": refined.segments if refined else segments,
     }
-    return _written(ctx, document, chunks=len(parts), metering=_metering(shards))
+    extra = {}
+    if refined is not None:
+        extra = {
+            "slides": refined.ranges,
+            "redecoded": refined.decoded,
+            "biased": refined.replaced,
+            "over_cap": refined.over_cap,
+        }
+    return _written(ctx, document, chunks=len(parts), metering=_metering(shards), extra=extra)
+
+
+def _by_slides(
+    ctx: StepContext,
+    manifest: dict[str, Any],
+    segments: list[dict[str, Any]],
+    duration: float,
+    language: str,
+    shards: list[TaskState],
+) -> Refined | None:
+    """Per-slide biasing (None where this course's pipeline or provider does not do it)."""
+    step = default_pipelines().of(ctx.course).steps["transcribe"]
+    if "analyze_frames" not in step.after or not segments:
+        return None
+    if not all(str(t.metering.get("model", "")).startswith(OFFLINE_MODEL) for t in shards):
+        return None
+    extracted = ctx.upstream("extract_frames")
+    expected = int(extracted.summary.get("shards", 0))
+    if len(ctx.shards("analyze_frames")) != expected:
+        raise PermanentStepError(f"expected {expected} analyze_frames shards to have succeeded")
+    chunks = manifest["chunks"]
+    # Each range inside one chunk's core: decoded from that chunk's audio alone.
+    ranges = [
+        SlideRange(max(span.start, lo), min(span.end, hi), span.lines)
+        for span in slide_ranges(slides(ctx), duration)
+        for lo, hi in ((float(c["start_s"]), float(c["end_s"])) for c in chunks)
+        if min(span.end, hi) > max(span.start, lo)
+    ]
+    if not ranges:
+        return None
+    from handlers.media.speech import decode_span, load_audio
+
+    heard: dict[int, Any] = {}
+    done = [0.0]
+
+    def decode(span: SlideRange) -> list[Any]:
+        index = next(
+            (i for i, c in enumerate(chunks) if span.start < float(c["end_s"])), len(chunks) - 1
+        )
+        chunk = chunks[index]
+        if index not in heard:
+            heard.clear()  # one chunk's samples in memory at a time
+            heard[index] = load_audio(local(ctx, chunk["ref"]))
+        found = decode_span(
+            heard[index],
+            span.start,
+            span.end,
+            offset_s=float(chunk["read_from_s"]),
+            vocabulary=span.lines,
+            language=language,
+        )
+        done[0] += span.end - span.start
+        ctx.progress(done[0], duration)
+        return found
+
+    return refine(segments, ranges, decode)
 
 
 def _metering(shards: list[TaskState]) -> dict[str, Any]:
@@ -68,6 +145,7 @@ def _written(
     document: dict[str, object],
     chunks: int = 0,
     metering: dict[str, Any] | None = None,
+    extra: dict[str, int] | None = None,
 ) -> StepResult:
     ref = write_json(ctx, "transcript.json", document)
     segments = document["segments"]
@@ -75,6 +153,6 @@ def _written(
     words = sum(len(str(s["text"]).split()) for s in segments)
     return StepResult(
         outputs={"transcript": ref},
-        summary={"segments": len(segments), "words": words, "chunks": chunks},
+        summary={"segments": len(segments), "words": words, "chunks": chunks, **(extra or {})},
         metering=metering or {},
     )

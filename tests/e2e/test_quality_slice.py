@@ -1,6 +1,6 @@
-"""The CI slice of the quality corpus: packaged real speech, a coloured-bar lecture and one that
-returns to an earlier slide, through the whole pipeline, held to the issue's targets
-(docs/quality.md has the full benchmark)."""
+"""The CI slice of the quality corpus: packaged real speech, the sample, a coloured-bar lecture,
+one that returns to an earlier slide and one with no title lines, through the whole pipeline,
+held to the issue's targets (docs/quality.md has the full benchmark)."""
 
 from __future__ import annotations
 
@@ -17,13 +17,19 @@ sys.path.insert(0, str(ROOT / "samples"))
 import corpus  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
-SLICE = ("jfk", "librivox", "orange-bar", "revisit")
+SLICE = ("jfk", "librivox", "sample", "orange-bar", "revisit", "no-title")
 # Where the slice holds a regression bound instead of the issue's target, because the target is
-# not met yet (docs/quality.md): tiny.en on espeak's voices measured WER 0.21 (en-gb,
-# orange-bar) and 0.26 (en-us at 150 wpm, revisit) against the target 0.12, and a worst 15 s
-# window of 0.90 and 0.93 of the words (target 0.95): words misheard or run together, none
-# dropped by a skipped window any more.
-SYNTHETIC_WER_BOUND = {"orange-bar": 0.22, "revisit": 0.28}
+# not met yet (docs/quality.md): tiny.en on espeak's voices measured WER 0.21 to 0.23 (en-gb,
+# orange-bar, on two machines) and 0.26 to 0.27 (en-us at 150 wpm, revisit) against the target
+# 0.12, and a worst 15 s window of 0.90 and 0.93 of the words (target 0.95): words misheard or
+# run together, none dropped by a skipped window any more. The sample and no-title meet the
+# target since per-slide biasing (0.165 and 0.275 without it, 0.093 and 0.094 with it).
+SYNTHETIC_WER_BOUND = {
+    "sample": TARGETS["wer_synthetic"],
+    "orange-bar": 0.24,
+    "revisit": 0.28,
+    "no-title": TARGETS["wer_synthetic"],
+}
 SYNTHETIC_COVERAGE_BOUND = 0.85
 
 
@@ -51,5 +57,6 @@ def test_slice_item_meets_the_targets(rows: dict[str, dict[str, Any]], name: str
     assert row["grounded"] >= TARGETS["grounded"], row
     if row["kind"] == "slides":
         assert row["f1_2s"] >= TARGETS["f1_2s"], row
-        assert row["titles_exact"] >= TARGETS["titles_exact"], row
+        if row["titles_exact"] is not None:  # no-title has no titles to read
+            assert row["titles_exact"] >= TARGETS["titles_exact"], row
         assert row["longest_ratio"] <= TARGETS["longest_ratio"], row

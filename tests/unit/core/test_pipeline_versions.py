@@ -27,6 +27,7 @@ RELEASED = {
     2: "fd814d1cc92d1adca6f3c34498592abeb8dc8bef4201e72eb1bbbbd27fb00684",
     3: "93c5c604bed5362e046bdeaa44bc48bd0abae9f6f64176e4f56290c31b72e5cb",
     4: "fb67338899c939ae06ea68a17ad3d99af26ae2a253c422b9a2bd898d4cf79782",
+    5: "ad45a467074a5df44efc4c628f116c18bae5ce20d538cca28c0a25b135815a1c",
 }
 
 
@@ -155,6 +156,7 @@ def test_merged_holds_every_versions_steps_and_queues_current_first() -> None:
             step["queue"] = "publishing-queue"
     del doc["steps"]["analyze_frames"]
     doc["steps"]["generate_structure"]["after"] = ["transcribe", "analyze_video"]
+    doc["steps"]["transcribe"]["after"].remove("analyze_frames")
     newer = parse(doc)
     pipelines = Pipelines({3: default_pipelines().versions[3], 4: newer}, 4)
     merged = pipelines.merged

@@ -87,11 +87,11 @@ def test_frames_and_audio_chunks_run_in_parallel_after_prepare_video():
     c.run("transcribe_chunk#1")
     assert names(decide(c.state, default_pipeline())) == []  # the stitch waits for every chunk
     c.run("transcribe_chunk#0")
-    assert names(c.decide_and_record()) == ["transcribe"]
-    c.run("transcribe")
-    # analyze_video reads the frames' scene changes too
+    # ... and for the slides' text (each slide's range decoded again with it as the prompt)
     assert names(decide(c.state, default_pipeline())) == []
     c.run("extract_frames", shards=0)
+    assert names(c.decide_and_record()) == ["transcribe"]
+    c.run("transcribe")
     assert names(c.decide_and_record()) == ["analyze_video"]
 
 
@@ -120,6 +120,7 @@ def test_a_chunk_that_failed_retries_alone():
     c.run_started("transcribe_chunk#1", attempt=2)
     chunks = [c.state.task(f"transcribe_chunk#{i}") for i in range(3)]
     assert [t.attempts for t in chunks] == [1, 2, 1]
+    c.run("extract_frames", shards=0)
     assert "transcribe" in names(c.decide_and_record())
 
 
@@ -132,13 +133,14 @@ def test_fan_out_and_fan_in():
     shards = c.decide_and_record()
     assert names(shards) == ["analyze_frames#0", "analyze_frames#1", "analyze_frames#2"]
     assert shards[0].idempotency_key == "c1:analyze_frames:0:1"
-    c.run("transcribe")
-    c.decide_and_record()
-    c.run("analyze_video")
     c.run("analyze_frames#0")
     c.run("analyze_frames#1")
     assert names(decide(c.state, default_pipeline())) == []  # fan-in waits for every shard
     c.run("analyze_frames#2")
+    assert names(c.decide_and_record()) == ["transcribe"]
+    c.run("transcribe")
+    assert names(c.decide_and_record()) == ["analyze_video"]
+    c.run("analyze_video")
     assert names(c.decide_and_record()) == ["generate_structure"]
 
 
@@ -147,8 +149,9 @@ def test_zero_shards_skip_the_fan_out():
     c.decide_and_record()
     c.run("prepare_video")
     c.decide_and_record()
-    for step in ("extract_frames", "transcribe"):
-        c.run(step, shards=0)
+    c.run("extract_frames", shards=0)
+    assert names(c.decide_and_record()) == ["transcribe"]
+    c.run("transcribe")
     c.decide_and_record()
     c.run("analyze_video")
     assert names(c.decide_and_record()) == ["generate_structure"]
@@ -175,6 +178,8 @@ def test_exhaustion_fails_the_course_and_redrive_continues_without_redoing():
     c = Course()
     c.decide_and_record()
     c.run("prepare_video")
+    c.decide_and_record()
+    c.run("extract_frames", shards=0)
     c.decide_and_record()
     key = c.state.task("transcribe").idempotency_key
     c.push(

@@ -88,27 +88,27 @@ def test_pause_stops_scheduling_and_resume_continues(ops: Ops) -> None:
 
 def test_redrive_continues_a_failed_course_from_where_it_stopped(ops: Ops) -> None:
     course = ops.ingest("m1")
-    ops.steps.fail("transcribe", PermanentStepError("bad audio"))
+    ops.steps.fail("extract_frames", PermanentStepError("bad video"))
     ops.run()
     assert ops.status(course) == "failed"
     before = dict(ops.steps.calls)
     left = {n for n, t in ops.tasks(course).items() if t["status"] == "scheduled"}
     assert left  # queued when the course failed; acknowledged as no-ops since
     result = ops_.redrive(ops.store, ops.rt.bridge, course, operator="carol", reason="new model")
-    assert result["tasks"] == sorted({"transcribe"} | left)
+    assert result["tasks"] == sorted({"extract_frames"} | left)
     assert sorted(result["scheduled"]) == result["tasks"]
     assert result["status"] == "running"
     ops.run()
     assert ops.status(course) == "completed"
     tasks = ops.tasks(course)
-    assert tasks["transcribe"]["generation"] == 2
-    assert tasks["transcribe"]["key"] == f"{course}:transcribe:2"
-    succeeded_before = {"prepare_video", "extract_frames"}
+    assert tasks["extract_frames"]["generation"] == 2
+    assert tasks["extract_frames"]["key"] == f"{course}:extract_frames:2"
+    succeeded_before = {"prepare_video"}
     assert {n for n, t in tasks.items() if t["generation"] == 1} >= succeeded_before
-    # Succeeded steps ran once; transcribe once more; the rest of the DAG once.
+    # Succeeded steps ran once; extract_frames once more; the rest of the DAG once.
     for step in succeeded_before:
         assert ops.steps.calls[step] == before[step] == 1
-    assert ops.steps.calls["transcribe"] == before["transcribe"] + 1
+    assert ops.steps.calls["extract_frames"] == before["extract_frames"] + 1
     assert ops.steps.calls["generate_structure"] == 1
     redriven = [e for e in ops.store.load(course) if e.type == "CourseRedriven"]
     assert [(e.actor, e.data["reason"]) for e in redriven] == [("operator:carol", "new model")]

@@ -47,6 +47,9 @@ def version_next() -> Pipeline:
     steps["add_interactivity"]["after"] = ["summarize"]
     del steps["analyze_frames"]
     steps["generate_structure"]["after"] = ["transcribe", "analyze_video"]
+    steps["transcribe"]["after"] = [
+        d for d in steps["transcribe"]["after"] if d != "analyze_frames"
+    ]
     steps["finalize"]["queue"] = "publishing-queue"
     schemas.validate("pipeline.schema", doc)
     return parse(doc)
@@ -135,7 +138,7 @@ def test_courses_finish_on_the_dag_they_started_with(tmp_path: Path) -> None:
         assert plan["requeued"] == {
             "finalize": {"from": "course-building-queue", "to": "publishing-queue"}
         }
-        assert set(plan["rewired"]) == {"generate_structure", "add_interactivity"}
+        assert set(plan["rewired"]) == {"generate_structure", "add_interactivity", "transcribe"}
         assert rt.store.head(moved).snapshot.get("pipeline") == {  # type: ignore[union-attr]
             "version": V_OLD,
             "digest": OLD.digest,
