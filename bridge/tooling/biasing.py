@@ -5,8 +5,10 @@
 Per item: the key frames (handlers.media.frames, as extract_frames takes them) read by OCR
 (handlers.media.ocr, as analyze_frames reads them), timed; then the audio transcribed with the
 slide text as ``hotwords``, as ``initial_prompt`` and without it; "per-slide" decodes each
-slide's time range on its own with that slide's lines as hotwords. Every item here is shorter
-than one transcription chunk (300 s), so the vocabulary of the whole item is the chunk's.
+slide's time range on its own with that slide's lines as hotwords; "per-slide-kept" is what
+the pipeline does (transcribe, version 5 on): the unbiased transcript, with each slide's biased
+decode kept only where handlers.media.refine prefers it. Every item here is shorter than one
+transcription chunk (300 s), so the vocabulary of the whole item is the chunk's.
 """
 
 from __future__ import annotations
@@ -23,9 +25,18 @@ from bridge.tooling import metrics
 from bridge.tooling.evaluate import load_corpus, markdown
 from handlers.media.frames import extract_frames
 from handlers.media.ocr import read_slides
-from handlers.media.speech import BIAS_MODES, DECODING, transcribe, transcribe_by_range
+from handlers.media.refine import SlideRange, refine
+from handlers.media.speech import (
+    BIAS_MODES,
+    DECODING,
+    Transcript,
+    decode_span,
+    load_audio,
+    transcribe,
+    transcribe_by_range,
+)
 
-MODES = (*BIAS_MODES, "per-slide")
+MODES = (*BIAS_MODES, "per-slide", "per-slide-kept")
 
 
 def slide_vocabulary(video: Path) -> tuple[list[tuple[float, list[str]]], float]:
@@ -47,6 +58,25 @@ def slide_vocabulary(video: Path) -> tuple[list[tuple[float, list[str]]], float]
     return ranges, time.perf_counter() - started
 
 
+def kept_per_slide(video: Path, vocabulary: list[tuple[float, list[str]]]) -> Transcript:
+    """The pipeline's per-slide biasing on one short item (one chunk, starting at 0)."""
+    heard = transcribe(video, word_timestamps=True)
+    audio = load_audio(video)
+    starts = [start for start, _ in vocabulary]
+    ends = [*starts[1:], heard.duration_s]
+    ranges = [
+        SlideRange(start, end, tuple(lines))
+        for (start, lines), end in zip(vocabulary, ends, strict=True)
+        if end > start
+    ]
+
+    def decode(span: SlideRange) -> Any:
+        return decode_span(audio, span.start, span.end, offset_s=0.0, vocabulary=span.lines)
+
+    done = refine([s.to_dict() for s in heard.segments], ranges, decode)
+    return Transcript.from_dict({**heard.to_dict(), "segments": done.segments})
+
+
 def measure(corpus: Path, only: Sequence[str], modes: Sequence[str]) -> list[dict[str, Any]]:
     rows = []
     for item in load_corpus(corpus, only=only):
@@ -58,6 +88,8 @@ def measure(corpus: Path, only: Sequence[str], modes: Sequence[str]) -> list[dic
             started = time.perf_counter()
             if mode == "per-slide":
                 said = transcribe_by_range(item.video, vocabulary, word_timestamps=True)
+            elif mode == "per-slide-kept":
+                said = kept_per_slide(item.video, vocabulary)
             else:
                 decoding = dataclasses.replace(DECODING, bias=mode)
                 said = transcribe(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,12 +93,16 @@ def refine(
     decode: Decode,
     *,
     max_audio_s: float = MAX_AUDIO_S,
+    workers: int = 1,
+    progress: Callable[[SlideRange], None] | None = None,
 ) -> Refined:
     """``segments`` (the stitched transcript's, with word times and probabilities) with each
-    range's words replaced by its biased decode where ``prefer_biased`` says so."""
-    kept: list[tuple[SlideRange, list[dict[str, Any]]]] = []
+    range's words replaced by its biased decode where ``prefer_biased`` says so. ``workers``
+    ranges are decoded at once (``decode`` must allow it); ``progress`` is called after each,
+    in order, on the calling thread (it may raise to stop)."""
     with_text = [r for r in ranges if r.lines]
-    decoded = over_cap = 0
+    todo: list[tuple[SlideRange, list[Mapping[str, Any]]]] = []
+    over_cap = 0
     spent = 0.0
     for span in with_text:
         if spent + (span.end - span.start) > max_audio_s:
@@ -109,17 +114,24 @@ def refine(
         if any(not s.get("words") for s in touching):
             continue  # a segment without word times cannot be cut at the range's edges
         heard = [w for s in touching for w in s["words"] if _inside(w, span)]
-        if not heard:
-            continue
-        decoded += 1
-        spent += span.end - span.start
-        found = [
-            w.to_dict() for seg in decode(span) for w in seg.words if _inside(w.to_dict(), span)
-        ]
-        if prefer_biased([_probability(w) for w in heard], [_probability(w) for w in found]):
-            kept.append((span, found))
+        if heard:
+            todo.append((span, heard))
+            spent += span.end - span.start
+    kept: list[tuple[SlideRange, list[dict[str, Any]]]] = []
+    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="refine")
+    try:
+        decoded = pool.map(lambda item: decode(item[0]), todo)
+        for (span, heard), said in zip(todo, decoded, strict=True):
+            found = [w.to_dict() for seg in said for w in seg.words if _inside(w.to_dict(), span)]
+            if prefer_biased([_probability(w) for w in heard], [_probability(w) for w in found]):
+                kept.append((span, found))
+            if progress is not None:
+                progress(span)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    decoded_n = len(todo)
     if not kept:
-        return Refined([dict(s) for s in segments], len(with_text), decoded, 0, over_cap)
+        return Refined([dict(s) for s in segments], len(with_text), decoded_n, 0, over_cap)
     out: list[dict[str, Any]] = []
     replaced = [span for span, _ in kept]
     for segment in segments:
@@ -140,7 +152,7 @@ def refine(
     for _, found in kept:
         out.extend(_sentences(found))
     out.sort(key=lambda s: (float(s["start"]), float(s["end"])))
-    return Refined(out, len(with_text), decoded, len(kept), over_cap)
+    return Refined(out, len(with_text), decoded_n, len(kept), over_cap)
 
 
 def _inside(word: Mapping[str, Any], span: SlideRange) -> bool:

@@ -7,6 +7,7 @@ prompt, and kept where the model prefers it (handlers/media/refine.py)."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from handlers.media.refine import Refined, SlideRange, refine, slide_ranges
@@ -100,32 +101,36 @@ def _by_slides(
     ]
     if not ranges:
         return None
-    from handlers.media.speech import decode_span, load_audio
+    from handlers.media.speech import NUM_WORKERS, decode_span, load_audio
 
-    heard: dict[int, Any] = {}
-    done = [0.0]
+    heard: dict[int, Any] = {}  # the chunks' samples, two at most (two decodes at once)
+    lock = threading.Lock()
+
+    def samples(index: int) -> Any:
+        with lock:
+            if index not in heard:
+                while len(heard) >= NUM_WORKERS:
+                    heard.pop(min(heard))
+                heard[index] = load_audio(local(ctx, chunks[index]["ref"]))
+            return heard[index]
 
     def decode(span: SlideRange) -> list[Any]:
         index = next(
             (i for i, c in enumerate(chunks) if span.start < float(c["end_s"])), len(chunks) - 1
         )
-        chunk = chunks[index]
-        if index not in heard:
-            heard.clear()  # one chunk's samples in memory at a time
-            heard[index] = load_audio(local(ctx, chunk["ref"]))
-        found = decode_span(
-            heard[index],
+        return decode_span(
+            samples(index),
             span.start,
             span.end,
-            offset_s=float(chunk["read_from_s"]),
+            offset_s=float(chunks[index]["read_from_s"]),
             vocabulary=span.lines,
             language=language,
         )
-        done[0] += span.end - span.start
-        ctx.progress(done[0], duration)
-        return found
 
-    return refine(segments, ranges, decode)
+    def progress(span: SlideRange) -> None:
+        ctx.progress(span.end, duration)
+
+    return refine(segments, ranges, decode, workers=NUM_WORKERS, progress=progress)
 
 
 def _metering(shards: list[TaskState]) -> dict[str, Any]:

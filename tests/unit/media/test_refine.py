@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import math
 
+import pytest
+
 from handlers.media.refine import (
     MIN_WORDS_KEPT,
     SlideRange,
@@ -120,3 +122,21 @@ def test_segments_without_word_times_are_never_cut():
     plain = [{k: v for k, v in s.items() if k != "words"} for s in HEARD]
     done = refine(plain, RANGES, biased_decode)
     assert done.decoded == 0 and done.segments == plain
+
+
+def test_two_decodes_at_once_give_the_same_transcript_and_progress_comes_in_order():
+    seen: list[float] = []
+    done = refine(HEARD, RANGES, biased_decode, workers=2, progress=lambda s: seen.append(s.end))
+    assert done.segments == refine(HEARD, RANGES, biased_decode).segments
+    assert seen == [4.5, 9.0]
+
+
+def test_a_progress_that_raises_stops_the_work():
+    class Cancelled(Exception):
+        pass
+
+    def stop(span: SlideRange) -> None:
+        raise Cancelled
+
+    with pytest.raises(Cancelled):
+        refine(HEARD, RANGES, biased_decode, workers=2, progress=stop)
