@@ -390,6 +390,16 @@ SETTINGS: tuple[Setting, ...] = (
         cloud=False,
     ),
     Setting(
+        "COURSEGEN_SLIDE_BIASING",
+        "on",
+        "decode each slide's range again with its text as Whisper's prompt, kept where the "
+        "model prefers it (pipeline version 5 on, offline Whisper only; off: stitch only)",
+        ("transcribe",),
+        cloud=False,
+        allowed="on or off (1/0, true/false, yes/no)",
+        check=_boolean,
+    ),
+    Setting(
         "COURSEGEN_WHISPER_BEAM_SIZE",
         "",
         "beam size of offline transcription (empty: greedy, tiny.en's best; 5 for whisper-base)",

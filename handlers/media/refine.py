@@ -4,7 +4,9 @@ The transcribe step has the whole lecture heard without any prompt (the chunks, 
 the slide text OCR read (analyze_frames). Each slide's time range is decoded again with that
 slide's lines as Whisper's hotwords, and the biased words replace the unprompted ones only if
 
-- they are at least ``MIN_WORDS_KEPT`` as many (a prompt that made Whisper skip speech loses),
+- they are at least ``MIN_WORDS_KEPT`` as many (a prompt that made Whisper skip speech loses)
+  and at most ``MAX_WORDS_KEPT`` as many, and two more (a prompt that made it loop, or read the
+  slide out, loses: the loop's words score high once the loop is under way),
 - and their mean log-probability, scored by the model *without* the prompt (faster-whisper
   aligns words from the start-of-transcript tokens alone), is at least the unprompted words'.
 
@@ -26,6 +28,7 @@ from typing import Any
 from handlers.media.speech import Segment
 
 MIN_WORDS_KEPT = 0.9
+MAX_WORDS_KEPT = 1.25
 # At most this much audio is decoded again (schemas/pipeline.json budgets the transcribe step
 # for it: 0.2 s a second of audio); the ranges after it stay as heard.
 MAX_AUDIO_S = 2400.0
@@ -80,7 +83,7 @@ def prefer_biased(heard: Sequence[float | None], biased: Sequence[float | None])
     """Keep the biased words (their unprompted probabilities) over the heard ones?"""
     if not heard or not biased or None in heard or None in biased:
         return False
-    if len(biased) < MIN_WORDS_KEPT * len(heard):
+    if not MIN_WORDS_KEPT * len(heard) <= len(biased) <= MAX_WORDS_KEPT * len(heard) + 2:
         return False
     known = [p for p in biased if p is not None]
     before = [p for p in heard if p is not None]

@@ -85,6 +85,9 @@ def _by_slides(
     step = default_pipelines().of(ctx.course).steps["transcribe"]
     if "analyze_frames" not in step.after or not segments:
         return None
+    settings = ctx.services.settings
+    if settings is not None and not settings.get_bool("COURSEGEN_SLIDE_BIASING"):
+        return None
     if not all(str(t.metering.get("model", "")).startswith(OFFLINE_MODEL) for t in shards):
         return None
     extracted = ctx.upstream("extract_frames")

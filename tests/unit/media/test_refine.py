@@ -10,6 +10,7 @@ import math
 import pytest
 
 from handlers.media.refine import (
+    MAX_WORDS_KEPT,
     MIN_WORDS_KEPT,
     SlideRange,
     mean_log_probability,
@@ -43,7 +44,10 @@ def test_the_biased_words_win_only_with_as_many_words_and_a_better_unprompted_sc
     assert prefer_biased(heard, [0.9, 0.8, 0.9, 0.7])
     assert not prefer_biased(heard, [0.3, 0.4, 0.5, 0.4])  # the model likes them less
     assert not prefer_biased(heard, [0.99, 0.99])  # half the words: speech was skipped
+    assert not prefer_biased(heard, [0.99] * 8)  # twice the words: a loop, or the slide read out
+    assert prefer_biased(heard, [0.99] * 7)  # 1.25 times as many, and two more
     assert prefer_biased(heard * 10, [0.9] * math.ceil(MIN_WORDS_KEPT * 40))
+    assert not prefer_biased(heard * 10, [0.9] * (int(MAX_WORDS_KEPT * 40) + 3))
     assert not prefer_biased([], [0.9])  # nothing heard there: a prompt over silence
     assert not prefer_biased(heard, [])
     assert not prefer_biased([None, 0.5], [0.9, 0.9])  # no score to compare by
