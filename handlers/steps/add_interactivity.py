@@ -8,8 +8,7 @@ from typing import Any
 from handlers.ai.port import LessonText
 from handlers.course import by_midpoint
 from handlers.registry import PermanentStepError, StepContext, StepResult, register
-from handlers.steps.common import call, option, provider, read_json, write_json
-from handlers.steps.generate_structure import slides as all_slides
+from handlers.steps.common import call, option, provider, read_json, slides, write_json
 
 
 def lesson_texts(
@@ -45,7 +44,7 @@ def lesson_texts(
 def add_interactivity(ctx: StepContext) -> StepResult:
     structure = read_json(ctx, ctx.upstream("generate_structure").outputs["structure"])
     transcript = read_json(ctx, ctx.upstream("transcribe").outputs["transcript"])
-    lessons = lesson_texts(structure, transcript, all_slides(ctx))
+    lessons = lesson_texts(structure, transcript, slides(ctx))
     per_lesson = max(2, int(option(ctx, "questionsPerLesson", 2)))
     ai = provider(ctx)
     result = call(

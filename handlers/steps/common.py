@@ -29,6 +29,21 @@ def read_json(ctx: StepContext, ref: str) -> Any:
         raise PermanentStepError(f"artifact {ref} is missing") from None
 
 
+def slides(ctx: StepContext) -> list[dict[str, object]]:
+    """Every shard's slide text, in time order (the fan-in of analyze_frames)."""
+    found = []
+    for shard in ctx.shards("analyze_frames"):
+        found.extend(read_json(ctx, shard.outputs["slides"])["frames"])
+    return sorted(found, key=lambda f: (float(f["t"]), str(f["name"])))
+
+
+def require_every_frame_shard(ctx: StepContext) -> None:
+    """PermanentStepError unless every analyze_frames shard extract_frames planned succeeded."""
+    expected = int(ctx.upstream("extract_frames").summary.get("shards", 0))
+    if len(ctx.shards("analyze_frames")) != expected:
+        raise PermanentStepError(f"expected {expected} analyze_frames shards to have succeeded")
+
+
 def write_json(ctx: StepContext, name: str, document: Any) -> str:
     data = json.dumps(document, ensure_ascii=False, indent=1, sort_keys=True).encode()
     ref: str = ctx.services.artifacts.put_bytes(ctx.course_id, name, data)

@@ -13,8 +13,7 @@ from typing import Any
 from handlers.media.refine import Refined, SlideRange, refine, slide_ranges
 from handlers.media.stitch import ChunkTranscript, stitch
 from handlers.registry import PermanentStepError, StepContext, StepResult, register
-from handlers.steps.common import local, read_json, write_json
-from handlers.steps.generate_structure import slides
+from handlers.steps.common import local, read_json, require_every_frame_shard, slides, write_json
 from statemachine.pipeline import default_pipelines
 from statemachine.state import TaskState
 
@@ -90,10 +89,7 @@ def _by_slides(
         return None
     if not all(str(t.metering.get("model", "")).startswith(OFFLINE_MODEL) for t in shards):
         return None
-    extracted = ctx.upstream("extract_frames")
-    expected = int(extracted.summary.get("shards", 0))
-    if len(ctx.shards("analyze_frames")) != expected:
-        raise PermanentStepError(f"expected {expected} analyze_frames shards to have succeeded")
+    require_every_frame_shard(ctx)
     chunks = manifest["chunks"]
     # Each range inside one chunk's core: decoded from that chunk's audio alone.
     ranges = [
