@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from statemachine.envelope import GENESIS_HASH, Envelope, digest
+from statemachine.envelope import GENESIS_HASH, Envelope, StoredEvents, digest
 from statemachine.errors import (
     IntegrityError,
     TransitionNotAllowed,
@@ -17,8 +17,9 @@ from statemachine.errors import (
 )
 from statemachine.pipeline import Pipelines
 from statemachine.ports import Head
-from statemachine.reducer import apply_into
+from statemachine.reducer import HANDLERS, apply_into
 from statemachine.state import NEW, CourseState, Snapshot, empty_snapshot
+from statemachine.upcast import UPCASTERS, upcast
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +52,24 @@ def verify(
     """Check a history end to end; ``IntegrityError`` names the first bad version. With
     ``pipelines``, the pipeline the course is pinned to must be among them, with its digest
     (a course whose definition is missing or was edited cannot be decided)."""
+    folded = _fold_stored(course_id, events) if isinstance(events, StoredEvents) else None
+    if folded is None:  # not stored rows, or something is wrong with them: say what
+        folded = _fold(course_id, events)
+    acc, count, prev, pinned_at = folded
+    if head is not None:
+        _check_head(course_id, head, acc, same)
+    if pipelines is not None and acc["status"] != NEW:
+        try:
+            pipelines.pinned(acc.get("pipeline"))  # no CourseState: this runs per course
+        except UnknownPipeline as err:
+            raise IntegrityError(course_id, pinned_at, str(err)) from None
+    return Verified(course_id, count, prev, acc)
+
+
+Folded = tuple[Snapshot, int, str, int]  # the fold, its events, the last hash, the pin's version
+
+
+def _fold(course_id: str, events: Iterable[Envelope]) -> Folded:
     acc = empty_snapshot(course_id)
     prev = GENESIS_HASH
     expected = 1
@@ -75,14 +94,62 @@ def verify(
             pinned_at = env.version
         prev = env.hash
         expected += 1
-    if head is not None:
-        _check_head(course_id, head, acc, same)
-    if pipelines is not None and acc["status"] != NEW:
-        try:
-            pipelines.pinned(acc.get("pipeline"))  # no CourseState: this runs per course
-        except UnknownPipeline as err:
-            raise IntegrityError(course_id, pinned_at, str(err)) from None
-    return Verified(course_id, expected - 1, prev, acc)
+    return acc, expected - 1, prev, pinned_at
+
+
+def _fold_stored(course_id: str, events: StoredEvents) -> Folded | None:
+    """``_fold`` on the stored rows themselves, without an ``Envelope`` per event (the bulk
+    audit's path: about half the time of decoding first); None at the first thing wrong, which
+    ``_fold`` then names."""
+    acc = empty_snapshot(course_id)
+    prev = GENESIS_HASH
+    expected = 1
+    pinned_at = 1
+    sha256 = hashlib.sha256
+    loads = events.loads
+    handlers = HANDLERS
+    try:
+        for _, _, raw, stored_hash in events.rows:
+            if sha256(raw).hexdigest() != stored_hash:
+                return None
+            body = loads(raw)
+            if (
+                body["version"] != expected
+                or body["course_id"] != course_id
+                or body["prev_hash"] != prev
+                # the keys ``decode`` reads and the fold does not
+                or "actor" not in body
+                or "causation_id" not in body
+                or "correlation_id" not in body
+                or "idempotency_key" not in body
+            ):
+                return None
+            etype = body["type"]
+            data = body["data"]
+            if (etype, body["schema_version"]) in UPCASTERS:  # as ``decode`` does
+                data = upcast(etype, body["schema_version"], data)
+            at = body["occurred_at"]
+            # ``apply_fields`` inline: the version was checked above, and anything it would
+            # raise (an unknown type, a refused or malformed event) sends this to ``_fold``.
+            handlers[etype](acc, etype, data, at)
+            acc["version"] = expected
+            acc["last_hash"] = stored_hash
+            acc["updated_at"] = at
+            if etype in _PINS:
+                pinned_at = expected
+            prev = stored_hash
+            expected += 1
+    except (
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        IntegrityError,
+        TransitionNotAllowed,
+        UnknownEventType,
+    ):
+        return None
+    return acc, expected - 1, prev, pinned_at
 
 
 def _explain(course_id: str, env: Envelope, expected: int, prev: str) -> None:

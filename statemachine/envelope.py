@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, overload
 
+from statemachine.errors import IntegrityError
 from statemachine.events import Event, schema_version, to_data, type_name
 from statemachine.upcast import UPCASTERS, upcast
 
@@ -135,3 +136,53 @@ def _from_body(body: Mapping[str, Any], hash_: str, raw: bytes) -> Envelope:
         hash_,
         raw,
     )
+
+
+# A stored row of a history: (course_id, version, stored bytes, stored hash), as a store reads it.
+StoredRow = tuple[str, int, bytes, str]
+
+
+class StoredEvents(Sequence[Envelope]):
+    """A course's history as its stored rows, decoded into envelopes on first use.
+
+    A bulk reader (the audit's scan) hands these out: the audit verifies the rows themselves
+    (hash, document, fold) without building an ``Envelope`` per event; any other reader sees an
+    ordinary sequence of envelopes. A row that does not decode is an ``IntegrityError`` naming
+    its course and version, raised where the history is first read as envelopes.
+    """
+
+    __slots__ = ("_decoded", "course_id", "loads", "rows")
+
+    def __init__(self, course_id: str, rows: Sequence[StoredRow], loads: Loads = json.loads):
+        self.course_id = course_id
+        self.rows = rows
+        self.loads = loads
+        self._decoded: list[Envelope] | None = None
+
+    def envelopes(self) -> list[Envelope]:
+        if self._decoded is None:
+            out = []
+            for course_id, version, raw, stored_hash in self.rows:
+                try:
+                    out.append(decode(raw, stored_hash, self.loads))
+                except (ValueError, KeyError, TypeError):
+                    raise IntegrityError(
+                        course_id, version, "stored bytes are not a valid envelope"
+                    ) from None
+            self._decoded = out
+        return self._decoded
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __iter__(self) -> Iterator[Envelope]:
+        return iter(self.envelopes())
+
+    @overload
+    def __getitem__(self, index: int) -> Envelope: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Envelope]: ...
+
+    def __getitem__(self, index: int | slice) -> Envelope | Sequence[Envelope]:
+        return self.envelopes()[index]

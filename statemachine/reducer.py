@@ -22,7 +22,10 @@ from statemachine.state import (
 )
 from statemachine.upcast import pinned_version
 
-Handler = Callable[[Snapshot, Envelope], None]
+Data = Mapping[str, Any]
+# A handler gets an event's type, data and time: the audit's replay calls it on the fields of
+# each stored document without building an Envelope.
+Handler = Callable[[Snapshot, str, Data, str], None]
 
 # Course states in which results of tasks already running are recorded; new work (TaskStarted)
 # is recorded only while the course runs or is paused.
@@ -32,12 +35,11 @@ _START_STATES = frozenset({CourseStatus.RUNNING, CourseStatus.PAUSED})
 _MOOT_STATES = frozenset({CourseStatus.CANCELLED})
 
 
-def _course_requested(acc: Snapshot, env: Envelope) -> None:
+def _course_requested(acc: Snapshot, etype: str, d: Data, at: str) -> None:
     if acc["status"] != NEW:
-        raise TransitionNotAllowed(acc["status"], env.type, "the course already exists")
-    d = env.data
+        raise TransitionNotAllowed(acc["status"], etype, "the course already exists")
     acc["status"] = COURSE.initial
-    acc["created_at"] = env.occurred_at
+    acc["created_at"] = at
     acc["request"] = {
         "video_uri": d["video_uri"],
         "title": d["title"],
@@ -54,30 +56,28 @@ def _course_requested(acc: Snapshot, env: Envelope) -> None:
         acc["tenant"] = d["tenant"]
 
 
-def _course_queued(acc: Snapshot, env: Envelope) -> None:
+def _course_queued(acc: Snapshot, etype: str, d: Data, at: str) -> None:
     acc["status"] = COURSE.next(acc["status"], "queue")
-    d = env.data
-    acc["queued"] = {"position": d["position"], "reason": d["reason"], "at": env.occurred_at}
+    acc["queued"] = {"position": d["position"], "reason": d["reason"], "at": at}
 
 
-def _course_admitted(acc: Snapshot, env: Envelope) -> None:
+def _course_admitted(acc: Snapshot, etype: str, d: Data, at: str) -> None:
     acc["status"] = COURSE.next(acc["status"], "admit")
     acc.pop("queued", None)
 
 
-def _task_scheduled(acc: Snapshot, env: Envelope) -> None:
+def _task_scheduled(acc: Snapshot, etype: str, d: Data, at: str) -> None:
     status = acc["status"]
     if status == CourseStatus.REQUESTED:
         acc["status"] = COURSE.next(status, "start")
     elif status != CourseStatus.RUNNING:
-        raise TransitionNotAllowed(status, env.type, "the course is not running")
-    d = env.data
+        raise TransitionNotAllowed(status, etype, "the course is not running")
     name = d["task"]
     known = acc["tasks"].get(name)
     if known is None:
         task = acc["tasks"][name] = _new_task(d)
     elif d["generation"] <= known["generation"]:
-        raise TransitionNotAllowed(known["status"], env.type, f"{name} generation must grow")
+        raise TransitionNotAllowed(known["status"], etype, f"{name} generation must grow")
     else:
         task = known
     task["status"] = TASK.next(task["status"], "schedule")
@@ -87,7 +87,7 @@ def _task_scheduled(acc: Snapshot, env: Envelope) -> None:
     task["input"] = dict(d.get("input") or {})
     task["attempts"] = task["last_attempt"] = 0
     task["error"] = None
-    task["scheduled_at"] = env.occurred_at
+    task["scheduled_at"] = at
     task["started_at"] = task["finished_at"] = None
     if d.get("not_before"):
         task["not_before"] = d["not_before"]
@@ -123,45 +123,44 @@ def _new_task(d: Mapping[str, Any]) -> TaskSnapshot:
     }
 
 
-def _task(acc: Snapshot, env: Envelope, allowed: frozenset[str]) -> TaskSnapshot:
+def _task(acc: Snapshot, etype: str, d: Data, allowed: frozenset[str]) -> TaskSnapshot:
     if acc["status"] not in allowed:
-        raise TransitionNotAllowed(acc["status"], env.type, "not while the course is so")
-    name = env.data["task"]
+        raise TransitionNotAllowed(acc["status"], etype, "not while the course is so")
+    name = d["task"]
     task = acc["tasks"].get(name)
     if task is None:
-        raise TransitionNotAllowed(TASK.initial, env.type, f"{name} was never scheduled")
-    if env.data["idempotency_key"] != task["key"]:
-        raise TransitionNotAllowed(task["status"], env.type, f"stale key for {name}")
+        raise TransitionNotAllowed(TASK.initial, etype, f"{name} was never scheduled")
+    if d["idempotency_key"] != task["key"]:
+        raise TransitionNotAllowed(task["status"], etype, f"stale key for {name}")
     return task
 
 
-def _task_started(acc: Snapshot, env: Envelope) -> None:
-    task = _task(acc, env, _START_STATES)
+def _task_started(acc: Snapshot, etype: str, d: Data, at: str) -> None:
+    task = _task(acc, etype, d, _START_STATES)
     task["status"] = TASK.next(task["status"], "start")
     task["attempts"] += 1
-    task["last_attempt"] = env.data["attempt"]
+    task["last_attempt"] = d["attempt"]
     if task["started_at"] is None:
-        task["started_at"] = env.occurred_at
+        task["started_at"] = at
     task.pop("progress", None)  # an attempt's progress starts from nothing
 
 
-def _task_progress(acc: Snapshot, env: Envelope) -> None:
-    task = _task(acc, env, _START_STATES)
-    if task["status"] != TaskStatus.RUNNING or task["last_attempt"] != env.data["attempt"]:
-        raise TransitionNotAllowed(task["status"], env.type, "only the running attempt")
+def _task_progress(acc: Snapshot, etype: str, d: Data, at: str) -> None:
+    task = _task(acc, etype, d, _START_STATES)
+    if task["status"] != TaskStatus.RUNNING or task["last_attempt"] != d["attempt"]:
+        raise TransitionNotAllowed(task["status"], etype, "only the running attempt")
     # Only a task that reported progress has the key: old snapshots stay as they were.
-    task["progress"] = {"fraction": float(env.data["fraction"]), "at": env.occurred_at}
+    task["progress"] = {"fraction": float(d["fraction"]), "at": at}
 
 
-def _task_succeeded(acc: Snapshot, env: Envelope) -> None:
-    task = _task(acc, env, _RESULT_STATES)
+def _task_succeeded(acc: Snapshot, etype: str, d: Data, at: str) -> None:
+    task = _task(acc, etype, d, _RESULT_STATES)
     task["status"] = TASK.next(task["status"], "succeed")
-    d = env.data
     task["outputs"] = dict(d["outputs"])
     task["summary"] = dict(d["summary"])
     task["metering"] = dict(d.get("metering") or {})
     task["duration_ms"] = d["duration_ms"]
-    task["finished_at"] = env.occurred_at
+    task["finished_at"] = at
     task["error"] = None
 
 
@@ -179,79 +178,76 @@ def _spend(task: TaskSnapshot, metering: Mapping[str, Any] | None) -> None:
     task["failed_metering"] = spent
 
 
-def _task_failed(acc: Snapshot, env: Envelope) -> None:
-    task = _task(acc, env, _RESULT_STATES)
-    d = env.data
+def _task_failed(acc: Snapshot, etype: str, d: Data, at: str) -> None:
+    task = _task(acc, etype, d, _RESULT_STATES)
     _spend(task, d.get("metering"))
     task["status"] = TASK.next(task["status"], "fail" if d["retryable"] else "fail_permanently")
     task["error"] = {"type": d["error_type"], "message": d["message"], "retryable": d["retryable"]}
     task["duration_ms"] = d.get("duration_ms", 0)
-    task["finished_at"] = env.occurred_at
+    task["finished_at"] = at
 
 
-def _task_exhausted(acc: Snapshot, env: Envelope) -> None:
-    task = _task(acc, env, _RESULT_STATES)
+def _task_exhausted(acc: Snapshot, etype: str, d: Data, at: str) -> None:
+    task = _task(acc, etype, d, _RESULT_STATES)
     task["status"] = TASK.next(task["status"], "exhaust")
-    _spend(task, env.data.get("metering"))
-    task["error"] = {"type": "Exhausted", "message": env.data["error"], "retryable": False}
-    task["finished_at"] = env.occurred_at
+    _spend(task, d.get("metering"))
+    task["error"] = {"type": "Exhausted", "message": d["error"], "retryable": False}
+    task["finished_at"] = at
 
 
-def _task_mooted(acc: Snapshot, env: Envelope) -> None:
-    task = _task(acc, env, _MOOT_STATES)
+def _task_mooted(acc: Snapshot, etype: str, d: Data, at: str) -> None:
+    task = _task(acc, etype, d, _MOOT_STATES)
     task["status"] = TASK.next(task["status"], "moot")
-    d = env.data
     task["metering"] = dict(d.get("metering") or {})
     task["duration_ms"] = d.get("duration_ms", 0)
-    task["finished_at"] = env.occurred_at
+    task["finished_at"] = at
     task["error"] = {"type": "Moot", "message": d["detail"], "retryable": False}
 
 
 def _course_trigger(trigger: str) -> Handler:
-    def handler(acc: Snapshot, env: Envelope) -> None:
+    def handler(acc: Snapshot, etype: str, d: Data, at: str) -> None:
         acc["status"] = COURSE.next(acc["status"], trigger)
 
     return handler
 
 
-def _course_resumed(acc: Snapshot, env: Envelope) -> None:
+def _course_resumed(acc: Snapshot, etype: str, d: Data, at: str) -> None:
     acc["status"] = COURSE.next(acc["status"], "resume")
-    if env.data.get("not_before"):
-        acc["hold_until"] = env.data["not_before"]
+    if d.get("not_before"):
+        acc["hold_until"] = d["not_before"]
 
 
-def _course_completed(acc: Snapshot, env: Envelope) -> None:
+def _course_completed(acc: Snapshot, etype: str, d: Data, at: str) -> None:
     acc["status"] = COURSE.next(acc["status"], "complete")
-    acc["outputs"] = dict(env.data.get("outputs") or {})
+    acc["outputs"] = dict(d.get("outputs") or {})
 
 
-def _course_failed(acc: Snapshot, env: Envelope) -> None:
+def _course_failed(acc: Snapshot, etype: str, d: Data, at: str) -> None:
     acc["status"] = COURSE.next(acc["status"], "fail")
-    acc["failure"] = {"reason": env.data["reason"], "task": env.data.get("task")}
+    acc["failure"] = {"reason": d["reason"], "task": d.get("task")}
 
 
-def _course_redriven(acc: Snapshot, env: Envelope) -> None:
+def _course_redriven(acc: Snapshot, etype: str, d: Data, at: str) -> None:
     status = acc["status"]
     if status == CourseStatus.FAILED:
         acc["status"] = COURSE.next(status, "redrive")
     elif status not in _START_STATES:
-        raise TransitionNotAllowed(status, env.type, "only a failed or active course")
-    for name in env.data["tasks"]:
+        raise TransitionNotAllowed(status, etype, "only a failed or active course")
+    for name in d["tasks"]:
         task = acc["tasks"].get(name)
         if task is None:
-            raise TransitionNotAllowed(TASK.initial, env.type, f"{name} was never scheduled")
+            raise TransitionNotAllowed(TASK.initial, etype, f"{name} was never scheduled")
         task["status"] = TASK.next(task["status"], "redrive")
     acc["failure"] = None
 
 
-def _course_migrated(acc: Snapshot, env: Envelope) -> None:
+def _course_migrated(acc: Snapshot, etype: str, d: Data, at: str) -> None:
     status = acc["status"]
     if status == NEW or status in COURSE.terminal:
-        raise TransitionNotAllowed(status, env.type, "only an active course moves")
-    d = env.data
+        raise TransitionNotAllowed(status, etype, "only an active course moves")
     if d["from_version"] != pinned_version(acc.get("pipeline")):
         raise TransitionNotAllowed(
-            status, env.type, f"the course is not on pipeline version {d['from_version']}"
+            status, etype, f"the course is not on pipeline version {d['from_version']}"
         )
     acc["pipeline"] = {"version": d["to_version"], "digest": d["digest"]}
 
@@ -287,18 +283,19 @@ def apply_into(acc: Snapshot, env: Envelope) -> None:
         raise IntegrityError(
             acc["course_id"], acc["version"] + 1, f"expected it next, found version {env.version}"
         )
-    handler = HANDLERS.get(env.type)
+    etype = env.type
+    handler = HANDLERS.get(etype)
     if handler is None:
-        raise UnknownEventType(env.type, env.schema_version)
+        raise UnknownEventType(etype, env.schema_version)
     try:
-        handler(acc, env)
+        handler(acc, etype, env.data, env.occurred_at)
     except TransitionNotAllowed as err:
-        if err.event == env.type:
+        if err.event == etype:
             raise
         # A lifecycle names its trigger; callers want the event that was refused.
-        raise TransitionNotAllowed(err.state, env.type, f"{err.event}: {err.detail}") from None
+        raise TransitionNotAllowed(err.state, etype, f"{err.event}: {err.detail}") from None
     except (KeyError, TypeError) as err:
-        raise TransitionNotAllowed(acc["status"], env.type, f"malformed data: {err!r}") from None
+        raise TransitionNotAllowed(acc["status"], etype, f"malformed data: {err!r}") from None
     acc["version"] = env.version
     acc["last_hash"] = env.hash
     acc["updated_at"] = env.occurred_at

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from statemachine.envelope import Envelope, Loads, NewEvent, decode
+from statemachine.envelope import Envelope, Loads, NewEvent, StoredEvents, StoredRow, decode
 from statemachine.errors import IntegrityError
 from statemachine.lifecycle import ACTIVE_COURSE
 from statemachine.ports import EventStore, Head, Tombstone
@@ -405,7 +405,9 @@ class SqliteStore:
     def scan(
         self, *, lo: str | None = None, hi: str | None = None
     ) -> Iterator[tuple[str, Sequence[Envelope]]]:
-        """Every history (with course ids in [lo, hi) when given), course by course."""
+        """Every history (with course ids in [lo, hi) when given), course by course, each as
+        its stored rows (``StoredEvents``: decoded when first read as envelopes; the audit
+        verifies the rows without decoding them)."""
         where, args = _id_range(lo, hi)
         with self._conn() as conn:
             cursor = conn.execute(
@@ -414,21 +416,16 @@ class SqliteStore:
                 args,
             )
             current: str | None = None
-            batch: list[Envelope] = []
+            batch: list[StoredRow] = []
             while rows := cursor.fetchmany(8192):
-                for course_id, version, body, h in rows:
-                    if course_id != current:
+                for row in rows:
+                    if row[0] != current:
                         if current is not None:
-                            yield current, batch
-                        current, batch = course_id, []
-                    try:
-                        batch.append(decode(body, h, _loads))
-                    except (ValueError, KeyError, TypeError):
-                        raise IntegrityError(
-                            course_id, version, "stored bytes are not a valid envelope"
-                        ) from None
+                            yield current, StoredEvents(current, batch, _loads)
+                        current, batch = row[0], []
+                    batch.append(row)
             if current is not None:
-                yield current, batch
+                yield current, StoredEvents(current, batch, _loads)
 
     def scan_heads(
         self, *, lo: str | None = None, hi: str | None = None
