@@ -299,7 +299,9 @@ class TaskEndpoint:
         committed: list[Callable[[], None]] = []
         then = self._then(committed) if r.follow_ups else None
         try:
-            version = self.store.append(d.course_id, d.version, self._events(d, record), then=then)
+            version = self.store.append(
+                d.course_id, d.version, self._events(d, record), then=then, rebase=_rebase(d)
+            )
         except ConcurrencyConflict:
             return replace(r, delivery=self._reloaded(d))
         except (schemas.SchemaError, EventTooLarge, TransitionNotAllowed) as err:
@@ -433,3 +435,24 @@ class _Recording:
     result: Result
     retry_after_s: float | None
     follow_ups: bool
+
+
+def _rebase(d: Delivery) -> Callable[[Mapping[str, Any]], bool] | None:
+    """Whether a first attempt's outcome, decided on the course at ``d.version``, holds on a
+    newer head as is: the course's status and this task are as they were (what moved the
+    head is the result of a sibling task). Then it goes after that head without a reload and
+    a second try. Only with ``d.pending``: then the history's task at ``d.version`` is the
+    one ``d.course`` holds (a TaskStarted already appended is not in ``d.course``)."""
+    if d.pending is None:
+        return None
+    status = d.course.status
+    seen = d.course.task(d.name)
+    if seen is None:
+        return None
+    before = seen.to_snapshot()
+
+    def rebase(snapshot: Mapping[str, Any]) -> bool:
+        same: bool = snapshot["status"] == status and snapshot["tasks"].get(d.name) == before
+        return same
+
+    return rebase

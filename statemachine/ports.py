@@ -48,12 +48,19 @@ class EventStore(Protocol):
         events: Sequence[NewEvent],
         *,
         then: Callable[[Mapping[str, Any]], Sequence[NewEvent]] | None = None,
+        rebase: Callable[[Mapping[str, Any]], bool] | None = None,
     ) -> int:
         """Append atomically after ``expected_version``; the new version, or ConcurrencyConflict.
 
         ``then``, given the head snapshot the events lead to (read-only), returns events to
         append right after them in the same transaction (the tasks a result unblocks); it may
-        be called more than once, and the events of its last call are the ones committed."""
+        be called more than once, and the events of its last call are the ones committed.
+
+        ``rebase``, given the head snapshot when the history has moved past
+        ``expected_version`` (read-only), says whether the events still hold there (nothing
+        they were decided on has changed: a sibling task's result came in meanwhile); if so
+        they go after that head instead of raising ConcurrencyConflict. The reducer still
+        refuses an event illegal there (TransitionNotAllowed)."""
         ...
 
     def deferring(self, then: Callable[[], None] | None = None) -> AbstractContextManager[None]:

@@ -172,7 +172,9 @@ def _verify_histories(
     same: SameState,
 ) -> tuple[Iterator[Verdict], list[bool]]:
     """Verdicts for ``histories`` (lazily); the flag turns True if reading them failed, after
-    which the audit stops, as it cannot tell which courses the unreadable rows belong to."""
+    which the audit stops, as it cannot tell which courses the unreadable rows belong to. (A
+    SQLite history comes as its stored rows, ``StoredEvents``: a row that does not decode fails
+    the course it is stored under, in ``verify``, and the audit goes on.)"""
     stopped = [False]
     pipelines = default_pipelines()
 

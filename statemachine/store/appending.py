@@ -24,6 +24,8 @@ from statemachine.state import Snapshot, empty_snapshot
 # tasks a result unblocks): called inside the transaction, perhaps more than once (a retried
 # transaction); the events of its last call are the ones committed.
 FollowUp = Callable[[Snapshot], Sequence[NewEvent]]
+# Whether events decided at an older version still hold on a newer head (``EventStore.append``).
+Rebase = Callable[[Snapshot], bool]
 
 # Firestore refuses documents over 1 MiB (names and indexes count too); every adapter keeps
 # the same limit so a history that fits one store fits all.
@@ -60,17 +62,22 @@ def prepare_append(
     events: Sequence[NewEvent],
     *,
     then: FollowUp | None = None,
+    rebase: Rebase | None = None,
     max_event_bytes: int = MAX_EVENT_BYTES,
 ) -> Prepared:
     """Seal ``events`` after ``current`` (which this takes ownership of and changes), then the
     events ``then`` decides from the snapshot they lead to (read-only to it), if any.
 
-    Raises ``ConcurrencyConflict`` on a stale version, ``SchemaError`` on invalid data,
+    On a newer head than ``expected_version`` the events go after it if ``rebase`` says
+    they still hold there. Raises ``ConcurrencyConflict`` on a stale version (that ``rebase``
+    did not accept), ``SchemaError`` on invalid data,
     ``EventTooLarge``, or ``TransitionNotAllowed`` for an event illegal in its state; nothing
     is written in any of those cases.
     """
     acc = current if current is not None else empty_snapshot(course_id)
-    if acc["version"] != expected_version:
+    if acc["version"] != expected_version and not (
+        rebase is not None and acc["version"] > expected_version and rebase(acc)
+    ):
         raise ConcurrencyConflict(course_id, expected_version, acc["version"])
     if not events:
         raise ValueError("append needs at least one event")

@@ -38,6 +38,7 @@ from statemachine.ports import EventStore, Head, Tombstone
 from statemachine.store.appending import (
     FollowUp,
     Prepared,
+    Rebase,
     in_range,
     must_purge,
     prepare_append,
@@ -92,12 +93,13 @@ class FirestoreStore:
         events: Sequence[NewEvent],
         *,
         then: FollowUp | None = None,
+        rebase: Rebase | None = None,
     ) -> int:
         # Writers of one course in this process take turns (striped locks, bounded memory):
         # they would only abort each other's transactions; across processes, the retries
         # below sort contention from conflict.
         with self._stripes[hash(course_id) % len(self._stripes)]:
-            return self._append(course_id, expected_version, events, then)
+            return self._append(course_id, expected_version, events, then, rebase)
 
     def _append(
         self,
@@ -105,6 +107,7 @@ class FirestoreStore:
         expected_version: int,
         events: Sequence[NewEvent],
         then: FollowUp | None,
+        rebase: Rebase | None,
     ) -> int:
         head_ref = self._courses.document(course_id)
         deadline = time.monotonic() + _CONTENTION_S
@@ -112,11 +115,14 @@ class FirestoreStore:
             transaction = self.client.transaction(max_attempts=self.max_attempts)
             try:
                 prepared = _append_in(
-                    transaction, head_ref, course_id, expected_version, events, then
+                    transaction, head_ref, course_id, expected_version, events, then, rebase
                 )
             except gexc.AlreadyExists:
-                # An event document of this version exists: someone appended first.
-                raise self._conflict(course_id, expected_version) from None
+                # An event document of this version exists: someone appended first. With
+                # ``rebase`` the next try reads the head they left and decides on it.
+                if rebase is None or time.monotonic() > deadline:
+                    raise self._conflict(course_id, expected_version) from None
+                continue
             except (gexc.Aborted, ValueError) as err:
                 # Aborted while reading, or the client's commit retries ran out: contention.
                 # A conflict only if the head moved on; otherwise back off and try again.
@@ -124,7 +130,8 @@ class FirestoreStore:
                 if not contended:
                     raise
                 conflict = self._conflict(course_id, expected_version)
-                if conflict.actual != expected_version or time.monotonic() > deadline:
+                moved = conflict.actual != expected_version and rebase is None
+                if moved or time.monotonic() > deadline:
                     raise conflict from None
                 time.sleep(random.uniform(0, min(0.05 * 2 ** min(attempt, 5), 1.0)))
                 continue
@@ -290,10 +297,13 @@ def _append_in(
     expected_version: int,
     events: Sequence[NewEvent],
     then: FollowUp | None,
+    rebase: Rebase | None = None,
 ) -> Prepared:
     doc = head_ref.get(transaction=transaction)
     current = _snapshot(doc.to_dict()) if doc.exists else None
-    prepared = prepare_append(course_id, current, expected_version, events, then=then)
+    prepared = prepare_append(
+        course_id, current, expected_version, events, then=then, rebase=rebase
+    )
     events_ref = head_ref.collection("events")
     for env in prepared.envelopes:
         transaction.create(

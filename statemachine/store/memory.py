@@ -13,6 +13,7 @@ from statemachine.ports import EventStore, Head, Tombstone
 from statemachine.store.appending import (
     FollowUp,
     Prepared,
+    Rebase,
     in_range,
     is_active,
     must_purge,
@@ -45,11 +46,14 @@ class MemoryStore:
         events: Sequence[NewEvent],
         *,
         then: FollowUp | None = None,
+        rebase: Rebase | None = None,
     ) -> int:
         with self._lock:
             stored = self._heads.get(course_id)
             current = json.loads(stored[1]) if stored else None
-            prepared = prepare_append(course_id, current, expected_version, events, then=then)
+            prepared = prepare_append(
+                course_id, current, expected_version, events, then=then, rebase=rebase
+            )
             self._events.setdefault(course_id, []).extend(prepared.envelopes)
             self._write(course_id, prepared, touched_tasks(prepared.envelopes))
             return prepared.version

@@ -30,6 +30,7 @@ from statemachine.store import wal_sync
 from statemachine.store.appending import (
     FollowUp,
     Prepared,
+    Rebase,
     must_purge,
     prepare_append,
     then_at_exit,
@@ -217,6 +218,7 @@ class SqliteStore:
         events: Sequence[NewEvent],
         *,
         then: FollowUp | None = None,
+        rebase: Rebase | None = None,
     ) -> int:
         # Prepared (sealed, validated, folded, follow-ups decided) before the database's
         # writer lock, so the writers of several processes do their Python work at the same
@@ -230,8 +232,10 @@ class SqliteStore:
                 ).fetchone()
             current = _loads(row[0]) if row else None
             seen = (current["version"], current["last_hash"]) if current else None
-            prepared = prepare_append(course_id, current, expected_version, events, then=then)
-            job = _Append(course_id, expected_version, events, then, seen, prepared)
+            prepared = prepare_append(
+                course_id, current, expected_version, events, then=then, rebase=rebase
+            )
+            job = _Append(course_id, expected_version, events, then, rebase, seen, prepared)
             deferred = self._wal is not None and wal_sync.active()
             job.mode = "NORMAL" if deferred else self.synchronous
             if self._writer is None:
@@ -579,6 +583,7 @@ class _Append:
         "expected",
         "mode",
         "prepared",
+        "rebase",
         "seen",
         "then",
         "writes",
@@ -590,6 +595,7 @@ class _Append:
         expected: int,
         events: Sequence[NewEvent],
         then: FollowUp | None,
+        rebase: Rebase | None,
         seen: tuple[int, str] | None,
         prepared: Prepared,
     ) -> None:
@@ -597,6 +603,7 @@ class _Append:
         self.expected = expected
         self.events = events
         self.then = then
+        self.rebase = rebase
         self.seen = seen
         self.prepared: Prepared | None = prepared
         self.writes = _Writes.of(prepared)  # made before the lock, like the preparation
@@ -617,7 +624,12 @@ class _Append:
             current = _loads(moved[0]) if moved else None
             try:
                 self.prepared = prepare_append(
-                    self.course_id, current, self.expected, self.events, then=self.then
+                    self.course_id,
+                    current,
+                    self.expected,
+                    self.events,
+                    then=self.then,
+                    rebase=self.rebase,
                 )
             except Exception as err:  # the owner raises it
                 self.prepared, self.error = None, err

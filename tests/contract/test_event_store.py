@@ -17,7 +17,16 @@ from statemachine.events import CourseCancelled, TaskSucceeded
 from statemachine.ports import Tombstone
 from statemachine.reducer import fold
 from statemachine.timefmt import iso
-from tests.factories import T0, new, one_step_history, requested, scheduled, started, types
+from tests.factories import (
+    T0,
+    new,
+    one_step_history,
+    requested,
+    scheduled,
+    started,
+    succeeded,
+    types,
+)
 
 
 def test_append_assigns_gapless_versions(store):
@@ -32,6 +41,47 @@ def test_stale_append_is_rejected(store):
         store.append("c1", 0, [requested()])
     assert (err.value.expected, err.value.actual) == (0, 1)
     assert len(store.load("c1")) == 1
+
+
+def _siblings(store) -> None:
+    """Two tasks running side by side, the first one's result in (version 6)."""
+    store.append("c1", 0, [requested()])
+    store.append("c1", 1, [scheduled("c1"), scheduled("c1", step="transcribe", queue="q")])
+    store.append("c1", 3, [started("c1"), started("c1", step="transcribe")])
+    store.append("c1", 5, [succeeded("c1")])
+
+
+def test_a_stale_append_goes_after_the_head_when_rebase_says_it_still_holds(store):
+    _siblings(store)
+    seen: list[int] = []
+
+    def holds(snapshot):
+        seen.append(snapshot["version"])
+        return snapshot["tasks"]["transcribe"]["status"] == "running"
+
+    # decided at version 5; the sibling's result moved the head to 6 meanwhile
+    assert store.append("c1", 5, [succeeded("c1", step="transcribe")], rebase=holds) == 7
+    assert seen and seen[-1] == 6
+    history = store.load("c1")
+    assert [e.version for e in history] == list(range(1, 8))
+    assert types(history)[-2:] == ["TaskSucceeded", "TaskSucceeded"]
+    verify("c1", history, store.head("c1"))
+
+
+def test_a_rebase_that_does_not_hold_is_a_conflict(store):
+    _siblings(store)
+    with pytest.raises(ConcurrencyConflict) as err:
+        store.append("c1", 5, [succeeded("c1", step="transcribe")], rebase=lambda s: False)
+    assert (err.value.expected, err.value.actual) == (5, 6)
+    assert store.head("c1").version == 6
+
+
+def test_a_rebased_event_the_head_refuses_is_refused(store):
+    _siblings(store)
+    # prepare_video succeeded at version 6: its result again is illegal after that head
+    with pytest.raises(TransitionNotAllowed):
+        store.append("c1", 5, [succeeded("c1")], rebase=lambda s: True)
+    assert store.head("c1").version == 6
 
 
 def test_events_of_one_command_land_together_or_not_at_all(store):

@@ -23,7 +23,7 @@ from bridge.settings import Settings
 from bridge.wire import course_id_for
 from handlers.registry import StepContext, StepFn, StepResult, real_steps
 from statemachine.envelope import NewEvent
-from statemachine.store.appending import FollowUp
+from statemachine.store.appending import FollowUp, Rebase
 from statemachine.store.sqlite import SqliteStore
 
 MESSAGE_ID = "crash-test-1"
@@ -99,13 +99,14 @@ class PausingStore(SqliteStore):
         events: Sequence[NewEvent],
         *,
         then: FollowUp | None = None,
+        rebase: Rebase | None = None,
     ) -> int:
         if self.pause.kind == "commit" and any(self._matches(e) for e in events):
             _pending.pause = self.pause
         if self.pause.kind == "commit" and then is not None:
             then = self._watching(then)
         try:
-            return super().append(course_id, expected_version, events, then=then)
+            return super().append(course_id, expected_version, events, then=then, rebase=rebase)
         finally:
             _pending.pause = None
 

@@ -96,8 +96,9 @@ class Driver:
                     task=name,
                     idempotency_key=key,
                     attempt=task.attempts,
-                    outputs={},
+                    outputs={"out": f"gs://b/{name}"},
                     duration_ms=1,
+                    metering={"usd": 0.01},
                     summary={fan[task.step]: 3} if task.step in fan else {},
                 )
             ],
@@ -109,6 +110,7 @@ class Driver:
                     error_type="E",
                     message="m",
                     retryable=True,
+                    metering={"usd": 0.01, "model": "m"},
                 )
             ],
             "fail_hard": [
@@ -122,7 +124,13 @@ class Driver:
                 )
             ],
             "exhaust": [
-                TaskExhausted(task=name, idempotency_key=key, attempts=task.attempts, error="e")
+                TaskExhausted(
+                    task=name,
+                    idempotency_key=key,
+                    attempts=task.attempts,
+                    error="e",
+                    metering={"usd": 0.01},
+                )
             ],
         }[move[0]]
         self.push(events)

@@ -411,11 +411,11 @@ class RefusingStore(MemoryStore):
         super().__init__()
         self.refused = 0
 
-    def append(self, course_id, expected_version, events, *, then=None):
+    def append(self, course_id, expected_version, events, *, then=None, rebase=None):
         if any(e.type == "TaskScheduled" for e in events):
             self.refused += 1
             raise TransitionNotAllowed("requested", "TaskScheduled", "refused by the fake")
-        return super().append(course_id, expected_version, events, then=then)
+        return super().append(course_id, expected_version, events, then=then, rebase=rebase)
 
 
 def test_a_refused_append_is_reported_at_once_with_its_event_and_state(clock, recording):
@@ -435,10 +435,10 @@ def test_a_refused_append_is_reported_at_once_with_its_event_and_state(clock, re
 class ConflictingStore(MemoryStore):
     """A store that always has moved on by the time an append arrives."""
 
-    def append(self, course_id, expected_version, events, *, then=None):
+    def append(self, course_id, expected_version, events, *, then=None, rebase=None):
         if any(e.type == "TaskScheduled" for e in events):
             raise ConcurrencyConflict(course_id, expected_version, expected_version + 1)
-        return super().append(course_id, expected_version, events, then=then)
+        return super().append(course_id, expected_version, events, then=then, rebase=rebase)
 
 
 def test_a_lost_race_is_retried_then_reported_with_the_versions_it_saw(clock, recording):

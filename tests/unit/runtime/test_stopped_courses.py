@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from handlers.endpoint import TaskEndpoint
 from handlers.outcomes import Answer
 from handlers.registry import StepContext, StepResult, TransientStepError
 from statemachine.audit import verify
@@ -132,5 +133,43 @@ def test_a_result_after_a_pause_is_recorded_and_waits_for_resume(env, caplog):
     operator(env, course, CourseResumed(reason="budget raised"))
     env.rt.bridge.advance(course)
     assert {"transcribe_chunk#0", "extract_frames"} <= set(env.store.head(course).snapshot["tasks"])
+    assert_verifies(env, course)
+    no_tracebacks(caplog)
+
+
+@pytest.mark.parametrize("retry", [0, 2])
+def test_a_result_after_the_head_moved_on_without_touching_its_task(
+    env, caplog, monkeypatch, retry
+):
+    # Paused and resumed while the step ran: the head moved, the course is running again and
+    # the task is as the delivery saw it. A first attempt's result goes after the new head as
+    # is (``EventStore.append(rebase=)``), without reading the course again; a retry, whose
+    # TaskStarted is in the history but not in the course it read first, reads it again.
+    course = env.ingest("m1")
+    gate = Gate(env)
+    reloads: list[str] = []
+    reloaded = TaskEndpoint._reloaded
+
+    def counting(self, d):
+        reloads.append(d.name)
+        return reloaded(self, d)
+
+    monkeypatch.setattr(TaskEndpoint, "_reloaded", counting)
+
+    def pause_and_resume() -> None:
+        operator(env, course, CoursePaused(reason="a look"))
+        operator(env, course, CourseResumed(reason="fine"))
+
+    answer = gate.run_while(env, env.payload(course), pause_and_resume, retry=retry)
+
+    assert answer.status == 200 and answer.body["status"] == "succeeded"
+    assert reloads == ([] if retry == 0 else ["prepare_video"])
+    types = [e.type for e in env.store.load(course)]
+    assert types[types.index("CoursePaused") :][:3] == [
+        "CoursePaused",
+        "CourseResumed",
+        "TaskStarted" if retry == 0 else "TaskSucceeded",
+    ]
+    assert task(env, course)["status"] == "succeeded"
     assert_verifies(env, course)
     no_tracebacks(caplog)
