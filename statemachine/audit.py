@@ -99,8 +99,8 @@ def _fold(course_id: str, events: Iterable[Envelope]) -> Folded:
 
 def _fold_stored(course_id: str, events: StoredEvents) -> Folded | None:
     """``_fold`` on the stored rows themselves, without an ``Envelope`` per event (the bulk
-    audit's path: about half the time of decoding first); None at the first thing wrong, which
-    ``_fold`` then names."""
+    audit's path: 15-25 % less time than decoding first); None at the first thing wrong,
+    which ``_fold`` then names."""
     acc = empty_snapshot(course_id)
     prev = GENESIS_HASH
     expected = 1
@@ -129,7 +129,7 @@ def _fold_stored(course_id: str, events: StoredEvents) -> Folded | None:
             if (etype, body["schema_version"]) in UPCASTERS:  # as ``decode`` does
                 data = upcast(etype, body["schema_version"], data)
             at = body["occurred_at"]
-            # ``apply_fields`` inline: the version was checked above, and anything it would
+            # ``apply_into`` inline: the version was checked above, and anything it would
             # raise (an unknown type, a refused or malformed event) sends this to ``_fold``.
             handlers[etype](acc, etype, data, at)
             acc["version"] = expected
